@@ -1,0 +1,1 @@
+"""lecturenn: the classic neural-network lecture, in PyTorch."""
