@@ -1,1 +1,41 @@
-"""lecturenn: the classic neural-network lecture, in PyTorch."""
+"""lecturenn: the classic neural-network lecture, in PyTorch.
+
+Multilayer perceptrons whose weights are the lecture's Θ^(l) matrices (bias in column 0), whose
+backpropagation is the lecture's δ-recursion written by hand, cross-checked against torch autograd.
+
+>>> import lecturenn as ln
+>>> net = ln.ThetaMLP([400, 25, 10], hidden="sigmoid", output="sigmoid")
+>>> [tuple(t.shape) for t in net.thetas]
+[(25, 401), (10, 26)]
+"""
+
+from .activations import ACTIVATIONS, Activation, get_activation, register_activation
+from .backprop import Backprop, backpropagate
+from .gradcheck import GradientCheck, gradient_check
+from .heads import HEADS, Head, get_head
+from .network import Propagation, ThetaMLP
+from .perceptron import PerceptronResult, batch_perceptron, perceptron_rule
+from .theta import ThetaLinear, init_theta
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "Backprop",
+    "GradientCheck",
+    "HEADS",
+    "Head",
+    "PerceptronResult",
+    "Propagation",
+    "ThetaLinear",
+    "ThetaMLP",
+    "backpropagate",
+    "batch_perceptron",
+    "get_activation",
+    "get_head",
+    "gradient_check",
+    "init_theta",
+    "perceptron_rule",
+    "register_activation",
+]

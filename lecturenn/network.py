@@ -1,0 +1,275 @@
+"""ThetaMLP: a multilayer perceptron whose parameters are the lecture's Θ^(1..L).
+
+    a^(1) = x,   z^(l+1) = Θ^(l) [1; a^(l)],   a^(l+1) = g(z^(l+1)),   h_Θ(x) = a^(L+1) = head(z^(L+1))
+
+    J(Θ) = J_data(h, y) + λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²       (bias column j = 0 not penalised)
+
+``backprop="manual"`` differentiates through :class:`lecturenn.backprop.ThetaForward` (the
+δ-recursion) and :class:`~lecturenn.backprop.HeadCost` (δ^(L+1) = a − y); ``"autograd"`` runs the
+same forward in plain torch ops and lets torch differentiate it. Either way
+``net.cost(X, Y, lam).backward()`` leaves D^(l) = ∂J/∂Θ^(l) in ``net.thetas[l-1].grad``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from numbers import Real
+
+import torch
+from torch import Tensor, nn
+
+from .activations import get_activation
+from .backprop import head_cost, ridge_penalty, theta_forward
+from .heads import get_head
+from .theta import init_theta, make_generator
+
+__all__ = ["ThetaMLP", "Propagation", "BACKPROPS"]
+
+BACKPROPS = ("manual", "autograd")
+
+
+@dataclass
+class Propagation:
+    """Forward propagation by layer number: ``a[l]`` for l = 1..L+1, ``z[l]`` for l = 2..L+1."""
+
+    a: dict[int, Tensor]
+    z: dict[int, Tensor]
+
+    @property
+    def h(self) -> Tensor:
+        """h_Θ(x) = a^(L+1)."""
+        return self.a[max(self.a)]
+
+
+def _check_sizes(sizes) -> list[int]:
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(f"sizes must be a list of layer widths like [400, 25, 10], got {sizes!r}")
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least 2 layers (input and output), got {sizes}")
+    for j, s in enumerate(sizes, start=1):
+        if isinstance(s, bool) or not isinstance(s, int) or s < 1:
+            raise ValueError(f"sizes[{j - 1}] (s_{j}, units in layer {j}) must be an int >= 1, got {s!r}")
+    return sizes
+
+
+def _check_lam(lam) -> float:
+    if isinstance(lam, Tensor) and lam.numel() == 1:
+        lam = lam.item()
+    if isinstance(lam, bool) or not isinstance(lam, Real):
+        raise TypeError(f"lam (λ) must be a real number, got {type(lam).__name__}")
+    lam = float(lam)
+    if not math.isfinite(lam) or lam < 0:
+        raise ValueError(f"lam (λ) must be a finite number >= 0, got {lam}")
+    return lam
+
+
+class ThetaMLP(nn.Module):
+    r"""Multilayer perceptron in the lecture's notation.
+
+    Args:
+        sizes: [s_1, s_2, …, s_{L+1}], units per layer without bias units, e.g. ``[400, 25, 10]``.
+        hidden: hidden activation g: ``"sigmoid"``, ``"tanh"``, ``"softplus"``, ``"relu"``, ``"identity"``.
+        output: output head: ``"sigmoid"`` (binary / one-vs-rest multi-label), ``"softmax"``
+            (multi-class), ``"identity"`` (regression).
+        backprop: ``"manual"`` (the δ-recursion, default) or ``"autograd"`` (torch differentiates).
+        init: ``"glorot"`` (U(±√6/√(s_l+s_{l+1})), default), ``"epsilon"`` (U(±epsilon)) or ``"zeros"``.
+        epsilon: ε for ``init="epsilon"`` (0.12 as in the classic exercise).
+        generator: int seed or ``torch.Generator`` for a reproducible initialisation.
+        device, dtype: where Θ lives (like ``nn.Linear``).
+
+    Shape:
+        ``net(x)``: (n, s_1) -> (n, s_{L+1}).
+
+    Attributes:
+        thetas: ``nn.ParameterList`` of Θ^(1..L); Θ^(l) has shape (s_{l+1}, s_l + 1) and its column 0
+            multiplies the bias unit a_0 = 1. ``net.theta(l)`` is Θ^(l), 1-indexed.
+        validate_inputs: check values (NaN/inf, label range) on every call (default True). The
+            training loop turns it off after validating its data once; shapes and dtypes are
+            always checked.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        hidden: str = "sigmoid",
+        output: str = "sigmoid",
+        backprop: str = "manual",
+        init: str = "glorot",
+        epsilon: float = 0.12,
+        generator: int | torch.Generator | None = None,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.sizes = _check_sizes(sizes)
+        self.activation = get_activation(hidden)
+        self.head = get_head(output)
+        if backprop not in BACKPROPS:
+            raise ValueError(f"unknown backprop {backprop!r}; choose one of {list(BACKPROPS)}")
+        if self.head.name == "softmax" and self.sizes[-1] < 2:
+            raise ValueError("the softmax head needs at least 2 outputs; use output='sigmoid' for K = 1")
+        self.backprop = backprop
+        self.validate_inputs = True
+        self.thetas = nn.ParameterList(
+            nn.Parameter(torch.empty(s_next, s + 1, device=device, dtype=dtype))
+            for s, s_next in zip(self.sizes[:-1], self.sizes[1:])
+        )
+        self.reset_parameters(init, epsilon, generator)
+
+    # -- structure ------------------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        """L, the number of Θ matrices (the network has L + 1 layers of units)."""
+        return len(self.thetas)
+
+    def theta(self, l: int) -> nn.Parameter:
+        """Θ^(l), 1-indexed like the lecture (l = 1..L)."""
+        if isinstance(l, bool) or not isinstance(l, int) or not 1 <= l <= self.num_layers:
+            raise IndexError(f"Θ^(l) exists for l = 1..{self.num_layers}, got l = {l!r}")
+        return self.thetas[l - 1]
+
+    @property
+    def config(self) -> dict:
+        """The constructor arguments that define the architecture (for checkpoints and copies)."""
+        return {
+            "sizes": list(self.sizes),
+            "hidden": self.activation.name,
+            "output": self.head.name,
+            "backprop": self.backprop,
+        }
+
+    def reset_parameters(self, init: str = "glorot", epsilon: float = 0.12, generator=None) -> None:
+        """Re-initialise every Θ^(l) (see :func:`lecturenn.theta.init_theta`)."""
+        gen = make_generator(generator)
+        for theta in self.thetas:
+            init_theta(theta, init, epsilon, gen)
+
+    def __repr__(self) -> str:  # Θ shapes instead of the ParameterList's "Parameter containing"
+        body = "\n  ".join(self.extra_repr().split("\n"))
+        return f"{type(self).__name__}(\n  {body}\n)"
+
+    def extra_repr(self) -> str:
+        lines = [
+            f"sizes={self.sizes}, hidden={self.activation.name}, output={self.head.name}, "
+            f"backprop={self.backprop}"
+        ]
+        for l, theta in enumerate(self.thetas, start=1):
+            g = f"head {self.head.name}" if l == self.num_layers else f"g = {self.activation.name}"
+            lines.append(f"Θ^({l}): {tuple(theta.shape)}  layer {l} -> {l + 1}, {g}")
+        lines.append(f"parameters: {sum(t.numel() for t in self.thetas)}")
+        return "\n".join(lines)
+
+    # -- checks ---------------------------------------------------------------------------------
+    def _check_X(self, X) -> Tensor:
+        """Structural checks on X (no pass over the data): type, 2-D, s_1 columns, dtype, device."""
+        ref = self.thetas[0]
+        if not isinstance(X, Tensor):
+            try:
+                X = torch.as_tensor(X, dtype=ref.dtype, device=ref.device)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise TypeError(f"X must be a tensor or array of numbers: {err}") from None
+        if X.ndim != 2:
+            hint = "; for one example use x.unsqueeze(0)" if X.ndim == 1 else ""
+            raise ValueError(f"X must be 2-D (n, s_1) = (n, {self.sizes[0]}), got shape {tuple(X.shape)}{hint}")
+        if X.shape[1] != self.sizes[0]:
+            raise ValueError(f"X has {X.shape[1]} features (columns) but the network's input layer has s_1 = {self.sizes[0]} units")
+        if X.shape[0] == 0:
+            raise ValueError("X has no rows")
+        if not X.is_floating_point():
+            raise TypeError(f"X must hold floating-point numbers, got dtype {X.dtype}; use X.to({ref.dtype})")
+        if X.dtype != ref.dtype:
+            raise TypeError(f"X has dtype {X.dtype} but Θ is {ref.dtype}; convert one of them (X.to({ref.dtype}) or net.to({X.dtype}))")
+        if X.device != ref.device:
+            raise ValueError(f"X is on {X.device} but Θ is on {ref.device}; move one of them (X.to('{ref.device}') or net.to('{X.device}'))")
+        return X
+
+    def check_batch(self, X, Y, lam: float = 0.0) -> tuple[Tensor, Tensor]:
+        """Full validation of a batch, values included; returns (X, Y) ready for the cost."""
+        _check_lam(lam)
+        X = self._check_X(X)
+        Y = self.head.prepare_targets(Y, X.shape[0], self.sizes[-1], X.dtype, X.device)
+        self.head.check_index_range(Y, self.sizes[-1])
+        self._diagnose(X, Y)
+        return X, Y
+
+    def _diagnose(self, X: Tensor, Y: Tensor | None = None, J: Tensor | None = None) -> None:
+        """Raise a clear error naming the first bad thing: X, Y, Θ, then J itself."""
+        bad = ~torch.isfinite(X)
+        if bad.any():
+            i, j = (int(v) for v in bad.nonzero()[0])
+            raise ValueError(f"X contains NaN or inf ({int(bad.sum())} entries; first at row {i}, column {j})")
+        if Y is not None:
+            if Y.is_floating_point() and not torch.isfinite(Y).all():
+                raise ValueError("Y contains NaN or inf")
+            if not self.head.targets_valid(Y):
+                raise ValueError(self.head.describe_bad_targets(Y))
+        for l, theta in enumerate(self.thetas, start=1):
+            if not torch.isfinite(theta).all():
+                raise FloatingPointError(
+                    f"Θ^({l}) contains NaN or inf: training has diverged (try a smaller learning rate)"
+                )
+        if J is not None and not torch.isfinite(J):
+            raise FloatingPointError(f"J(Θ) = {J.item()} is not finite although X, Y and Θ are: the output overflowed")
+
+    # -- forward propagation --------------------------------------------------------------------
+    def logits(self, X: Tensor) -> Tensor:
+        """z^(L+1) (n, s_{L+1}) for an already-checked X."""
+        if self.backprop == "manual":
+            return theta_forward(X, list(self.thetas), self.activation)
+        a = X
+        for l, theta in enumerate(self.thetas, start=1):
+            z = torch.addmm(theta[:, 0], a, theta[:, 1:].t())  # (n, s_{l+1})
+            a = self.activation.g(z) if l < self.num_layers else z
+        return z
+
+    def forward(self, x: Tensor) -> Tensor:
+        """h_Θ(x) = a^(L+1): (n, s_1) -> (n, s_{L+1})."""
+        x = self._check_X(x)
+        if self.validate_inputs and not torch.isfinite(x).all():
+            self._diagnose(x)
+        return self.head.h(self.logits(x))
+
+    def propagate(self, x: Tensor) -> Propagation:
+        """Forward propagation layer by layer, returning a^(1..L+1) and z^(2..L+1) by layer number."""
+        x = self._check_X(x)
+        a, z = {1: x}, {}
+        for l, theta in enumerate(self.thetas, start=1):
+            z[l + 1] = torch.addmm(theta[:, 0], a[l], theta[:, 1:].t())  # (n, s_{l+1})
+            a[l + 1] = self.activation.g(z[l + 1]) if l < self.num_layers else self.head.h(z[l + 1])
+        return Propagation(a=a, z=z)
+
+    # -- cost -----------------------------------------------------------------------------------
+    def penalty(self, lam: float, n: int) -> Tensor:
+        """R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²; the bias column is never regularised."""
+        if self.backprop == "manual":
+            return ridge_penalty(list(self.thetas), lam / (2 * n))
+        return (lam / (2 * n)) * sum(theta[:, 1:].pow(2).sum() for theta in self.thetas)
+
+    def cost(self, X, Y, lam: float = 0.0) -> Tensor:
+        """J(Θ) on the batch (X, Y) with regularisation λ (a 0-d tensor).
+
+        ``J.backward()`` fills ``thetas[l-1].grad`` with D^(l) = Δ^(l)/n + (λ/n)[0 | Θ^(l)_{:,1:}].
+        Raises ``ValueError``/``TypeError`` for bad X, Y or λ before any gradient is written.
+        """
+        lam = _check_lam(lam)
+        X = self._check_X(X)
+        n, K = X.shape[0], self.sizes[-1]
+        Y = self.head.prepare_targets(Y, n, K, X.dtype, X.device)
+        if self.validate_inputs:
+            self.head.check_index_range(Y, K)
+        z = self.logits(X)  # (n, K)
+        if self.backprop == "manual":
+            J = head_cost(z, Y, self.head) / n
+        else:
+            J = self.head.cost_sum(z, Y) / n
+        if lam > 0:
+            J = J + self.penalty(lam, n)
+        if self.validate_inputs:
+            # one fused check and a single host sync; diagnose only when something is wrong
+            ok = torch.isfinite(X).all() & self.head.targets_valid(Y) & torch.isfinite(J)
+            if not ok:
+                self._diagnose(X, Y, J)
+        return J

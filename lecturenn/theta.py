@@ -1,0 +1,112 @@
+"""Θ matrices: initialisation and :class:`ThetaLinear`, one layer z = Θ [1; a].
+
+Initialisation (the lecture: "initialise randomly, NOT to 0" — with Θ = 0 every hidden unit
+computes the same function and receives the same update, so they stay identical forever):
+
+* ``"glorot"`` (default): Θ_ij ~ U(−ε, ε) with ε = √6 / √(s_l + s_{l+1}), per layer;
+* ``"epsilon"``: Θ_ij ~ U(−ε, ε) with a fixed ε (``epsilon``, 0.12 in the classic exercise);
+* ``"zeros"``: Θ = 0 — exists only to demonstrate the symmetry problem.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .activations import get_activation
+
+__all__ = ["INITS", "init_theta", "make_generator", "ThetaLinear"]
+
+INITS = ("glorot", "epsilon", "zeros")
+
+
+def make_generator(seed: int | torch.Generator | None, device=None) -> torch.Generator | None:
+    """A ``torch.Generator`` from an int seed (None → torch's global RNG)."""
+    if seed is None or isinstance(seed, torch.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}")
+    gen = torch.Generator(device=device if device is not None else "cpu")
+    gen.manual_seed(seed)
+    return gen
+
+
+@torch.no_grad()
+def init_theta(
+    theta: Tensor,
+    init: str = "glorot",
+    epsilon: float = 0.12,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Fill Θ of shape (s_{l+1}, s_l + 1) in place (see the module docstring); returns Θ."""
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {list(INITS)}")
+    if init == "zeros":
+        return theta.zero_()
+    s_out, s_in = theta.shape[0], theta.shape[1] - 1
+    eps = math.sqrt(6.0) / math.sqrt(s_in + s_out) if init == "glorot" else float(epsilon)
+    if not eps > 0:
+        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    if generator is not None and generator.device != theta.device:
+        # draw on the generator's device, then move: same numbers on CPU and CUDA for one seed
+        values = torch.empty(theta.shape, dtype=theta.dtype, device=generator.device)
+        return theta.copy_(values.uniform_(-eps, eps, generator=generator))
+    return theta.uniform_(-eps, eps, generator=generator)
+
+
+class ThetaLinear(nn.Module):
+    r"""One layer in the lecture's notation: :math:`a' = g(z),\ z = Θ [1; a]`.
+
+    The single-neuron slide ("linear regression + activation") is ``ThetaLinear(s, 1, "sigmoid")``.
+
+    Args:
+        in_features: s_l, units feeding the layer (the bias unit a_0 = 1 is not counted).
+        out_features: s_{l+1}.
+        activation: name of g (``"identity"`` gives z itself).
+        init, epsilon, generator: see :func:`init_theta`.
+
+    Shape:
+        input (n, s_l) -> output (n, s_{l+1}).
+
+    Attributes:
+        theta: Θ of shape (s_{l+1}, s_l + 1); column 0 multiplies a_0 = 1 (the bias).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        activation: str = "identity",
+        init: str = "glorot",
+        epsilon: float = 0.12,
+        generator: int | torch.Generator | None = None,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.in_features, self.out_features = in_features, out_features
+        self.activation = get_activation(activation)
+        self.theta = nn.Parameter(torch.empty(out_features, in_features + 1, device=device, dtype=dtype))
+        self.reset_parameters(init, epsilon, generator)
+
+    def reset_parameters(self, init: str = "glorot", epsilon: float = 0.12, generator=None) -> None:
+        init_theta(self.theta, init, epsilon, make_generator(generator))
+
+    def forward(self, a: Tensor) -> Tensor:
+        if a.ndim != 2 or a.shape[1] != self.in_features:
+            raise ValueError(
+                f"input must have shape (n, {self.in_features}), got {tuple(a.shape)}"
+            )
+        z = torch.addmm(self.theta[:, 0], a, self.theta[:, 1:].t())  # (n, s_{l+1})
+        return self.activation.g(z)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"Θ: {tuple(self.theta.shape)}, g={self.activation.name}"
+        )
