@@ -56,9 +56,7 @@ def _relu_backward(delta: Tensor, a: Tensor) -> Tensor:
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation(
-        "sigmoid", torch.sigmoid, lambda a: a * (1 - a), torch.ops.aten.sigmoid_backward
-    ),
+    "sigmoid": Activation("sigmoid", torch.sigmoid, lambda a: a * (1 - a), torch.ops.aten.sigmoid_backward),
     "tanh": Activation("tanh", torch.tanh, lambda a: 1 - a * a, torch.ops.aten.tanh_backward),
     "softplus": Activation("softplus", torch.nn.functional.softplus, lambda a: -torch.expm1(-a)),
     "relu": Activation("relu", torch.relu, lambda a: (a > 0).to(a.dtype), _relu_backward),
@@ -75,9 +73,7 @@ def get_activation(name: str | Activation) -> Activation:
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}"
-        ) from None
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
 
 
 def register_activation(

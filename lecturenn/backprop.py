@@ -24,37 +24,80 @@ from torch.autograd.function import once_differentiable
 from .activations import Activation
 from .heads import Head
 
-__all__ = [
-    "ThetaForward",
-    "HeadCost",
-    "RidgePenalty",
-    "theta_forward",
-    "head_cost",
-    "ridge_penalty",
-    "Backprop",
-    "backpropagate",
-]
+__all__ = ["ThetaForward", "ThetaCost", "theta_forward", "theta_cost", "Backprop", "backpropagate"]
 
 
-class ThetaForward(torch.autograd.Function):
+def _forward_layers(x: Tensor, thetas, activation: Activation, keep: bool):
+    """Forward propagation; returns z^(L+1) and, if ``keep``, the hidden activations a^(2..L)."""
+    a, hidden = x, []
+    for theta in thetas[:-1]:
+        z = torch.addmm(theta[:, 0], a, theta[:, 1:].t())  # (n, s_l) @ (s_l, s_{l+1}) -> (n, s_{l+1})
+        a = activation.g(z)
+        if keep:
+            hidden.append(a)
+    theta = thetas[-1]
+    return torch.addmm(theta[:, 0], a, theta[:, 1:].t()), hidden  # z^(L+1) (n, s_{L+1})
+
+
+def _backward_layers(delta: Tensor, activations, thetas, activation: Activation, needs_x, needs_theta):
+    """The δ-recursion from δ^(L+1) (already scaled by ∂J/∂z^(L+1)) down to the lowest layer that
+    needs a gradient. ``activations`` are a^(1..L) (a^(1) = x). Returns (∂J/∂x, [Δ^(1..L)])."""
+    L = len(thetas)
+    stop = -1 if needs_x else min((l for l in range(L) if needs_theta[l]), default=0)
+    grads: list[Tensor | None] = [None] * L
+    grad_x = None
+    delta = delta.contiguous()
+    for l in reversed(range(L)):  # 0-based: thetas[l] is Θ^(l+1), activations[l] is a^(l+1)
+        a, theta = activations[l], thetas[l]
+        if needs_theta[l]:
+            # Δ^(l) = δ^(l+1)ᵀ [1, a^(l)], written in one contiguous (s_{l+1}, s_l + 1) tensor
+            grad = torch.empty_like(theta, memory_format=torch.contiguous_format)
+            torch.sum(delta, dim=0, out=grad[:, 0])  # bias column: Σ_i δ^(l+1)_i
+            torch.mm(delta.t(), a, out=grad[:, 1:])  # (s_{l+1}, n) @ (n, s_l)
+            grads[l] = grad
+        if l == stop or (l == 0 and not needs_x):
+            break
+        delta = delta @ theta[:, 1:]  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
+        if l == 0:
+            grad_x = delta  # the input layer has no g'
+        else:
+            delta = activation.backward(delta, a)  # δ^(l) = (Θ_{:,1:})ᵀ δ^(l+1) .* g'(z^(l))
+    return grad_x, grads
+
+
+def _keep(x: Tensor, thetas) -> bool:
+    """Save activations only when a gradient can flow (nothing is saved under ``no_grad``)."""
+    return torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))
+
+
+class _Function(torch.autograd.Function):
+    """``autograd.Function`` whose ``apply`` skips torch's per-call ``inspect.signature`` binding.
+
+    ``Function.apply`` binds arguments to fill in defaults whenever ``setup_context`` is defined
+    (about 50 µs a call, a quarter of a tiny net's training step). Our forwards take positional
+    arguments only, so outside functorch transforms and ``torch.compile`` we go straight to the
+    C++ apply; inside them, torch's own path is used unchanged.
+    """
+
+    @classmethod
+    def apply(cls, *args):
+        if torch._C._are_functorch_transforms_active() or torch.compiler.is_compiling():
+            return super().apply(*args)
+        return super(torch.autograd.Function, cls).apply(*args)
+
+
+class ThetaForward(_Function):
     """z^(L+1) from x through Θ^(1..L); backward is the δ-recursion.
 
     Inputs: ``x`` (n, s_1), the hidden :class:`Activation`, ``keep`` (save activations for
-    backward?), then Θ^(1), …, Θ^(L). Output: z^(L+1) (n, s_{L+1}), plus the hidden activations
-    a^(2..L) as extra non-differentiable outputs (the ``setup_context`` idiom for saving
-    intermediates); :func:`theta_forward` returns only z^(L+1).
+    backward?), then Θ^(1), …, Θ^(L). Outputs: z^(L+1) (n, s_{L+1}) and the hidden activations
+    a^(2..L) as non-differentiable extras (the ``setup_context`` idiom for saving intermediates);
+    :func:`theta_forward` returns only z^(L+1).
     """
 
     @staticmethod
     def forward(x: Tensor, activation: Activation, keep: bool, *thetas: Tensor):
-        a, hidden = x, []
-        for theta in thetas[:-1]:
-            z = torch.addmm(theta[:, 0], a, theta[:, 1:].t())  # (n, s_{l+1})
-            a = activation.g(z)
-            if keep:
-                hidden.append(a)
-        theta = thetas[-1]
-        z_out = torch.addmm(theta[:, 0], a, theta[:, 1:].t())  # (n, s_{L+1})
+        z_out, hidden = _forward_layers(x, thetas, activation, keep)
         return (z_out, *hidden)
 
     @staticmethod
@@ -70,99 +113,73 @@ class ThetaForward(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_z, *_unused_hidden_grads):
-        L = ctx.num_layers
-        saved = ctx.saved_tensors
-        activations, thetas = saved[:L], saved[L:]  # a^(1..L) (n, s_l); Θ^(1..L)
-        needs_x, needs_theta = ctx.needs_input_grad[0], ctx.needs_input_grad[3:]
-        # The recursion stops at the lowest Θ that needs a gradient (or runs down to x).
-        stop = -1 if needs_x else min((l for l in range(L) if needs_theta[l]), default=0)
-        grads: list[Tensor | None] = [None] * L
-        grad_x = None
-        delta = grad_z.contiguous()  # δ^(L+1), already scaled by ∂J/∂z (e.g. 1/n from the cost)
-        for l in reversed(range(L)):  # 0-based: thetas[l] is Θ^(l+1), activations[l] is a^(l+1)
-            a, theta = activations[l], thetas[l]
-            if needs_theta[l]:
-                # Δ^(l) = δ^(l+1)ᵀ [1, a^(l)], written in one contiguous (s_{l+1}, s_l + 1) tensor.
-                grad = torch.empty_like(theta, memory_format=torch.contiguous_format)
-                torch.sum(delta, dim=0, out=grad[:, 0])  # bias column: Σ_i δ^(l+1)_i
-                torch.mm(delta.t(), a, out=grad[:, 1:])  # (s_{l+1}, n) @ (n, s_l)
-                grads[l] = grad
-            if l == stop or (l == 0 and not needs_x):
-                break
-            delta = delta @ theta[:, 1:]  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
-            if l == 0:
-                grad_x = delta  # the input layer has no g'
-            else:
-                delta = ctx.activation.backward(delta, a)  # δ^(l) = ... .* g'(z^(l)), from a^(l)
+        L, saved = ctx.num_layers, ctx.saved_tensors
+        grad_x, grads = _backward_layers(
+            grad_z,
+            saved[:L],
+            saved[L:],
+            ctx.activation,
+            ctx.needs_input_grad[0],
+            ctx.needs_input_grad[3:],
+        )
         return (grad_x, None, None, *grads)
 
 
 def theta_forward(x: Tensor, thetas, activation: Activation) -> Tensor:
-    """z^(L+1) through the manual Function; saves activations only when a gradient can flow."""
-    keep = torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))
-    return ThetaForward.apply(x, activation, keep, *thetas)[0]
+    """z^(L+1) through :class:`ThetaForward`."""
+    return ThetaForward.apply(x, activation, _keep(x, thetas), *thetas)[0]
 
 
-class HeadCost(torch.autograd.Function):
-    """n · J_data from z^(L+1), with the lecture's output error as its gradient.
+class ThetaCost(_Function):
+    """J(Θ) on a batch, with the whole of the lecture's backpropagation as its backward:
 
-    backward: ∂J/∂z^(L+1) = δ^(L+1) · (grad_out) with δ^(L+1) = h − y (or 2(h − y)); the caller
-    divides by n, so the gradients reaching Θ are Δ^(l)/n.
+        δ^(L+1) = a^(L+1) − y,   δ^(l) = (Θ^(l)_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)),
+        D^(l) = Δ^(l)/n + (λ/n) [0 | Θ^(l)_{:,1:}]
+
+    Inputs: X (n, s_1), prepared targets Y, the :class:`Activation`, the :class:`Head`, λ,
+    ``keep``, then Θ^(1..L). Outputs: J (0-d), then z^(L+1) and a^(2..L) as saved extras.
     """
 
     @staticmethod
-    def forward(z: Tensor, Y: Tensor, head: Head) -> Tensor:
-        return head.cost_sum(z, Y)
+    def forward(X, Y, activation: Activation, head: Head, lam: float, keep: bool, *thetas):
+        n = X.shape[0]
+        z_out, hidden = _forward_layers(X, thetas, activation, keep)
+        J = head.cost_sum(z_out, Y) / n
+        if lam > 0:  # R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²
+            J = J + (lam / (2 * n)) * sum(theta[:, 1:].pow(2).sum() for theta in thetas)
+        return (J, z_out, *hidden)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        z, Y, head = inputs
-        ctx.head = head
-        ctx.save_for_backward(z, Y)
+        X, Y, activation, head, lam, keep, *thetas = inputs
+        ctx.activation, ctx.head, ctx.lam, ctx.num_layers = activation, head, lam, len(thetas)
+        if keep:
+            z_out, *hidden = output[1:]
+            ctx.mark_non_differentiable(z_out, *hidden)
+            ctx.save_for_backward(X, *hidden, *thetas, z_out, Y)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out):
-        z, Y = ctx.saved_tensors
-        grad_z = None
-        if ctx.needs_input_grad[0]:
-            grad_z = ctx.head.delta(ctx.head.h(z), Y).mul_(grad_out)  # δ^(L+1) (n, K)
-        return grad_z, None, None
+    def backward(ctx, grad_J, *_unused):
+        L, saved = ctx.num_layers, ctx.saved_tensors
+        activations, thetas, (z_out, Y) = saved[:L], saved[L : 2 * L], saved[2 * L :]
+        n = z_out.shape[0]
+        scale = grad_J / n  # 0-d tensor: no host sync
+        delta = ctx.head.delta(ctx.head.h(z_out), Y).mul_(scale)  # δ^(L+1) = a − y, times 1/n
+        needs_theta = ctx.needs_input_grad[6:]
+        grad_x, grads = _backward_layers(
+            delta, activations, thetas, ctx.activation, ctx.needs_input_grad[0], needs_theta
+        )
+        if ctx.lam > 0:
+            for theta, grad in zip(thetas, grads):
+                if grad is not None:  # + (λ/n) Θ, the bias column j = 0 excluded
+                    grad[:, 1:].addcmul_(theta[:, 1:], scale * ctx.lam)
+        return (grad_x, None, None, None, None, None, *grads)
 
 
-def head_cost(z: Tensor, Y: Tensor, head: Head) -> Tensor:
-    """n · J_data through :class:`HeadCost` (the manual path's output error)."""
-    return HeadCost.apply(z, Y, head)
-
-
-class RidgePenalty(torch.autograd.Function):
-    """R = c · Σ_l Σ_{i, j≥1} (Θ^(l)_ij)² with c = λ/(2n); backward: 2c [0 | Θ^(l)_{:,1:}] = (λ/n)[0 | Θ]."""
-
-    @staticmethod
-    def forward(scale: float, *thetas: Tensor) -> Tensor:
-        return scale * sum(theta[:, 1:].pow(2).sum() for theta in thetas)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.scale = inputs[0]
-        ctx.save_for_backward(*inputs[1:])
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):
-        grads = []
-        for theta, needs in zip(ctx.saved_tensors, ctx.needs_input_grad[1:]):
-            grad = None
-            if needs:
-                grad = theta * (2 * ctx.scale * grad_out)  # (λ/n) Θ
-                grad[:, 0] = 0  # the bias column is not regularised
-            grads.append(grad)
-        return (None, *grads)
-
-
-def ridge_penalty(thetas, scale: float) -> Tensor:
-    """λ/(2n) Σ Θ² (bias column excluded) through :class:`RidgePenalty`; ``scale`` = λ/(2n)."""
-    return RidgePenalty.apply(scale, *thetas)
+def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float) -> Tensor:
+    """J(Θ) through :class:`ThetaCost` (the manual path)."""
+    return ThetaCost.apply(X, Y, activation, head, lam, _keep(X, thetas), *thetas)[0]
 
 
 @dataclass

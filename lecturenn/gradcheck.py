@@ -123,9 +123,7 @@ def gradient_check(
             ana = theta.grad.view(-1)[idx.to(theta.device)].cpu()
             abs_err = (num - ana).abs()
             rel_err = abs_err / (num.abs() + ana.abs()).clamp_min(torch.finfo(torch.float64).tiny)
-            layers.append(
-                LayerCheck(l, len(idx), flat.numel(), float(abs_err.max()), float(rel_err.max()))
-            )
+            layers.append(LayerCheck(l, len(idx), flat.numel(), float(abs_err.max()), float(rel_err.max())))
             numerical[l], analytic[l], indices[l] = num, ana, idx
     num_all = torch.cat(list(numerical.values()))
     ana_all = torch.cat(list(analytic.values()))

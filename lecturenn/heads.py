@@ -56,7 +56,12 @@ class Head:
     def prepare_targets(self, Y, n: int, K: int, dtype: torch.dtype, device) -> Tensor:
         """Shape/dtype checks (no data pass); returns Y on ``device``, as (n, K) floats or (n,) indices."""
         if not isinstance(Y, Tensor):
-            Y = torch.as_tensor(Y)
+            if Y is None or isinstance(Y, (str, bytes)):
+                raise TypeError(f"Y must be a tensor or array of targets, got {type(Y).__name__}")
+            try:
+                Y = torch.as_tensor(Y)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise TypeError(f"Y must be a tensor or array of numbers: {err}") from None
         if Y.is_complex():
             raise TypeError(f"Y must be real, got dtype {Y.dtype}")
         if self.name == "softmax" and _is_index_target(Y):
@@ -69,8 +74,7 @@ class Head:
             hint = " or class indices of shape (n,)" if self.name == "softmax" else ""
             hint += " or (n,) since K = 1" if K == 1 else ""
             raise ValueError(
-                f"Y has shape {tuple(Y.shape)}; the {self.name} head expects (n, K) = ({n}, {K})"
-                + hint
+                f"Y has shape {tuple(Y.shape)}; the {self.name} head expects (n, K) = ({n}, {K})" + hint
             )
         return Y.to(device=device, dtype=dtype)
 
@@ -85,14 +89,23 @@ class Head:
                     f"head has K = {K} outputs, so labels must lie in [0, {K - 1}]"
                 )
 
-    def targets_valid(self, Y: Tensor) -> Tensor:
+    def targets_valid(self, Y: Tensor, K: int) -> Tensor:
         """A 0-d bool tensor: are the target *values* legal for this head? (No host sync.)"""
-        if self.name == "identity" or _is_index_target(Y):
-            return torch.ones((), dtype=torch.bool, device=Y.device)
+        if _is_index_target(Y):
+            return ((Y >= 0) & (Y < K)).all()
+        if self.name == "identity":
+            return torch.isfinite(Y.sum())
         binary = ((Y == 0) | (Y == 1)).all()
         if self.name == "softmax":  # one-hot rows
             binary = binary & (Y.sum(dim=1) == 1).all()
         return binary
+
+    def safe_targets(self, Y: Tensor, K: int) -> tuple[Tensor, Tensor]:
+        """(Y safe to compute with, 0-d bool "Y was valid"): class indices are clamped to [0, K)."""
+        if _is_index_target(Y):
+            safe = Y.clamp(0, K - 1)
+            return safe, (safe == Y).all()
+        return Y, self.targets_valid(Y, K)
 
     def describe_bad_targets(self, Y: Tensor) -> str:
         """Human-readable reason why :meth:`targets_valid` failed."""

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from .activations import get_activation
 
-__all__ = ["INITS", "init_theta", "make_generator", "ThetaLinear"]
+__all__ = ["INITS", "check_input", "init_theta", "make_generator", "ThetaLinear"]
 
 INITS = ("glorot", "epsilon", "zeros")
 
@@ -47,13 +47,49 @@ def init_theta(
         return theta.zero_()
     s_out, s_in = theta.shape[0], theta.shape[1] - 1
     eps = math.sqrt(6.0) / math.sqrt(s_in + s_out) if init == "glorot" else float(epsilon)
-    if not eps > 0:
-        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"epsilon must be a finite number > 0, got {epsilon}")
     if generator is not None and generator.device != theta.device:
         # draw on the generator's device, then move: same numbers on CPU and CUDA for one seed
         values = torch.empty(theta.shape, dtype=theta.dtype, device=generator.device)
         return theta.copy_(values.uniform_(-eps, eps, generator=generator))
     return theta.uniform_(-eps, eps, generator=generator)
+
+
+def check_input(X, s_in: int, ref: Tensor, name: str = "X", units: str = "s_1") -> Tensor:
+    """Structural checks on a layer input (no pass over the data): a 2-D floating tensor with
+    ``s_in`` columns, on Θ's (``ref``'s) dtype and device. Arrays and lists are converted."""
+    if not isinstance(X, Tensor):
+        if X is None or isinstance(X, (str, bytes)):
+            raise TypeError(f"{name} must be a tensor or array of numbers, got {type(X).__name__}")
+        try:
+            X = torch.as_tensor(X, dtype=ref.dtype, device=ref.device)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{name} must be a tensor or array of numbers: {err}") from None
+    if X.ndim != 2:
+        hint = "; for one example use x.unsqueeze(0)" if X.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (n, {units}) = (n, {s_in}), got shape {tuple(X.shape)}{hint}")
+    if X.shape[1] != s_in:
+        raise ValueError(
+            f"{name} has {X.shape[1]} features (columns) but the input layer has {units} = {s_in} units"
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} has no rows")
+    if not X.is_floating_point():
+        raise TypeError(
+            f"{name} must hold floating-point numbers, got dtype {X.dtype}; use {name}.to({ref.dtype})"
+        )
+    if X.dtype != ref.dtype:
+        raise TypeError(
+            f"{name} has dtype {X.dtype} but Θ is {ref.dtype}; convert one of them "
+            f"({name}.to({ref.dtype}) or net.to({X.dtype}))"
+        )
+    if X.device != ref.device:
+        raise ValueError(
+            f"{name} is on {X.device} but Θ is on {ref.device}; move one of them "
+            f"({name}.to('{ref.device}') or net.to('{X.device}'))"
+        )
+    return X
 
 
 class ThetaLinear(nn.Module):
@@ -98,10 +134,7 @@ class ThetaLinear(nn.Module):
         init_theta(self.theta, init, epsilon, make_generator(generator))
 
     def forward(self, a: Tensor) -> Tensor:
-        if a.ndim != 2 or a.shape[1] != self.in_features:
-            raise ValueError(
-                f"input must have shape (n, {self.in_features}), got {tuple(a.shape)}"
-            )
+        a = check_input(a, self.in_features, self.theta, name="input", units="s_l")
         z = torch.addmm(self.theta[:, 0], a, self.theta[:, 1:].t())  # (n, s_{l+1})
         return self.activation.g(z)
 
