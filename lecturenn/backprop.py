@@ -52,8 +52,10 @@ def _backward_layers(delta: Tensor, activations, thetas, activation: Activation,
         if needs_theta[l]:
             # Δ^(l) = δ^(l+1)ᵀ [1, a^(l)], written in one contiguous (s_{l+1}, s_l + 1) tensor
             grad = torch.empty_like(theta, memory_format=torch.contiguous_format)
-            torch.sum(delta, dim=0, out=grad[:, 0])  # bias column: Σ_i δ^(l+1)_i
             torch.mm(delta.t(), a, out=grad[:, 1:])  # (s_{l+1}, n) @ (n, s_l)
+            # bias column Σ_i δ^(l+1)_i, written after the mm: its strided writes touch every
+            # row, which would page-fault a fresh buffer one page at a time if it came first
+            torch.sum(delta, dim=0, out=grad[:, 0])
             grads[l] = grad
         if l == stop or (l == 0 and not needs_x):
             break

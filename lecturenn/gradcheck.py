@@ -106,24 +106,25 @@ def gradient_check(
     layers, numerical, analytic, indices = [], {}, {}, {}
     with torch.no_grad():
         for l, theta in enumerate(work.thetas, start=1):
-            flat = theta.view(-1)
-            if flat.numel() <= max_entries_per_layer:
-                idx = torch.arange(flat.numel())
+            cols = theta.shape[1]
+            if theta.numel() <= max_entries_per_layer:
+                idx = torch.arange(theta.numel())
             else:
-                idx = torch.randperm(flat.numel(), generator=gen)[:max_entries_per_layer].sort().values
+                idx = torch.randperm(theta.numel(), generator=gen)[:max_entries_per_layer].sort().values
             num = torch.empty(len(idx), dtype=torch.float64)
             for k, i in enumerate(idx.tolist()):
-                original = flat[i].item()
-                flat[i] = original + eps
+                r, c = divmod(i, cols)  # row-major flat index -> Θ_rc
+                original = theta[r, c].item()
+                theta[r, c] = original + eps
                 j_plus = work.cost(X, Y, lam).item()
-                flat[i] = original - eps
+                theta[r, c] = original - eps
                 j_minus = work.cost(X, Y, lam).item()
-                flat[i] = original
+                theta[r, c] = original
                 num[k] = (j_plus - j_minus) / (2 * eps)
-            ana = theta.grad.view(-1)[idx.to(theta.device)].cpu()
+            ana = theta.grad.reshape(-1)[idx.to(theta.device)].cpu()
             abs_err = (num - ana).abs()
             rel_err = abs_err / (num.abs() + ana.abs()).clamp_min(torch.finfo(torch.float64).tiny)
-            layers.append(LayerCheck(l, len(idx), flat.numel(), float(abs_err.max()), float(rel_err.max())))
+            layers.append(LayerCheck(l, len(idx), theta.numel(), float(abs_err.max()), float(rel_err.max())))
             numerical[l], analytic[l], indices[l] = num, ana, idx
     num_all = torch.cat(list(numerical.values()))
     ana_all = torch.cat(list(analytic.values()))

@@ -49,11 +49,11 @@ def init_theta(
     eps = math.sqrt(6.0) / math.sqrt(s_in + s_out) if init == "glorot" else float(epsilon)
     if not (eps > 0 and math.isfinite(eps)):
         raise ValueError(f"epsilon must be a finite number > 0, got {epsilon}")
-    if generator is not None and generator.device != theta.device:
-        # draw on the generator's device, then move: same numbers on CPU and CUDA for one seed
-        values = torch.empty(theta.shape, dtype=theta.dtype, device=generator.device)
-        return theta.copy_(values.uniform_(-eps, eps, generator=generator))
-    return theta.uniform_(-eps, eps, generator=generator)
+    # Draw in row-major order on the generator's device, then copy: the same seed gives the same
+    # Θ whatever Θ's memory layout or device.
+    device = generator.device if generator is not None else theta.device
+    values = torch.empty(theta.shape, dtype=theta.dtype, device=device)
+    return theta.copy_(values.uniform_(-eps, eps, generator=generator))
 
 
 def check_input(X, s_in: int, ref: Tensor, name: str = "X", units: str = "s_1") -> Tensor:
