@@ -1,0 +1,56 @@
+"""The same code paths on CUDA (skipped without a GPU)."""
+
+import pytest
+import torch
+
+import lecturenn as ln
+
+pytestmark = pytest.mark.cuda
+
+
+@pytest.mark.parametrize("output", sorted(ln.HEADS))
+def test_manual_equals_autograd_on_cuda(output):
+    manual = ln.ThetaMLP(
+        [6, 8, 5, 3], "tanh", output, "manual", generator=0, device="cuda", dtype=torch.float64
+    )
+    auto = ln.ThetaMLP([6, 8, 5, 3], "tanh", output, "autograd", device="cuda", dtype=torch.float64)
+    auto.load_state_dict(manual.state_dict())
+    X = torch.randn(11, 6, device="cuda", dtype=torch.float64)
+    if output == "softmax":
+        Y = torch.randint(0, 3, (11,), device="cuda")
+    elif output == "sigmoid":
+        Y = torch.randint(0, 2, (11, 3), device="cuda").double()
+    else:
+        Y = torch.randn(11, 3, device="cuda", dtype=torch.float64)
+    for net in (manual, auto):
+        net.cost(X, Y, lam=0.5).backward()
+    for pm, pa in zip(manual.thetas, auto.thetas):
+        assert pm.grad.device.type == "cuda"
+        torch.testing.assert_close(pm.grad, pa.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_same_seed_same_theta_on_cpu_and_cuda():
+    cpu = ln.ThetaMLP([5, 4, 2], generator=7)
+    gpu = ln.ThetaMLP([5, 4, 2], generator=7, device="cuda")
+    for a, b in zip(cpu.thetas, gpu.thetas):
+        torch.testing.assert_close(a, b.cpu())
+
+
+def test_gradient_check_on_cuda():
+    net = ln.ThetaMLP([3, 5, 3], "sigmoid", "sigmoid", generator=0, device="cuda")
+    X = torch.randn(5, 3, device="cuda")
+    Y = torch.randint(0, 2, (5, 3), device="cuda").float()
+    assert ln.gradient_check(net, X, Y, lam=1.0).relative_difference < 1e-9
+
+
+def test_bad_label_on_cuda_is_a_clear_error_not_a_device_assert():
+    net = ln.ThetaMLP([3, 4, 3], output="softmax", device="cuda")
+    with pytest.raises(ValueError, match="class index out of range"):
+        net.cost(torch.randn(2, 3, device="cuda"), torch.tensor([0, 3], device="cuda"))
+    net.cost(torch.randn(2, 3, device="cuda"), torch.tensor([0, 2], device="cuda"))  # still usable
+
+
+def test_cpu_input_to_cuda_net_is_rejected():
+    net = ln.ThetaMLP([3, 4, 1], device="cuda")
+    with pytest.raises(ValueError, match="is on cpu but Θ is on cuda"):
+        net(torch.randn(2, 3))
