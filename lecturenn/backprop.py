@@ -179,9 +179,10 @@ class ThetaCost(_Function):
         return (grad_x, None, None, None, None, None, *grads)
 
 
-def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float) -> Tensor:
-    """J(Θ) through :class:`ThetaCost` (the manual path)."""
-    return ThetaCost.apply(X, Y, activation, head, lam, _keep(X, thetas), *thetas)[0]
+def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float):
+    """(J(Θ), z^(L+1)) through :class:`ThetaCost` (the manual path); z is non-differentiable."""
+    out = ThetaCost.apply(X, Y, activation, head, lam, _keep(X, thetas), *thetas)
+    return out[0], out[1]
 
 
 @dataclass
@@ -211,6 +212,10 @@ def backpropagate(net, X, Y, lam: float = 0.0) -> Backprop:
     Plain tensor algebra with the ones column written out — slower than ``net.cost(X, Y,
     lam).backward()`` but every intermediate is returned; the two agree to round-off.
     """
+    if not net.plain:
+        raise ValueError(
+            "backpropagate() follows the lecture's plain network; this one has batchnorm/dropout"
+        )
     X, Y = net.check_batch(X, Y, lam)
     n, L = X.shape[0], net.num_layers
     fp = net.propagate(X)

@@ -100,6 +100,8 @@ class ThetaMLP(nn.Module):
         init: str = "glorot",
         epsilon: float = 0.12,
         generator: int | torch.Generator | None = None,
+        batchnorm: bool = False,
+        dropout: float = 0.0,
         device=None,
         dtype=None,
     ) -> None:
@@ -111,12 +113,21 @@ class ThetaMLP(nn.Module):
             raise ValueError(f"unknown backprop {backprop!r}; choose one of {list(BACKPROPS)}")
         if self.head.name == "softmax" and self.sizes[-1] < 2:
             raise ValueError("the softmax head needs at least 2 outputs; use output='sigmoid' for K = 1")
+        if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         self.backprop = backprop
         self.validate_inputs = True
         self.thetas = nn.ParameterList(
             nn.Parameter(torch.empty(s_next, s + 1, device=device, dtype=dtype))
             for s, s_next in zip(self.sizes[:-1], self.sizes[1:])
         )
+        # Extras between hidden layers (not in the lecture's network): a^(l+1) = dropout(g(BN(z^(l+1))))
+        self.norms = (
+            nn.ModuleList(nn.BatchNorm1d(s, device=device, dtype=dtype) for s in self.sizes[1:-1])
+            if batchnorm
+            else None
+        )
+        self.dropout = float(dropout)
         self.reset_parameters(init, epsilon, generator)
 
     # -- structure ------------------------------------------------------------------------------
@@ -139,7 +150,20 @@ class ThetaMLP(nn.Module):
             "hidden": self.activation.name,
             "output": self.head.name,
             "backprop": self.backprop,
+            "batchnorm": self.norms is not None,
+            "dropout": self.dropout,
         }
+
+    @property
+    def plain(self) -> bool:
+        """True for the lecture's network (no batch normalisation, no dropout)."""
+        return self.norms is None and self.dropout == 0
+
+    @property
+    def backprop_used(self) -> str:
+        """The backprop that actually runs: the manual δ-recursion covers the plain network only, so
+        with batchnorm or dropout the forward is differentiated by autograd."""
+        return self.backprop if self.plain else "autograd"
 
     def reset_parameters(self, init: str = "glorot", epsilon: float = 0.12, generator=None) -> None:
         """Re-initialise every Θ^(l) (see :func:`lecturenn.theta.init_theta`)."""
@@ -154,8 +178,15 @@ class ThetaMLP(nn.Module):
     def extra_repr(self) -> str:
         lines = [
             f"sizes={self.sizes}, hidden={self.activation.name}, output={self.head.name}, "
-            f"backprop={self.backprop}"
+            f"backprop={self.backprop_used}"
         ]
+        if not self.plain:
+            extras = (["batchnorm"] if self.norms is not None else []) + (
+                [f"dropout p={self.dropout:g}"] if self.dropout else []
+            )
+            lines.append(f"hidden extras: {' + '.join(extras)} (a = dropout(g(BN(z))))")
+            if self.backprop == "manual":
+                lines.append("note: the manual δ-recursion covers the plain network; autograd is used")
         for l, theta in enumerate(self.thetas, start=1):
             g = f"head {self.head.name}" if l == self.num_layers else f"g = {self.activation.name}"
             lines.append(f"Θ^({l}): {tuple(theta.shape)}  layer {l} -> {l + 1}, {g}")
@@ -203,13 +234,23 @@ class ThetaMLP(nn.Module):
     # -- forward propagation --------------------------------------------------------------------
     def logits(self, X: Tensor) -> Tensor:
         """z^(L+1) (n, s_{L+1}) for an already-checked X."""
-        if self.backprop == "manual":
+        if self.backprop_used == "manual":
             return theta_forward(X, list(self.thetas), self.activation)
         a = X
         for l, theta in enumerate(self.thetas, start=1):
             z = torch.addmm(theta[:, 0], a, theta[:, 1:].t())  # (n, s_{l+1})
-            a = self.activation.g(z) if l < self.num_layers else z
+            if l < self.num_layers:
+                a = self._hidden(l, z)
         return z
+
+    def _hidden(self, l: int, z: Tensor) -> Tensor:
+        """a^(l+1) from z^(l+1): g(z), with batchnorm before g and dropout after it when enabled."""
+        if self.norms is not None:
+            z = self.norms[l - 1](z)
+        a = self.activation.g(z)
+        if self.dropout:
+            a = torch.nn.functional.dropout(a, self.dropout, self.training)
+        return a
 
     def forward(self, x: Tensor) -> Tensor:
         """h_Θ(x) = a^(L+1): (n, s_1) -> (n, s_{L+1})."""
@@ -226,7 +267,7 @@ class ThetaMLP(nn.Module):
         a, z = {1: x}, {}
         for l, theta in enumerate(self.thetas, start=1):
             z[l + 1] = torch.addmm(theta[:, 0], a[l], theta[:, 1:].t())  # (n, s_{l+1})
-            a[l + 1] = self.activation.g(z[l + 1]) if l < self.num_layers else self.head.h(z[l + 1])
+            a[l + 1] = self._hidden(l, z[l + 1]) if l < self.num_layers else self.head.h(z[l + 1])
         return Propagation(a=a, z=z)
 
     # -- cost -----------------------------------------------------------------------------------
@@ -240,6 +281,10 @@ class ThetaMLP(nn.Module):
         ``J.backward()`` fills ``thetas[l-1].grad`` with D^(l) = Δ^(l)/n + (λ/n)[0 | Θ^(l)_{:,1:}].
         Raises ``ValueError``/``TypeError`` for bad X, Y or λ before any gradient is written.
         """
+        return self.cost_and_logits(X, Y, lam)[0]
+
+    def cost_and_logits(self, X, Y, lam: float = 0.0) -> tuple[Tensor, Tensor]:
+        """(J(Θ), z^(L+1)) from one forward pass — z (n, K) detached, for metrics in a training loop."""
         lam = _check_lam(lam)
         X = self._check_X(X)
         n, K = X.shape[0], self.sizes[-1]
@@ -252,12 +297,14 @@ class ThetaMLP(nn.Module):
             # bounds (a device-side assert on CUDA) before it is reported.
             Y, targets_ok = self.head.safe_targets(Y, K)
             inputs_ok = torch.isfinite(X.sum() + sum(theta.sum() for theta in self.thetas))
-        if self.backprop == "manual":
-            J = theta_cost(X, Y, list(self.thetas), self.activation, self.head, lam)
+        if self.backprop_used == "manual":
+            J, z = theta_cost(X, Y, list(self.thetas), self.activation, self.head, lam)
         else:
-            J = self.head.cost_sum(self.logits(X), Y) / n  # (n, K) -> scalar
+            z = self.logits(X)  # (n, K)
+            J = self.head.cost_sum(z, Y) / n
             if lam > 0:
                 J = J + self.penalty(lam, n)
+            z = z.detach()
         if self.validate_inputs and not (inputs_ok & targets_ok & torch.isfinite(J)):
-            self._diagnose(X, self.head.prepare_targets(Y_raw, n, K, X.dtype, X.device), J)
-        return J
+            self._diagnose(X, Y_raw, J)
+        return J, z

@@ -1,0 +1,163 @@
+"""``TableDataModule``: a user's CSV/TSV, Parquet or NPZ table, with the task inferred or given."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .base import ArrayDataModule
+from .checks import encode_labels
+from .errors import DataError
+from .files import missing_column, read_table
+from .info import TASKS
+
+__all__ = ["TableDataModule", "infer_task"]
+
+MAX_CLASSES = 20  # an integer target with at most this many values (and < n/2) is a class label
+
+
+def _numeric(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+
+
+def _integral(col: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_integer_dtype(col):
+        return True
+    if pd.api.types.is_float_dtype(col):
+        v = col.to_numpy(dtype=np.float64)
+        return bool(np.isfinite(v).all() and (v == np.round(v)).all())
+    return False
+
+
+def _example(col: pd.Series) -> str:
+    """A non-numeric value of ``col`` and its row, for error messages."""
+    coerced = pd.to_numeric(col, errors="coerce")
+    bad = np.flatnonzero(coerced.isna().to_numpy() & col.notna().to_numpy())
+    row = int(bad[0]) if len(bad) else 0
+    return f"e.g. {col.iloc[row]!r} in row {row}"
+
+
+def infer_task(frame: pd.DataFrame, targets: list[str]) -> str:
+    """The ``task="auto"`` rule.
+
+    One target: non-numeric, boolean, or integer with few values (<= 20 and < n/2) →
+    classification (2 classes → binary, else multiclass); otherwise regression. Several
+    targets: all 0/1 → multilabel, else regression.
+    """
+    n = len(frame)
+    if len(targets) > 1:
+        if all(_numeric(frame[t]) and frame[t].isin([0, 1]).all() for t in targets):
+            return "multilabel"
+        return "regression"
+    col = frame[targets[0]]
+    k = col.nunique()
+    if (
+        not _numeric(col)
+        or pd.api.types.is_bool_dtype(col)
+        or (_integral(col) and k <= MAX_CLASSES and k < n / 2)
+    ):
+        return "binary" if k == 2 else "multiclass"
+    return "regression"
+
+
+class TableDataModule(ArrayDataModule):
+    """A table file: ``.csv``/``.tsv`` (optionally ``.gz``), ``.parquet``/``.pq``, or ``.npz``.
+
+    Args:
+        path: the file. An ``.npz`` holds ``X`` (n, d), ``y`` (n,) or (n, k), optionally
+            ``feature_names`` and ``target_names`` (string arrays; loaded with
+            ``allow_pickle=False``). Its target columns are ``"y"`` (1-D y), ``"y[0]"``, ... (2-D),
+            or the ``target_names``; ``target="y"`` always means all of y.
+        target: target column name, or several (multilabel / multi-output regression).
+        task: ``"auto"`` (see :func:`infer_task`) or one of ``binary | multiclass | multilabel |
+            regression``.
+        features: feature columns in order (default: every non-target column).
+        **base_kwargs: :class:`ArrayDataModule` arguments.
+
+    Class labels are label-encoded in sorted order and named by their string form (an integral
+    float label 1.0 is named "1"). Bad data raises :class:`DataError` with a one-line message.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        target: str | Sequence[str],
+        task: str = "auto",
+        features: Sequence[str] | None = None,
+        **base_kwargs,
+    ) -> None:
+        super().__init__(**base_kwargs)
+        if task != "auto" and task not in TASKS:
+            raise ValueError(f"task must be 'auto' or one of {', '.join(TASKS)}; got {task!r}")
+        self.path = str(path)
+        self.target = [str(target)] if isinstance(target, str) else [str(t) for t in target]
+        if not self.target:
+            raise ValueError("target must name at least one column")
+        self.task = task
+        self.features = None if features is None else [str(f) for f in features]
+
+    def _columns(self, frame: pd.DataFrame, groups: dict[str, list[str]]) -> tuple[list[str], list[str]]:
+        where, columns = Path(self.path).name, list(frame.columns)
+        targets: list[str] = []
+        for t in self.target:
+            if t in frame.columns:
+                targets.append(t)
+            elif t in groups:
+                targets.extend(groups[t])
+            else:
+                raise missing_column("target", t, columns, where)
+        if self.features is None:
+            features = [c for c in columns if c not in targets]
+        else:
+            for f in self.features:
+                if f not in frame.columns:
+                    raise missing_column("feature", f, columns, where)
+                if f in targets:
+                    raise DataError(f"column {f!r} is both a feature and a target")
+            features = list(self.features)
+        if not features:
+            raise DataError(f"{where} has no feature columns besides the target(s) {targets}")
+        return features, targets
+
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str], list[str], str, list[str] | None]:
+        frame, groups = read_table(self.path)
+        features, targets = self._columns(frame, groups)
+        for f in features:
+            if not _numeric(frame[f]):
+                raise DataError(
+                    f"feature column {f!r} is not numeric ({_example(frame[f])}); "
+                    "encode it as numbers or leave it out with features=[...]"
+                )
+        for t in targets:
+            missing = int(frame[t].isna().sum())
+            if missing:
+                first = int(np.flatnonzero(frame[t].isna().to_numpy())[0])
+                raise DataError(
+                    f"target column {t!r} has NaN/missing values in {missing} row(s) (first: row {first})"
+                )
+        X = frame[features].to_numpy(dtype=np.float64)
+        task = infer_task(frame, targets) if self.task == "auto" else self.task
+        if task in ("binary", "multiclass"):
+            if len(targets) != 1:
+                raise DataError(f"task {task!r} needs one target column; got {targets}")
+            col = frame[targets[0]]
+            if pd.api.types.is_bool_dtype(col):
+                labels = col.to_numpy(dtype=bool)  # classes "False", "True"
+            elif _integral(col) and _numeric(col):
+                labels = col.to_numpy().astype(np.int64)
+            elif _numeric(col):
+                labels = col.to_numpy(dtype=np.float64)
+            else:
+                labels = col.astype(str).to_numpy()
+            y, classes = encode_labels(labels)
+            return X, y, features, targets, task, classes
+        for t in targets:
+            if not _numeric(frame[t]):
+                raise DataError(
+                    f"target column {t!r} is not numeric ({_example(frame[t])}) but task is {task!r}; "
+                    "use task='multiclass' or 'binary' for class labels"
+                )
+        return X, frame[targets].to_numpy(dtype=np.float64), features, targets, task, None

@@ -1,0 +1,321 @@
+"""ThetaMLPModule: a LightningModule that trains a :class:`~lecturenn.ThetaMLP` on the lecture's cost.
+
+The training loss is J(Θ) itself (``net.cost(X, Y, lam)``, δ-backprop by default); the task —
+and so the output head and the metrics — comes from the data:
+
+==============  =========  ========================================  =======================
+task            head       metrics (val/test; train logs loss+acc)   best-so-far
+==============  =========  ========================================  =======================
+binary          sigmoid    acc, f1 (macro), auroc                    val/acc_best
+multiclass      softmax    acc, f1 (macro), auroc                    val/acc_best
+multilabel      sigmoid    acc, f1 (macro), auroc                    val/acc_best
+regression      identity   mse, mae, r2 (in the targets' own units)  val/mse_best
+==============  =========  ========================================  =======================
+
+Plain Python arguments only (Hydra lives in ``scripts/`` + ``conf/``). ``optimizer`` and
+``scheduler`` are callables — e.g. ``functools.partial(torch.optim.SGD, lr=0.1)`` or a Hydra
+``_partial_: true`` node — taking the parameters, respectively the optimizer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import MaxMetric, MetricCollection, MinMetric
+from torchmetrics.classification import AUROC, Accuracy, F1Score
+from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
+
+from ..network import ThetaMLP
+
+__all__ = ["ThetaMLPModule", "TASK_HEADS"]
+
+TASK_HEADS = {"binary": "sigmoid", "multiclass": "softmax", "multilabel": "sigmoid", "regression": "identity"}
+
+
+def _plain(value):
+    """Deep copy into plain dicts/lists (config objects such as OmegaConf's would make the
+    checkpoint unloadable with ``weights_only=True``)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _classification_metrics(task: str, K: int) -> MetricCollection:
+    kind = {"binary": {"task": "binary"}, "multiclass": {"task": "multiclass", "num_classes": K}}.get(
+        task, {"task": "multilabel", "num_labels": K}
+    )
+    f1_kind = {"task": "multiclass", "num_classes": 2} if task == "binary" else kind  # macro over 0/1
+    return MetricCollection(
+        {
+            "acc": Accuracy(**kind, validate_args=False),
+            "f1": F1Score(**f1_kind, average="macro", validate_args=False),
+            "auroc": AUROC(**kind, validate_args=False),
+        }
+    )
+
+
+def _regression_metrics(K: int) -> MetricCollection:
+    r2 = R2Score(multioutput="uniform_average") if K > 1 else R2Score()
+    return MetricCollection(
+        {"mse": MeanSquaredError(num_outputs=K), "mae": MeanAbsoluteError(num_outputs=K), "r2": r2}
+    )
+
+
+class ThetaMLPModule(L.LightningModule):
+    """Train ``ThetaMLP([n_features, *hidden_sizes, n_outputs])`` on J(Θ) with λ = ``lam``.
+
+    Args:
+        n_features, n_outputs, task: from the data (see the module docstring for tasks).
+        hidden_sizes: hidden layer widths, e.g. ``[25]`` (the ex4 network).
+        activation, backprop, init, epsilon, batchnorm, dropout: passed to :class:`ThetaMLP`.
+        lam: λ of the regularised cost (the bias column is never regularised).
+        optimizer: callable ``params -> torch.optim.Optimizer`` (default: SGD, lr 0.1).
+        scheduler: callable ``optimizer -> LR scheduler`` or None.
+        scheduler_monitor: metric a ReduceLROnPlateau scheduler watches.
+        init_seed: seeds Θ's initialisation (None: torch's global RNG, itself seeded by the app).
+        data_info: ``DataInfo.to_dict()`` — standardisation, class names, … stored in the
+            checkpoint so that ``eval.py`` / ``predict.py`` need nothing but the checkpoint.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_outputs: int,
+        task: str,
+        hidden_sizes: Sequence[int] = (25,),
+        activation: str = "sigmoid",
+        lam: float = 0.0,
+        backprop: str = "manual",
+        init: str = "glorot",
+        epsilon: float = 0.12,
+        batchnorm: bool = False,
+        dropout: float = 0.0,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        scheduler_monitor: str = "val/loss",
+        init_seed: int | None = None,
+        data_info: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if task not in TASK_HEADS:
+            raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASK_HEADS)}")
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
+            raise ValueError(f"model.lam (λ) must be a number >= 0, got {lam!r}")
+        hidden_sizes = [int(s) for s in hidden_sizes]  # plain list (e.g. not an OmegaConf ListConfig):
+        data_info = _plain(data_info) if data_info else None  # checkpoints must load with weights_only
+        # the optimizer/scheduler factories are code, not data: they stay out of the checkpoint
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.task, self.lam = task, float(lam)
+        self.n_train = int((data_info or {}).get("n_train") or 0)  # N in λ/(2N); 0: the batch size
+        self.net = ThetaMLP(
+            [n_features, *hidden_sizes, n_outputs],
+            hidden=activation,
+            output=TASK_HEADS[task],
+            backprop=backprop,
+            init=init,
+            epsilon=epsilon,
+            generator=init_seed,
+            batchnorm=batchnorm,
+            dropout=dropout,
+        )
+        # The data module validates its tensors once; per-step value checks would only add syncs.
+        self.net.validate_inputs = False
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_monitor = scheduler_monitor
+
+        info = data_info or {}
+        for name, key, size in (("x_mean", "x_mean", n_features), ("x_std", "x_std", n_features)):
+            values = info.get(key)
+            default = torch.zeros(size) if name == "x_mean" else torch.ones(size)
+            self.register_buffer(name, torch.tensor(values) if values is not None else default)
+        for name in ("y_mean", "y_std"):
+            values = info.get(name)
+            default = torch.zeros(n_outputs) if name == "y_mean" else torch.ones(n_outputs)
+            self.register_buffer(name, torch.tensor(values) if values is not None else default)
+
+        regression = task == "regression"
+        metrics = _regression_metrics(n_outputs) if regression else _classification_metrics(task, n_outputs)
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self._sums: dict[str, Tensor] = {}  # per stage: [Σ J·n, Σ n, Σ train statistic]
+        self.best_name = "val/mse_best" if regression else "val/acc_best"
+        self.val_best = MinMetric() if regression else MaxMetric()
+        self._test_true: list[Tensor] = []
+        self._test_pred: list[Tensor] = []
+        self.test_predictions: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- the model ----------------------------------------------------------------------------
+    def forward(self, X: Tensor) -> Tensor:
+        """h_Θ(X) for already-standardised X."""
+        return self.net(X)
+
+    def _metric_inputs(self, h: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+        """(predictions, targets) in the form torchmetrics expects for the task."""
+        if self.task == "binary":
+            return h.squeeze(1), Y.squeeze(1).long()
+        if self.task == "multilabel":
+            return h, Y.long()
+        if self.task == "multiclass":
+            return h, Y
+        h, Y = h * self.y_std + self.y_mean, Y * self.y_std + self.y_mean  # original units
+        return (h.squeeze(1), Y.squeeze(1)) if h.shape[1] == 1 else (h, Y)
+
+    def batch_lam(self, n: int) -> float:
+        """λ for a batch of n rows such that its penalty is λ/(2N) ΣΘ² with N the training rows.
+
+        net.cost(X, Y, lam) charges λ/(2n) ΣΘ² for the n rows it is given; scaling λ by n/N makes
+        every mini-batch gradient an unbiased estimate of the full-batch D^(l) = Δ/N + (λ/N)Θ, so λ
+        means the same for any batch size (with batch_size = all rows it is exactly the lecture's J).
+        """
+        N = self.n_train or n
+        return self.lam * n / N
+
+    def model_step(self, batch) -> tuple[Tensor, Tensor, Tensor]:
+        """J(Θ) on the batch, plus (predictions, targets) for the metrics — one forward pass."""
+        X, Y = batch
+        J, z = self.net.cost_and_logits(X, Y, self.batch_lam(X.shape[0]))  # J.backward(): δ-recursion
+        preds, targets = self._metric_inputs(self.net.head.h(z), Y)
+        return J, preds, targets
+
+    # -- Lightning hooks ----------------------------------------------------------------------
+    # Nothing below logs per step or logs a Metric object: per-step logging costs Lightning ~2 ms
+    # (it walks the metric's state) and forces host syncs. Batches only accumulate tensors; each
+    # epoch's end computes and logs once.
+    def _accumulate(self, stage: str, J: Tensor, preds: Tensor, targets: Tensor) -> None:
+        n = targets.shape[0]
+        sums = self._sums.setdefault(stage, torch.zeros(3, device=J.device, dtype=torch.float64))
+        sums[0] += J.detach() * n  # Σ J·n (so the epoch mean weights batches by size)
+        sums[1] += n
+        if stage == "train":  # cheap running accuracy / squared error instead of torchmetrics
+            sums[2] += self._train_statistic(preds.detach(), targets)
+
+    def _train_statistic(self, preds: Tensor, targets: Tensor) -> Tensor:
+        if self.task == "regression":
+            return (
+                ((preds - targets) ** 2).mean(dim=-1).sum()
+                if preds.ndim > 1
+                else ((preds - targets) ** 2).sum()
+            )
+        if self.task == "multiclass":
+            return (preds.argmax(dim=1) == targets).sum()
+        if self.task == "binary":
+            return ((preds > 0.5).long() == targets).sum()
+        return ((preds > 0.5).long() == targets).float().mean(dim=1).sum()  # multilabel
+
+    def _epoch_mean(self, stage: str, index: int) -> Tensor:
+        sums = self._sums.pop(stage, None) if index == 0 else self._sums.get(stage)
+        if sums is None:
+            return torch.tensor(float("nan"))
+        return (sums[index] / sums[1].clamp_min(1)).float()
+
+    def on_train_epoch_start(self) -> None:
+        self._sums.pop("train", None)
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        J, preds, targets = self.model_step(batch)
+        self._accumulate("train", J, preds, targets)
+        return J
+
+    def on_train_epoch_end(self) -> None:
+        name = "train/mse" if self.task == "regression" else "train/acc"
+        statistic = self._epoch_mean("train", 2)
+        self.log("train/loss", self._epoch_mean("train", 0), prog_bar=True, sync_dist=True)
+        self.log(name, statistic, sync_dist=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._sums.pop("val", None)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        J, preds, targets = self.model_step(batch)
+        self._accumulate("val", J, preds, targets)
+        self.val_metrics.update(preds, targets)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/loss", self._epoch_mean("val", 0), prog_bar=True, sync_dist=True)
+        values = self.val_metrics.compute()
+        self.log_dict(values)
+        if not self.trainer.sanity_checking:
+            self.val_best(values[self.best_name.removesuffix("_best")])
+            self.log(self.best_name, self.val_best.compute(), prog_bar=True)  # compute(), not the object
+        self.val_metrics.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self._sums.pop("test", None)
+        self._test_true, self._test_pred = [], []
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        J, preds, targets = self.model_step(batch)
+        self._accumulate("test", J, preds, targets)
+        self.test_metrics.update(preds, targets)
+        if self.task in ("binary", "multiclass"):
+            labels = (preds > 0.5).long() if self.task == "binary" else preds.argmax(dim=1)
+            self._test_true.append(targets.detach().cpu())
+            self._test_pred.append(labels.detach().cpu())
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/loss", self._epoch_mean("test", 0), sync_dist=True)
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+        if self._test_true:
+            self.test_predictions = (
+                torch.cat(self._test_true).numpy(),
+                torch.cat(self._test_pred).numpy(),
+            )
+
+    def predict_step(self, batch, batch_idx: int) -> Tensor:
+        X = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.predict_tensor(X)
+
+    def configure_optimizers(self):
+        factory = self.optimizer_factory or (lambda params: torch.optim.SGD(params, lr=0.1))
+        optimizer = factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        config = {"scheduler": scheduler, "interval": "epoch"}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = self.scheduler_monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(getattr(self, "_trainer", None), "datamodule", None)
+        train = getattr(datamodule, "train", None) if datamodule is not None else None
+        if train is not None and not self.n_train:
+            self.n_train = len(train[0])
+        # Data-parallel CPU processes share the cores: give each its slice (OpenMP threads spinning
+        # on descheduled cores made a small net's step 40× slower when oversubscribed).
+        trainer = getattr(self, "_trainer", None)
+        if trainer is not None and trainer.world_size > 1 and self.device.type == "cpu":
+            torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // trainer.num_devices))
+
+    # -- inference helpers (used by eval/predict scripts and the plots) -----------------------
+    @torch.no_grad()
+    def predict_tensor(self, X: Tensor) -> Tensor:
+        """Outputs for standardised X: probabilities (classification) or targets in their units."""
+        h = self.net(X)
+        if self.task == "regression":
+            return h * self.y_std + self.y_mean
+        return h
+
+    @torch.no_grad()
+    def predict_scores(self, X: Tensor) -> np.ndarray:
+        """Like :meth:`predict_tensor`, as numpy: (n,) for one output, else (n, K)."""
+        out = self.predict_tensor(X.to(self.device, self.net.thetas[0].dtype)).cpu().numpy()
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    @torch.no_grad()
+    def standardize(self, X_raw: Tensor) -> Tensor:
+        """Apply the training split's standardisation (stored in the checkpoint) to raw features."""
+        return (X_raw.to(self.x_mean) - self.x_mean) / self.x_std
+
+    def summary(self) -> str:
+        """Θ^(l) shapes and parameter counts, and which backprop runs."""
+        return str(self.net)

@@ -1,0 +1,374 @@
+"""The training app's figures: each function writes a readable PNG; PlotCallback drives them in a run."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import lightning.pytorch as pl
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lecturenn.training.plots import (
+    DPI,
+    PlotCallback,
+    confusion_matrix,
+    plot_confusion_matrix,
+    plot_curves,
+    plot_decision_boundary,
+    plot_theta_images,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def read_png(path: Path, min_kb: float = 5.0) -> np.ndarray:
+    """Check that `path` is a real, non-trivial PNG and return its pixels (h, w, channels) in [0, 1]."""
+    path = Path(path)
+    assert path.is_file()
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    assert path.stat().st_size > min_kb * 1024
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[2] in (3, 4)
+    assert img[..., :3].std() > 0.02  # not a blank canvas
+    return img
+
+
+def assert_roughly(img: np.ndarray, width_in: float, height_in: float, tol: float = 0.25) -> None:
+    """Pixel size within `tol` of (width_in, height_in) inches at the module's dpi."""
+    h, w = img.shape[:2]
+    assert abs(w - width_in * DPI) <= tol * width_in * DPI, (w, width_in * DPI)
+    assert abs(h - height_in * DPI) <= tol * height_in * DPI, (h, height_in * DPI)
+
+
+# -------------------------------------------------------------------------------- confusion_matrix
+def test_confusion_matrix_counts_by_hand():
+    y_true = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
+    y_pred = np.array([0, 1, 1, 1, 2, 2, 2, 0, 2])
+    expected = np.array(
+        [
+            [1, 1, 0],  # true 0: one right, one called 1
+            [0, 2, 1],  # true 1: two right, one called 2
+            [1, 0, 3],  # true 2: three right, one called 0
+        ]
+    )
+    cm = confusion_matrix(y_true, y_pred, 3)
+    np.testing.assert_array_equal(cm, expected)
+    assert np.issubdtype(cm.dtype, np.integer)
+    assert cm.sum() == len(y_true)
+    # a class that never occurs still gets its row and column; tensors are accepted
+    cm4 = confusion_matrix(torch.tensor(y_true), torch.tensor(y_pred), 4)
+    assert cm4.shape == (4, 4) and cm4[3].sum() == 0 and cm4[:, 3].sum() == 0
+
+
+def test_confusion_matrix_rejects_bad_labels():
+    with pytest.raises(ValueError, match="outside"):
+        confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
+    with pytest.raises(ValueError, match="labels"):
+        confusion_matrix(np.array([0, 1]), np.array([0]), 2)
+
+
+# ------------------------------------------------------------------------------------------ curves
+def test_plot_curves_two_families(tmp_path):
+    epochs = range(6)
+    history = {
+        "train/loss": [(e, 1.0 / (e + 1)) for e in epochs],
+        "val/loss": [(e, 1.2 / (e + 1)) for e in epochs],
+        "train/acc": [(e, 1 - 0.5 / (e + 1)) for e in epochs],
+        "val/acc": [(e, 1 - 0.6 / (e + 1)) for e in epochs],
+        "test/acc": [(5, 0.9)],
+        "val/f1": [],  # empty series are skipped (no third panel)
+    }
+    img = read_png(plot_curves(history, tmp_path / "sub" / "curves.png"))
+    assert_roughly(img, 2 * 4.6, 3.4)
+
+
+@pytest.mark.parametrize("history", [{}, {"train/loss": [], "val/acc": []}])
+def test_plot_curves_with_nothing_logged(tmp_path, history):
+    path = plot_curves(history, tmp_path / "curves.png")
+    assert path == tmp_path / "curves.png"
+    read_png(path, min_kb=2.0)
+
+
+# ------------------------------------------------------------------------------- decision boundary
+def _two_blobs(n: int, rng: np.random.Generator):
+    """Raw 2-D points far from the origin (the plot must follow the data, not [-1, 1])."""
+    X = rng.normal(size=(n, 2)) * 3.0 + np.array([10.0, -4.0])
+    y = (X[:, 0] - 10.0 + 0.5 * (X[:, 1] + 4.0) > 0).astype(np.int64)
+    return X, y
+
+
+def test_decision_boundary_binary(tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = _two_blobs(200, rng)
+
+    def logistic(G):
+        assert G.shape[1] == 2
+        return 1.0 / (1.0 + np.exp(-2.0 * (G[:, 0] - 10.0 + 0.5 * (G[:, 1] + 4.0))))
+
+    path = plot_decision_boundary(
+        logistic,
+        X[:150],
+        y[:150],
+        X[150:],
+        y[150:],
+        tmp_path / "boundary.png",
+        title="logistic",
+        resolution=80,
+        classes=["neg", "pos"],
+    )
+    img = read_png(path, min_kb=20.0)
+    assert_roughly(img, 6.4, 5.2)
+    r, b = img[..., 0], img[..., 2]
+    assert (b > r + 0.3).mean() > 0.05  # the blue (positive) side
+    assert (r > b + 0.3).mean() > 0.05  # the orange (negative) side
+
+
+def test_decision_boundary_accepts_column_scores_and_no_test_points(tmp_path):
+    rng = np.random.default_rng(1)
+    X, y = _two_blobs(60, rng)
+    path = plot_decision_boundary(
+        lambda G: torch.sigmoid(torch.as_tensor(G[:, :1] - 10.0)),  # (m, 1) tensor scores
+        X,
+        y,
+        np.empty((0, 2)),
+        np.empty(0),
+        tmp_path / "b.png",
+        resolution=40,
+    )
+    read_png(path)
+
+
+def test_decision_boundary_multiclass(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(240, 2))
+    W = np.array([[2.0, -1.0, -1.0], [0.0, 1.7, -1.7]])
+
+    def softmax(G):
+        z = G @ W
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    y = softmax(X).argmax(axis=1)
+    path = plot_decision_boundary(
+        softmax,
+        X[:180],
+        y[:180],
+        X[180:],
+        y[180:],
+        tmp_path / "multi.png",
+        resolution=60,
+        classes=["setosa", "versicolor", "virginica"],
+    )
+    read_png(path, min_kb=20.0)
+
+
+def test_decision_boundary_regression(tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-2, 2, size=(150, 2))
+    y = X[:, 0] ** 2 - X[:, 1] + 0.1 * rng.normal(size=150)
+    path = plot_decision_boundary(
+        lambda G: G[:, 0] ** 2 - G[:, 1],
+        X[:100],
+        y[:100],
+        X[100:],
+        y[100:],
+        tmp_path / "reg.png",
+        resolution=60,
+        regression=True,
+    )
+    read_png(path, min_kb=20.0)
+
+
+def test_decision_boundary_rejects_non_2d_inputs(tmp_path):
+    X = np.zeros((5, 3))
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        plot_decision_boundary(lambda G: G[:, 0], X, np.zeros(5), X, np.zeros(5), tmp_path / "x.png")
+
+
+# -------------------------------------------------------------------------------- confusion plot
+@pytest.mark.parametrize("K", [2, 20])
+def test_plot_confusion_matrix(tmp_path, K):
+    rng = np.random.default_rng(K)
+    y_true = rng.integers(0, K, 400)
+    y_pred = np.where(rng.random(400) < 0.7, y_true, rng.integers(0, K, 400))
+    cm = confusion_matrix(y_true, y_pred, K)
+    classes = [f"class {k}" for k in range(K)]
+    img = read_png(plot_confusion_matrix(cm, tmp_path / "cm.png", classes=classes), min_kb=10.0)
+    assert img.shape[0] >= 400  # big enough to read 20 × 20 counts
+    with pytest.raises(ValueError, match="class names"):
+        plot_confusion_matrix(cm, tmp_path / "bad.png", classes=classes[:-1])
+
+
+# --------------------------------------------------------------------------------------- Θ images
+def test_plot_theta_images_digits_shape(tmp_path):
+    theta1 = np.random.default_rng(4).normal(size=(25, 65))  # 25 hidden units over 8×8 digits (+ bias)
+    img = read_png(plot_theta_images(theta1, (8, 8), tmp_path / "theta.png"), min_kb=10.0)
+    h, w = img.shape[:2]
+    assert 0.6 < w / h < 1.8 and h > 300
+    with pytest.raises(ValueError, match="8×8"):
+        plot_theta_images(theta1[:, :60], (8, 8), tmp_path / "bad.png")
+
+
+def test_plot_theta_images_caps_units(tmp_path):
+    theta1 = torch.randn(150, 17)  # a tensor is fine too
+    theta1[3] = 0.0  # a dead unit is drawn grey, not NaN
+    read_png(plot_theta_images(theta1, (4, 4), tmp_path / "theta.png", max_units=30))
+
+
+def test_no_pyplot_figures_leak(tmp_path):
+    import sys
+
+    plot_curves({"train/loss": [(0, 1.0)]}, tmp_path / "c.png")
+    plot_theta_images(np.ones((4, 5)), (2, 2), tmp_path / "t.png")
+    if "matplotlib.pyplot" in sys.modules:
+        assert sys.modules["matplotlib.pyplot"].get_fignums() == []
+
+
+# -------------------------------------------------------------------------------------- callback
+class TinyClassifier(pl.LightningModule):
+    """Logistic regression as one nn.Linear, with the duck-typed hooks PlotCallback looks for."""
+
+    task = "binary"
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+        self.test_predictions = None
+        self._test_batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.net = SimpleNamespace(theta=self._theta)  # Θ^(1) = [bias | weights], like ThetaMLP
+
+    def _theta(self, l: int) -> torch.Tensor:
+        assert l == 1
+        return torch.cat([self.linear.bias[:, None], self.linear.weight], dim=1)
+
+    def forward(self, x):
+        return self.linear(x).squeeze(-1)
+
+    def _step(self, batch, stage: str):
+        x, y = batch
+        logits = self(x)
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, y)
+        acc = ((logits > 0).float() == y).float().mean()
+        self.log(f"{stage}/loss", loss, on_epoch=True, on_step=False)
+        if stage != "train":
+            self.log(f"{stage}/acc", acc, on_epoch=True, on_step=False)
+        return loss, logits
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        _, logits = self._step(batch, "test")
+        self._test_batches.append((batch[1].long(), (logits > 0).long()))
+
+    def on_test_epoch_end(self):
+        y_true, y_pred = (torch.cat(t).cpu().numpy() for t in zip(*self._test_batches))
+        self.test_predictions = (y_true, y_pred)
+        self._test_batches.clear()
+
+    def predict_scores(self, x: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return torch.sigmoid(self(x)).cpu().numpy()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.5)
+
+
+class TinyDataModule(pl.LightningDataModule):
+    """Raw 2-D points around (5, -3); the model sees them standardised through `transform`."""
+
+    def __init__(self, image_shape=None):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        X = torch.randn(120, 2, generator=g, dtype=torch.float64) * 2.0 + torch.tensor([5.0, -3.0])
+        y = ((X[:, 0] - 5.0) + (X[:, 1] + 3.0) > 0).double()
+        self.mean, self.std = X[:80].mean(0), X[:80].std(0)
+        self.X, self.y = X.numpy(), y.numpy()
+        self.info = SimpleNamespace(classes=["below", "above"], image_shape=image_shape)
+
+    def transform(self, X_raw) -> torch.Tensor:
+        return ((torch.as_tensor(X_raw, dtype=torch.float64) - self.mean) / self.std).float()
+
+    def raw_splits(self):
+        return {
+            "train": (self.X[:80], self.y[:80]),
+            "val": (self.X[80:100], self.y[80:100]),
+            "test": (self.X[100:], self.y[100:]),
+        }
+
+    def _loader(self, lo: int, hi: int, shuffle: bool = False) -> DataLoader:
+        ds = TensorDataset(self.transform(self.X[lo:hi]), torch.as_tensor(self.y[lo:hi]).float())
+        return DataLoader(ds, batch_size=32, shuffle=shuffle)
+
+    def train_dataloader(self):
+        return self._loader(0, 80, shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader(80, 100)
+
+    def test_dataloader(self):
+        return self._loader(100, 120)
+
+
+def _trainer(tmp_path, callback) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        callbacks=[callback],
+    )
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Lightning's num_workers / small-batch advice
+def test_plot_callback_in_a_real_run(tmp_path):
+    callback = PlotCallback()
+    trainer = _trainer(tmp_path, callback)
+    model, dm = TinyClassifier(), TinyDataModule(image_shape=(1, 2))
+    trainer.fit(model, datamodule=dm)
+
+    plots = tmp_path / "plots"
+    assert callback.written == [plots / "curves.png"]
+    # one point per epoch; the sanity-check validation is not recorded
+    assert [e for e, _ in callback.history["train/loss"]] == [0, 1]
+    assert [e for e, _ in callback.history["val/loss"]] == [0, 1]
+    assert [e for e, _ in callback.history["val/acc"]] == [0, 1]
+    assert all(np.isfinite(v) for pts in callback.history.values() for _, v in pts)
+
+    trainer.test(model, datamodule=dm)
+    for name in ("curves.png", "confusion.png", "boundary.png", "theta.png"):
+        read_png(plots / name, min_kb=2.0)
+    assert set(callback.written) == {
+        plots / n for n in ("curves.png", "confusion.png", "boundary.png", "theta.png")
+    }
+    assert len(callback.written) == 4  # curves.png rewritten, listed once
+    assert [e for e, _ in callback.history["test/acc"]] == [1]  # drawn at the last epoch
+    assert callback.state_dict()["history"]["val/loss"] == callback.history["val/loss"]
+
+
+def test_plot_callback_failing_plot_only_warns(tmp_path):
+    callback = PlotCallback(out_dir=str(tmp_path / "figs"), every_n_epochs=1)
+    trainer = _trainer(tmp_path, callback)
+    model = TinyClassifier()
+    dm = TinyDataModule(image_shape=(3, 3))  # Θ^(1) has 2 weights per unit: theta.png must fail
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, datamodule=dm)
+    assert (tmp_path / "figs" / "curves.png").is_file()  # every_n_epochs wrote it during fit
+    with pytest.warns(UserWarning, match="could not write theta.png"):
+        trainer.test(model, datamodule=dm)
+    names = {p.name for p in callback.written}
+    assert names == {"curves.png", "confusion.png", "boundary.png"}
+    assert not (tmp_path / "figs" / "theta.png").exists()
