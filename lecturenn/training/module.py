@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import MaxMetric, MetricCollection, MinMetric
-from torchmetrics.classification import AUROC, Accuracy, F1Score
+from torchmetrics.classification import AUROC, Accuracy, F1Score, MulticlassF1Score
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 
 from ..network import ThetaMLP
@@ -47,15 +47,25 @@ def _plain(value):
     return value
 
 
+class BinaryMacroF1(MulticlassF1Score):
+    """Macro-F1 over the classes 0 and 1 from P(y = 1) scores (n,)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(num_classes=2, average="macro", **kwargs)
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        super().update((preds > 0.5).long(), target)
+
+
 def _classification_metrics(task: str, K: int) -> MetricCollection:
     kind = {"binary": {"task": "binary"}, "multiclass": {"task": "multiclass", "num_classes": K}}.get(
         task, {"task": "multilabel", "num_labels": K}
     )
-    f1_kind = {"task": "multiclass", "num_classes": 2} if task == "binary" else kind  # macro over 0/1
+    f1 = BinaryMacroF1(validate_args=False) if task == "binary" else F1Score(**kind, average="macro")
     return MetricCollection(
         {
             "acc": Accuracy(**kind, validate_args=False),
-            "f1": F1Score(**f1_kind, average="macro", validate_args=False),
+            "f1": f1,
             "auroc": AUROC(**kind, validate_args=False),
         }
     )
@@ -240,11 +250,12 @@ class ThetaMLPModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/loss", self._epoch_mean("val", 0), prog_bar=True, sync_dist=True)
-        values = self.val_metrics.compute()
-        self.log_dict(values)
+        values = self.val_metrics.compute()  # torchmetrics already reduces across processes
+        self.log_dict(values, sync_dist=True)
         if not self.trainer.sanity_checking:
             self.val_best(values[self.best_name.removesuffix("_best")])
-            self.log(self.best_name, self.val_best.compute(), prog_bar=True)  # compute(), not the object
+            best = self.val_best.compute()  # log compute(), not the metric object
+            self.log(self.best_name, best, prog_bar=True, sync_dist=True)
         self.val_metrics.reset()
 
     def on_test_epoch_start(self) -> None:
@@ -262,7 +273,7 @@ class ThetaMLPModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.log("test/loss", self._epoch_mean("test", 0), sync_dist=True)
-        self.log_dict(self.test_metrics.compute())
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
         if self._test_true:
             self.test_predictions = (

@@ -557,7 +557,11 @@ class PlotCallback(pl.Callback):
         return {"history": {k: list(v) for k, v in self.history.items()}}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.history = {k: [tuple(p) for p in v] for k, v in state_dict.get("history", {}).items()}
+        # Resuming in a fresh process restores the curves so far. Testing on the best checkpoint
+        # right after fit also restores callback states — but then this callback already holds
+        # the full history, which must not be cut back to the best epoch.
+        if not self.history:
+            self.history = {k: [tuple(p) for p in v] for k, v in state_dict.get("history", {}).items()}
 
     # ---- collection
     def plot_dir(self, trainer: pl.Trainer) -> Path:
