@@ -146,9 +146,11 @@ class ThetaCost(_Function):
     def forward(X, Y, activation: Activation, head: Head, lam: float, keep: bool, *thetas):
         n = X.shape[0]
         z_out, hidden = _forward_layers(X, thetas, activation, keep)
-        J = head.cost_sum(z_out, Y) / n
+        # the cost is always evaluated in at least float32 (the layers may run in bf16/fp16)
+        wide = torch.promote_types(z_out.dtype, torch.float32)
+        J = head.cost_sum(z_out.to(wide), Y.to(wide) if Y.is_floating_point() else Y) / n
         if lam > 0:  # R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²
-            J = J + (lam / (2 * n)) * sum(theta[:, 1:].pow(2).sum() for theta in thetas)
+            J = J + (lam / (2 * n)) * sum(theta[:, 1:].to(wide).pow(2).sum() for theta in thetas)
         return (J, z_out, *hidden)
 
     @staticmethod
@@ -167,7 +169,12 @@ class ThetaCost(_Function):
         activations, thetas, (z_out, Y) = saved[:L], saved[L : 2 * L], saved[2 * L :]
         n = z_out.shape[0]
         scale = grad_J / n  # 0-d tensor: no host sync
-        delta = ctx.head.delta(ctx.head.h(z_out), Y).mul_(scale)  # δ^(L+1) = a − y, times 1/n
+        wide = torch.promote_types(z_out.dtype, torch.float32)
+        h = ctx.head.h(z_out.to(wide))
+        delta = ctx.head.delta(h, Y.to(wide) if Y.is_floating_point() else Y).mul_(
+            scale
+        )  # δ^(L+1) = a − y, /n
+        delta = delta.to(z_out.dtype)
         needs_theta = ctx.needs_input_grad[6:]
         grad_x, grads = _backward_layers(
             delta, activations, thetas, ctx.activation, ctx.needs_input_grad[0], needs_theta

@@ -12,6 +12,7 @@ same forward in plain torch ops and lets torch differentiate it. Either way
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -232,10 +233,26 @@ class ThetaMLP(nn.Module):
             )
 
     # -- forward propagation --------------------------------------------------------------------
+    def _manual_operands(self, X: Tensor) -> tuple[Tensor, list[Tensor], torch.dtype | None]:
+        """X and Θ for the manual Functions, cast to the autocast dtype when autocast is on.
+
+        Autocast does not reach inside a custom Function's backward (and ``torch.amp.custom_fwd``
+        conflicts with the setup_context style, pytorch#132388), so under autocast the cast happens
+        here, outside the Function: differentiable ``.to()`` copies of X and Θ in bf16/fp16, with
+        autocast switched off inside. Gradients flow back to the float32 Θ through the casts.
+        """
+        device = X.device.type
+        if not torch.is_autocast_enabled(device):
+            return X, list(self.thetas), None
+        dtype = torch.get_autocast_dtype(device)
+        return X.to(dtype), [theta.to(dtype) for theta in self.thetas], dtype
+
     def logits(self, X: Tensor) -> Tensor:
         """z^(L+1) (n, s_{L+1}) for an already-checked X."""
         if self.backprop_used == "manual":
-            return theta_forward(X, list(self.thetas), self.activation)
+            X, thetas, cast = self._manual_operands(X)
+            with torch.autocast(X.device.type, enabled=False) if cast else contextlib.nullcontext():
+                return theta_forward(X, thetas, self.activation)
         a = X
         for l, theta in enumerate(self.thetas, start=1):
             z = torch.addmm(theta[:, 0], a, theta[:, 1:].t())  # (n, s_{l+1})
@@ -298,7 +315,9 @@ class ThetaMLP(nn.Module):
             Y, targets_ok = self.head.safe_targets(Y, K)
             inputs_ok = torch.isfinite(X.sum() + sum(theta.sum() for theta in self.thetas))
         if self.backprop_used == "manual":
-            J, z = theta_cost(X, Y, list(self.thetas), self.activation, self.head, lam)
+            Xm, thetas, cast = self._manual_operands(X)
+            with torch.autocast(X.device.type, enabled=False) if cast else contextlib.nullcontext():
+                J, z = theta_cost(Xm, Y, thetas, self.activation, self.head, lam)
         else:
             z = self.logits(X)  # (n, K)
             J = self.head.cost_sum(z, Y) / n

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import warnings
 
 import hydra
 import torch
@@ -53,3 +55,19 @@ def configure_threads(cfg: DictConfig) -> int:
         fail(ValueError(f"threads must be 'auto' or an int >= 1, got {threads!r}"))
     torch.set_num_threads(n)
     return n
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, *fragments: str) -> None:
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(f in record.getMessage() for f in self.fragments)
+
+
+def quiet_third_party_noise() -> None:
+    """Hide two messages that say nothing about the user's run: Lightning's advert for a cloud
+    logger, and a torch-internal deprecation warning raised inside Lightning's pytree helper."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropMessages("litlogger"))
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")

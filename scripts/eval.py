@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import hydra
-from app import configure_threads, fail
+from app import configure_threads, fail, quiet_third_party_noise
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -30,6 +30,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from lecturenn.training import ThetaMLPModule
     from lecturenn.training.checkpoint import CheckpointError, load_checkpoint
 
+    quiet_third_party_noise()
     configure_threads(cfg)
     ckpt_path = Path(cfg.ckpt_path)
     try:

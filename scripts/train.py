@@ -18,7 +18,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from app import configure_threads, fail, instantiate_list
+from app import configure_threads, fail, instantiate_list, quiet_third_party_noise
 from omegaconf import DictConfig
 
 
@@ -28,6 +28,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from lecturenn.training.checkpoint import AtomicCheckpointIO, CheckpointError
 
     out_dir = Path(cfg.paths.output_dir)
+    quiet_third_party_noise()
     threads = configure_threads(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 

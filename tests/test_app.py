@@ -39,7 +39,11 @@ def run_script(script, *args, cwd, timeout=300):
     env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -60,7 +64,11 @@ def test_every_option_composes_and_instantiates(tmp_path, group, option):
     datamodule.setup("fit")
     info = datamodule.info
     model = hydra.utils.instantiate(
-        cfg.model, _convert_="all", n_features=info.n_features, n_outputs=info.n_outputs, task=info.task,
+        cfg.model,
+        _convert_="all",
+        n_features=info.n_features,
+        n_outputs=info.n_outputs,
+        task=info.task,
         data_info=info.to_dict(),
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
@@ -119,15 +127,23 @@ def test_playground_run_draws_the_decision_boundary(tmp_path):
     assert (tmp_path / "plots" / "boundary.png").is_file()
 
 
-@pytest.mark.parametrize("overrides", [
-    ["optimizer=gd", "trainer.max_epochs=3"],
-    ["optimizer=lbfgs", "trainer.max_epochs=2"],
-    ["optimizer=momentum", "scheduler=plateau", "trainer.max_epochs=2"],
-    ["optimizer=sgd", "scheduler=cosine", "trainer.max_epochs=2"],
-    ["model.backprop=autograd", "model.activation=relu", "model.hidden_sizes=[16,16]", "trainer.max_epochs=2"],
-    ["model.batchnorm=true", "model.dropout=0.2", "trainer.max_epochs=2"],
-    ["experiment=regression", "trainer.max_epochs=2"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["optimizer=gd", "trainer.max_epochs=3"],
+        ["optimizer=lbfgs", "trainer.max_epochs=2"],
+        ["optimizer=momentum", "scheduler=plateau", "trainer.max_epochs=2"],
+        ["optimizer=sgd", "scheduler=cosine", "trainer.max_epochs=2"],
+        [
+            "model.backprop=autograd",
+            "model.activation=relu",
+            "model.hidden_sizes=[16,16]",
+            "trainer.max_epochs=2",
+        ],
+        ["model.batchnorm=true", "model.dropout=0.2", "trainer.max_epochs=2"],
+        ["experiment=regression", "trainer.max_epochs=2"],
+    ],
+)
 def test_optimizers_schedules_and_models_train(tmp_path, overrides):
     metrics = train(make_cfg(tmp_path, [*overrides, *QUIET]))
     assert np.isfinite(metrics["test/loss"])
@@ -155,9 +171,20 @@ def test_table_data_with_class_names(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 3))
     label = np.where(X[:, 0] + X[:, 1] > 0, "cat", "dog")
-    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "animal": label}).to_parquet(tmp_path / "t.parquet")
-    cfg = make_cfg(tmp_path, [f"data=table", f"data.path={tmp_path / 't.parquet'}", "data.target=animal",
-                              "trainer.max_epochs=20", "optimizer.lr=0.05", *QUIET])
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "animal": label}).to_parquet(
+        tmp_path / "t.parquet"
+    )
+    cfg = make_cfg(
+        tmp_path,
+        [
+            "data=table",
+            f"data.path={tmp_path / 't.parquet'}",
+            "data.target=animal",
+            "trainer.max_epochs=20",
+            "optimizer.lr=0.05",
+            *QUIET,
+        ],
+    )
     metrics = train(cfg)
     assert metrics["test/acc"] > 0.8
     hp = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
@@ -170,23 +197,34 @@ def trained_run(tmp_path_factory):
     """One real `python scripts/train.py` run on iris, shared by the eval/predict tests."""
     cwd = tmp_path_factory.mktemp("cli")
     run_dir = cwd / "run"
-    proc = run_script("train.py", "data=iris", "trainer.max_epochs=30", "optimizer.lr=0.05",
-                      f"hydra.run.dir={run_dir}", *QUIET, cwd=cwd)
+    proc = run_script(
+        "train.py",
+        "data=iris",
+        "trainer.max_epochs=30",
+        "optimizer.lr=0.05",
+        f"hydra.run.dir={run_dir}",
+        *QUIET,
+        cwd=cwd,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, run_dir, proc
 
 
 def test_cli_train_prints_summary_and_outputs(trained_run):
     _, run_dir, proc = trained_run
-    assert "Θ^(1): (64, 5)" in proc.stdout and "test metrics:" in proc.stdout
+    assert "Θ^(1): (100, 5)" in proc.stdout and "test metrics:" in proc.stdout
     assert f"outputs: {run_dir.resolve()}" in proc.stdout
     assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] > 0.8
 
 
 def test_cli_eval(trained_run):
     cwd, run_dir, _ = trained_run
-    proc = run_script("eval.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                      f"hydra.run.dir={cwd / 'eval'}", cwd=cwd)
+    proc = run_script(
+        "eval.py",
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"hydra.run.dir={cwd / 'eval'}",
+        cwd=cwd,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((cwd / "eval" / "eval_metrics.json").read_text())
     assert metrics["test/acc"] > 0.8 and "test/loss" in metrics
@@ -199,9 +237,14 @@ def test_cli_predict(trained_run):
     iris = load_iris(as_frame=True)
     table = iris.frame.drop(columns="target").iloc[::10]
     table.to_csv(cwd / "new.csv", index=False)
-    proc = run_script("predict.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                      f"input={cwd / 'new.csv'}", f"output={cwd / 'pred.csv'}",
-                      f"hydra.run.dir={cwd / 'predict'}", cwd=cwd)
+    proc = run_script(
+        "predict.py",
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"input={cwd / 'new.csv'}",
+        f"output={cwd / 'pred.csv'}",
+        f"hydra.run.dir={cwd / 'predict'}",
+        cwd=cwd,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     pred = pd.read_csv(cwd / "pred.csv")
     assert len(pred) == len(table)
@@ -215,30 +258,52 @@ def test_cli_predict(trained_run):
 def test_cli_predict_rejects_missing_columns(trained_run):
     cwd, run_dir, _ = trained_run
     pd.DataFrame({"petal length (cm)": [1.0]}).to_csv(cwd / "bad.csv", index=False)
-    proc = run_script("predict.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                      f"input={cwd / 'bad.csv'}", f"hydra.run.dir={cwd / 'predict_bad'}", cwd=cwd)
+    proc = run_script(
+        "predict.py",
+        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+        f"input={cwd / 'bad.csv'}",
+        f"hydra.run.dir={cwd / 'predict_bad'}",
+        cwd=cwd,
+    )
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("error: input is missing feature column(s)")
 
 
 def test_cli_multirun_two_jobs(tmp_path):
-    proc = run_script("train.py", "-m", "optimizer.lr=0.1,0.3", "data=iris", "trainer.max_epochs=2",
-                      f"hydra.sweep.dir={tmp_path / 'sweep'}", *QUIET, cwd=tmp_path)
+    proc = run_script(
+        "train.py",
+        "-m",
+        "optimizer.lr=0.1,0.3",
+        "data=iris",
+        "trainer.max_epochs=2",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *QUIET,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = sorted((tmp_path / "sweep").glob("*/metrics.json"))
     assert [p.parent.name for p in results] == ["0", "1"]
     assert all("test/acc" in json.loads(p.read_text()) for p in results)
 
 
-@pytest.mark.parametrize("table,target,message", [
-    ({"a": [1.0, 2.0] * 20, "label": ["x", "y"] * 20}, "lable", "did you mean 'label'"),
-    ({"a": ["p", "q"] * 20, "label": ["x", "y"] * 20}, "label", "not numeric"),
-    ({"a": [1.0, float("nan")] * 20, "label": ["x", "y"] * 20}, "label", "NaN"),
-])
+@pytest.mark.parametrize(
+    "table,target,message",
+    [
+        ({"a": [1.0, 2.0] * 20, "label": ["x", "y"] * 20}, "lable", "did you mean 'label'"),
+        ({"a": ["p", "q"] * 20, "label": ["x", "y"] * 20}, "label", "not numeric"),
+        ({"a": [1.0, float("nan")] * 20, "label": ["x", "y"] * 20}, "label", "NaN"),
+    ],
+)
 def test_cli_bad_data_files_fail_with_one_clear_line(tmp_path, table, target, message):
     pd.DataFrame(table).to_csv(tmp_path / "data.csv", index=False)
-    proc = run_script("train.py", "data=table", f"data.path={tmp_path / 'data.csv'}", f"data.target={target}",
-                      f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    proc = run_script(
+        "train.py",
+        "data=table",
+        f"data.path={tmp_path / 'data.csv'}",
+        f"data.target={target}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last
@@ -249,7 +314,9 @@ def test_ddp_sim_matches_single_process(tmp_path):
     common = ["trainer.max_epochs=15", *QUIET]
     single = run_script("train.py", *common, f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path)
     assert single.returncode == 0, single.stderr[-3000:]
-    ddp = run_script("train.py", "trainer=ddp_sim", *common, f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path)
+    ddp = run_script(
+        "train.py", "trainer=ddp_sim", *common, f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     acc_one = json.loads((tmp_path / "one" / "metrics.json").read_text())["test/acc"]
     acc_ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test/acc"]

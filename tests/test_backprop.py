@@ -212,3 +212,20 @@ def test_gradient_check_samples_big_nets():
     report = ln.gradient_check(net, X, Y, max_entries_per_layer=30)
     assert [c.n_checked for c in report.layers] == [30, 30]
     assert report.passed
+
+
+@pytest.mark.parametrize("output", HEADS)
+def test_autocast_bf16_manual_matches_autograd(output):
+    """Under autocast the module casts X and Θ for the Function; grads come back in float32."""
+    manual, auto = twin_nets([6, 16, 8, 3], "tanh", output, torch.float32)
+    X, Y = make_batch(manual, 32, dtype=torch.float32)
+    for net in (manual, auto):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            J = net.cost(X, Y, lam=0.5)
+        assert J.dtype == torch.float32  # the cost itself is evaluated in float32
+        J.backward()
+    for pm, pa in zip(manual.thetas, auto.thetas):
+        assert pm.grad.dtype == torch.float32
+        assert ((pm.grad - pa.grad).norm() / pa.grad.norm()) < 2e-2
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert manual(X).dtype == torch.bfloat16

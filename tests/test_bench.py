@@ -1,0 +1,91 @@
+"""scripts/bench.py runs in-process with tiny settings: every row present, finite, JSON written."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+TINY = ["--sizes", "20", "16", "3", "--batch", "64", "--threads", "1", "--gemm-size", "128"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("lecturenn_bench_script", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _finite_positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_epoch_mode_tiny(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    report = bench.main([*TINY, "--rows", "600", "--test-rows", "300", "--epochs", "1", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "GEMM" in printed and "torch.set_num_threads(1)" in printed
+
+    rows = {r["key"]: r for r in report["rows"]}
+    skipped = {s["key"] for s in report["skipped"]}
+    expected = set(bench.PATHS) - ({"sklearn"} if importlib.util.find_spec("sklearn") is None else set())
+    assert expected <= set(rows) and set(rows) | skipped == set(bench.PATHS)
+    assert rows["hand"]["ratio"] == pytest.approx(1.0)
+    for key, r in rows.items():
+        assert r["path"] == bench.PATHS[key] and r["path"] in printed
+        for name in ("s_per_epoch", "samples_per_s", "gflops", "pct_gemm_peak", "ratio"):
+            assert _finite_positive(r[name]), (key, name, r[name])
+        assert 0.0 <= r["test_acc"] <= 1.0, (key, r["test_acc"])
+        assert r["peak_added_mib"] is None or r["peak_added_mib"] >= 0
+    for key in ("lightning", "ln-app"):
+        assert rows[key]["epochs_run"] == 1
+    if "sklearn" in rows:
+        assert rows["sklearn"]["same_init"]
+    # same initial Θ and the same batches: the randperm rows (and the two DataLoader rows) agree
+    for key in ("theta-cat", "ln-manual", "ln-autograd"):
+        assert rows[key]["test_acc"] == pytest.approx(rows["hand"]["test_acc"], abs=0.02), key
+    assert rows["lightning"]["test_acc"] == pytest.approx(rows["dataloader"]["test_acc"], abs=0.02)
+
+    saved = json.loads(out.read_text())
+    assert saved["mode"] == "epoch" and saved["header"]["gemm_gflops"] > 0
+    assert [r["key"] for r in saved["rows"]] == [r["key"] for r in report["rows"]]
+
+
+def test_epoch_mode_paths_subset_keeps_baseline(bench):
+    report = bench.main(
+        [*TINY, "--rows", "200", "--test-rows", "50", "--epochs", "1", "--paths", "ln-manual"]
+    )
+    assert [r["key"] for r in report["rows"]] == ["hand", "ln-manual"]
+
+
+def test_same_initial_weights_give_same_first_step(bench):
+    """The hand-written, ones-column and lecturenn models start from the same Θ (same outputs)."""
+    import torch
+
+    sizes = [20, 16, 3]
+    ref = bench.ln.ThetaMLP(sizes, "sigmoid", "softmax", generator=0)
+    init = [t.detach().clone() for t in ref.thetas]
+    X = torch.randn(5, 20)
+    seq = bench.build_sequential(sizes, init, torch.device("cpu"), torch.float32)
+    cat = bench.ThetaCat(init)
+    with torch.no_grad():
+        torch.testing.assert_close(seq(X).softmax(1), ref(X))
+        torch.testing.assert_close(cat(X).softmax(1), ref(X))
+
+
+def test_step_mode_tiny(bench, tmp_path):
+    out = tmp_path / "step.json"
+    report = bench.main([*TINY, "--mode", "step", "--steps", "3", "--rounds", "2", "--json", str(out)])
+    names = [r["path"] for r in report["rows"]]
+    assert names == ["torch nn.Linear", "lecturenn autograd", "lecturenn manual"]
+    for r in report["rows"]:
+        assert _finite_positive(r["ms_per_step"]) and _finite_positive(r["ratio"])
+    assert json.loads(out.read_text())["mode"] == "step"
+
+
+def test_bad_paths_rejected(bench):
+    with pytest.raises(SystemExit):
+        bench.main(["--paths", "hand,nope"])
