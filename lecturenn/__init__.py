@@ -19,7 +19,28 @@ from .theta import ThetaLinear, init_theta
 
 __version__ = "0.1.0"
 
+# Interop and estimators import scikit-learn / scipy / onnx: load them on first use only, so that
+# `import lecturenn` stays as light as torch itself.
+_LAZY = {
+    "from_sklearn": "lecturenn.interop.sklearn",
+    "to_sklearn": "lecturenn.interop.sklearn",
+    "save_thetas": "lecturenn.interop.files",
+    "load_thetas": "lecturenn.interop.files",
+    "export_onnx": "lecturenn.interop.onnx",
+    "ThetaMLPClassifier": "lecturenn.estimators",
+    "ThetaMLPRegressor": "lecturenn.estimators",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lecturenn' has no attribute {name!r}")
+
 __all__ = [
+    *_LAZY,
     "ACTIVATIONS",
     "Activation",
     "Backprop",
