@@ -172,6 +172,19 @@ class ThetaMLP(nn.Module):
         for theta in self.thetas:
             init_theta(theta, init, epsilon, gen)
 
+    def to_sequential(self) -> nn.Sequential:
+        """The same function as an ``nn.Sequential`` of ``nn.Linear`` + activation modules."""
+        from .interop.torch_nn import to_sequential
+
+        return to_sequential(self)
+
+    @classmethod
+    def from_sequential(cls, seq: nn.Sequential, backprop: str = "manual") -> ThetaMLP:
+        """A ThetaMLP computing the same function as ``seq`` (Linear / activation / head modules)."""
+        from .interop.torch_nn import from_sequential
+
+        return from_sequential(seq, backprop=backprop)
+
     def __repr__(self) -> str:  # Θ shapes instead of the ParameterList's "Parameter containing"
         body = "\n  ".join(self.extra_repr().split("\n"))
         return f"{type(self).__name__}(\n  {body}\n)"

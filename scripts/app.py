@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import hydra
 import torch
@@ -18,13 +19,28 @@ def fail(err: BaseException, code: int = 2):
     raise SystemExit(code)
 
 
-def instantiate_list(node: DictConfig | None) -> list:
-    """Instantiate every ``_target_`` entry of a config group such as ``callbacks`` or ``logger``."""
+def instantiate_list(node: DictConfig | None, resume: bool = False) -> list:
+    """Instantiate every ``_target_`` entry of a config group such as ``callbacks`` or ``logger``.
+
+    With ``resume``, a CSV logger whose log directory already holds a metrics file writes to a new
+    ``resume-N`` version instead (Lightning's CSVLogger would otherwise delete the earlier log).
+    """
     if not node:
         return []
-    return [
-        hydra.utils.instantiate(v) for v in node.values() if isinstance(v, DictConfig) and "_target_" in v
-    ]
+    objects = []
+    for v in node.values():
+        if not (isinstance(v, DictConfig) and "_target_" in v):
+            continue
+        kwargs = {}
+        if resume and v._target_.endswith("CSVLogger"):
+            base = Path(v.save_dir) / (v.get("name") or "")
+            if (base / str(v.get("version") or "") / "metrics.csv").exists():
+                n = 1
+                while (base / f"resume-{n}").exists():
+                    n += 1
+                kwargs["version"] = f"resume-{n}"
+        objects.append(hydra.utils.instantiate(v, **kwargs))
+    return objects
 
 
 def parallel_jobs(cfg: DictConfig) -> int:
@@ -71,3 +87,62 @@ def quiet_third_party_noise() -> None:
     logger, and a torch-internal deprecation warning raised inside Lightning's pytree helper."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropMessages("litlogger"))
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Reject a bad training config before any work, naming the offending key (exit code 2)."""
+    from numbers import Integral, Real
+
+    from lecturenn.activations import ACTIVATIONS
+    from lecturenn.network import BACKPROPS
+    from lecturenn.theta import INITS
+
+    def number(v) -> bool:
+        return isinstance(v, Real) and not isinstance(v, bool)
+
+    def integer(v) -> bool:
+        return isinstance(v, Integral) and not isinstance(v, bool)
+
+    model, data, optimizer = cfg.get("model") or {}, cfg.get("data") or {}, cfg.get("optimizer") or {}
+    trainer = cfg.get("trainer") or {}
+
+    def widths(v) -> bool:
+        return v is not None and all(integer(s) and s >= 1 for s in v)
+
+    def positive_or_full(v) -> bool:
+        return v is None or (integer(v) and (v >= 1 or v == -1))
+
+    checks = [  # (key, value, predicate, what is expected)
+        ("model.hidden_sizes", model.get("hidden_sizes"), widths, "a list of positive layer widths"),
+        (
+            "model.activation",
+            model.get("activation"),
+            ACTIVATIONS.__contains__,
+            f"one of {sorted(ACTIVATIONS)}",
+        ),
+        ("model.backprop", model.get("backprop"), BACKPROPS.__contains__, f"one of {list(BACKPROPS)}"),
+        ("model.init", model.get("init"), INITS.__contains__, f"one of {list(INITS)}"),
+        ("model.lam", model.get("lam"), lambda v: number(v) and v >= 0, "a number >= 0 (λ)"),
+        (
+            "model.dropout",
+            model.get("dropout", 0.0),
+            lambda v: number(v) and 0 <= v < 1,
+            "a number in [0, 1)",
+        ),
+        ("optimizer.lr", optimizer.get("lr", 1.0), lambda v: number(v) and v > 0, "a number > 0"),
+        (
+            "data.batch_size",
+            data.get("batch_size", -1),
+            positive_or_full,
+            "a positive int, or -1 (full batch)",
+        ),
+        ("trainer.max_epochs", trainer.get("max_epochs", 1), positive_or_full, "a positive int"),
+        ("seed", cfg.get("seed", 0), lambda v: v is None or integer(v), "an int"),
+    ]
+    for key, value, ok, expected in checks:
+        try:
+            good = ok(value)
+        except TypeError:
+            good = False
+        if not good:
+            fail(ValueError(f"config: {key}={value!r} is invalid; expected {expected}"))

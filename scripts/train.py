@@ -18,7 +18,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from app import configure_threads, fail, instantiate_list, quiet_third_party_noise
+from app import configure_threads, fail, instantiate_list, quiet_third_party_noise, validate_config
 from omegaconf import DictConfig
 
 
@@ -26,8 +26,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the metrics written to ``metrics.json``."""
     from lecturenn.data import DataError
     from lecturenn.training.checkpoint import AtomicCheckpointIO, CheckpointError
+    from lecturenn.training.guards import DivergenceGuard, TrainingDiverged
 
     out_dir = Path(cfg.paths.output_dir)
+    validate_config(cfg)
     quiet_third_party_noise()
     threads = configure_threads(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -48,9 +50,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
     except (DataError, ValueError, TypeError) as err:
         fail(err)
+    if cfg.get("ckpt_path"):
+        try:
+            check_resumable(cfg.ckpt_path, model)
+        except (CheckpointError, ValueError) as err:
+            fail(err)
 
-    callbacks = instantiate_list(cfg.get("callbacks"))
-    loggers = instantiate_list(cfg.get("logger"))
+    callbacks = [DivergenceGuard(), *instantiate_list(cfg.get("callbacks"))]
+    loggers = instantiate_list(cfg.get("logger"), resume=bool(cfg.get("ckpt_path")))
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
@@ -67,6 +74,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except CheckpointError as err:
         fail(err)
+    except TrainingDiverged as err:
+        fail(err, code=3)
     fit_seconds = time.perf_counter() - start
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
@@ -85,6 +94,33 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print(f"fit: {trainer.current_epoch} epochs in {fit_seconds:.1f} s")
         print(f"outputs: {out_dir.resolve()}  (metrics.json, checkpoints/, plots/, csv/metrics.csv)")
     return metrics
+
+
+def check_resumable(ckpt_path, model) -> None:
+    """Fail early, and clearly, when a checkpoint cannot resume this model/optimizer."""
+    from lecturenn.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(ckpt_path)
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in ckpt.get("state_dict", {}).items()}
+    if own != saved:
+        diff = sorted(k for k in own.keys() | saved.keys() if own.get(k) != saved.get(k))
+        raise ValueError(
+            f"checkpoint {ckpt_path} holds a different network (mismatch in {diff[:4]}); "
+            "resume with the model config it was trained with"
+        )
+    states = ckpt.get("optimizer_states") or []
+    if states:
+        optimizer = model.configure_optimizers()
+        optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+        want = set(optimizer.param_groups[0]) - {"params"}
+        have = set(states[0]["param_groups"][0]) - {"params"}
+        if not have <= want | {"initial_lr"}:
+            raise ValueError(
+                f"checkpoint {ckpt_path} was trained with a different optimizer (its settings "
+                f"{sorted(have - want)} do not exist in {type(optimizer).__name__}); "
+                "resume with the same optimizer"
+            )
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -20,6 +20,7 @@ Plain Python arguments only (Hydra lives in ``scripts/`` + ``conf/``). ``optimiz
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Mapping, Sequence
 
 import lightning as L
@@ -55,6 +56,36 @@ class BinaryMacroF1(MulticlassF1Score):
 
     def update(self, preds: Tensor, target: Tensor) -> None:
         super().update((preds > 0.5).long(), target)
+
+
+def _rng_states() -> dict:
+    """torch (CPU, CUDA), numpy and Python RNG states as tensors and plain numbers (weights_only-safe)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (the global RNG is the point)
+    version, internal, gauss = random.getstate()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached"]))  # noqa: NPY002
+    p = states["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def _classification_metrics(task: str, K: int) -> MetricCollection:
@@ -158,6 +189,7 @@ class ThetaMLPModule(L.LightningModule):
         self._sums: dict[str, Tensor] = {}  # per stage: [Σ J·n, Σ n, Σ train statistic]
         self.best_name = "val/mse_best" if regression else "val/acc_best"
         self.val_best = MinMetric() if regression else MaxMetric()
+        self.val_best.persistent(True)  # in the checkpoint, so a resumed run keeps its best so far
         self._test_true: list[Tensor] = []
         self._test_pred: list[Tensor] = []
         self.test_predictions: tuple[np.ndarray, np.ndarray] | None = None
@@ -326,6 +358,14 @@ class ThetaMLPModule(L.LightningModule):
     def standardize(self, X_raw: Tensor) -> Tensor:
         """Apply the training split's standardisation (stored in the checkpoint) to raw features."""
         return (X_raw.to(self.x_mean) - self.x_mean) / self.x_std
+
+    # -- checkpoint extras: RNG states, so a resumed run draws the same numbers (e.g. dropout) ----
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_states"] = _rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng_states" in checkpoint:
+            _set_rng_states(checkpoint["rng_states"])
 
     def summary(self) -> str:
         """Θ^(l) shapes and parameter counts, and which backprop runs."""

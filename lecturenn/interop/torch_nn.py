@@ -1,0 +1,306 @@
+"""ThetaMLP ⇄ ``torch.nn.Sequential`` of ``nn.Linear`` layers and activation modules.
+
+Each Θ^(l) ∈ R^{s_{l+1} × (s_l + 1)} becomes one ``nn.Linear(s_l, s_{l+1})``::
+
+    Linear.weight = Θ^(l)[:, 1:]      (s_{l+1}, s_l)
+    Linear.bias   = Θ^(l)[:, 0]       (s_{l+1},)          so  Linear(a) = Θ^(l) [1; a] = z^(l+1)
+
+and the network h_Θ(x) becomes::
+
+    Linear(s_1, s_2), g, Linear(s_2, s_3), g, …, Linear(s_L, s_{L+1}), head
+
+=================  ==========================  ==============================================
+ThetaMLP           ``to_sequential`` emits     ``from_sequential`` accepts
+=================  ==========================  ==============================================
+g = sigmoid        ``nn.Sigmoid()``            ``nn.Sigmoid``
+g = tanh           ``nn.Tanh()``               ``nn.Tanh``
+g = softplus       ``nn.Softplus()``           ``nn.Softplus`` with beta = 1, threshold = 20
+g = relu           ``nn.ReLU()``               ``nn.ReLU``
+g = identity       ``nn.Identity()``           ``nn.Identity`` or nothing between two Linear
+head sigmoid       ``nn.Sigmoid()``            ``nn.Sigmoid``
+head softmax       ``nn.Softmax(dim=1)``       ``nn.Softmax`` with dim = 1 or -1
+head identity      nothing                     nothing (or ``nn.Identity``)
+batchnorm=True     ``nn.BatchNorm1d`` before g  the same, in every hidden layer
+dropout=p          ``nn.Dropout(p)`` after g    the same p, in every hidden layer
+=================  ==========================  ==============================================
+
+ThetaMLP has a single hidden activation g for all hidden layers, so ``from_sequential`` refuses
+mixed activations (``ValueError`` naming the first module that differs and its index); two
+``nn.Linear`` in a row mean g = identity, which is accepted only if *every* hidden layer has no
+activation (or ``nn.Identity``). Anything else — ``nn.Conv2d``, ``nn.LeakyReLU``, ``nn.LogSoftmax``,
+a ``Softplus`` with beta ≠ 1, … — is a ``ValueError`` naming the module and its index. Nested
+``nn.Sequential`` containers are flattened first; indices refer to the flattened list.
+
+Both directions copy the numbers (no shared storage) and keep dtype, device and train/eval mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..network import ThetaMLP
+
+__all__ = ["to_sequential", "from_sequential"]
+
+_ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "softplus": nn.Softplus,
+    "relu": nn.ReLU,
+    "identity": nn.Identity,
+}
+
+
+def _build_net(
+    thetas: Sequence[Tensor],
+    hidden: str,
+    output: str,
+    backprop: str = "manual",
+    *,
+    batchnorm: bool = False,
+    dropout: float = 0.0,
+    dtype: torch.dtype | None = None,
+    device=None,
+) -> ThetaMLP:
+    """A ThetaMLP whose Θ^(l) are copies of ``thetas`` (already checked to chain)."""
+    thetas = [torch.as_tensor(t) for t in thetas]
+    dtype = dtype or thetas[0].dtype
+    device = device if device is not None else thetas[0].device
+    sizes = [int(thetas[0].shape[1]) - 1] + [int(t.shape[0]) for t in thetas]
+    net = ThetaMLP(
+        sizes,
+        hidden=hidden,
+        output=output,
+        backprop=backprop,
+        init="zeros",
+        batchnorm=batchnorm,
+        dropout=dropout,
+        device=device,
+        dtype=dtype,
+    )
+    with torch.no_grad():
+        for param, theta in zip(net.thetas, thetas):
+            param.copy_(theta.to(device=device, dtype=dtype))
+    return net
+
+
+def _name(module: nn.Module) -> str:
+    return f"nn.{type(module).__name__}" if type(module).__module__.startswith("torch.nn") else repr(module)
+
+
+def to_sequential(net: ThetaMLP) -> nn.Sequential:
+    """The same network as plain ``torch.nn`` modules: ``Linear, g, …, Linear, head``.
+
+    ``to_sequential(net)(x)`` equals ``net(x)`` (same dtype, device and train/eval mode). The
+    result holds copies of Θ: training it does not change ``net``.
+    """
+    if not isinstance(net, ThetaMLP):
+        raise TypeError(f"to_sequential expects a ThetaMLP, got {type(net).__name__}")
+    ref = net.thetas[0]
+    kw = {"device": ref.device, "dtype": ref.dtype}
+    layers: list[nn.Module] = []
+    with torch.no_grad():
+        for l, theta in enumerate(net.thetas, start=1):
+            s_next, s_in = theta.shape[0], theta.shape[1] - 1
+            linear = nn.Linear(s_in, s_next, **kw)
+            linear.weight.copy_(theta[:, 1:])
+            linear.bias.copy_(theta[:, 0])
+            layers.append(linear)
+            if l == net.num_layers:
+                break
+            if net.norms is not None:
+                src = net.norms[l - 1]
+                norm = nn.BatchNorm1d(s_next, eps=src.eps, momentum=src.momentum, **kw)
+                norm.load_state_dict(src.state_dict())
+                layers.append(norm)
+            act = net.activation.name
+            if act not in _ACTIVATION_MODULES:
+                raise ValueError(
+                    f"hidden activation {act!r} has no torch.nn module; to_sequential supports "
+                    f"{sorted(_ACTIVATION_MODULES)}"
+                )
+            layers.append(_ACTIVATION_MODULES[act]())
+            if net.dropout:
+                layers.append(nn.Dropout(net.dropout))
+    if net.head.name == "sigmoid":
+        layers.append(nn.Sigmoid())
+    elif net.head.name == "softmax":
+        layers.append(nn.Softmax(dim=1))
+    seq = nn.Sequential(*layers)
+    seq.train(net.training)
+    return seq
+
+
+def _flatten(seq) -> list[nn.Module]:
+    if isinstance(seq, nn.Sequential):
+        items: Iterable = seq.children()
+    elif isinstance(seq, (nn.ModuleList, list, tuple)):
+        items = seq
+    else:
+        raise TypeError(
+            f"from_sequential expects an nn.Sequential (or a list of modules), got {type(seq).__name__}"
+        )
+    out: list[nn.Module] = []
+    for module in items:
+        if isinstance(module, (nn.Sequential, nn.ModuleList)):
+            out.extend(_flatten(module))
+        elif isinstance(module, nn.Module):
+            out.append(module)
+        else:
+            raise TypeError(f"from_sequential: {module!r} is not an nn.Module")
+    return out
+
+
+def _activation_name(module: nn.Module, index: int) -> str | None:
+    """The ThetaMLP activation name for an activation module, None if it is not one."""
+    if isinstance(module, nn.Softplus):
+        if module.beta != 1 or module.threshold != 20:
+            raise ValueError(
+                f"module {index} ({module!r}): ThetaMLP's softplus is log(1 + e^z) with beta = 1 "
+                f"and threshold = 20; this one has beta = {module.beta}, threshold = {module.threshold}"
+            )
+        return "softplus"
+    for name, cls in _ACTIVATION_MODULES.items():
+        if type(module) is cls:
+            return name
+    return None
+
+
+def from_sequential(seq: nn.Sequential, backprop: str = "manual") -> ThetaMLP:
+    """Parse ``Linear, g, …, Linear, head`` (see the module docstring) into a ThetaMLP.
+
+    Θ^(l) = [Linear_l.bias | Linear_l.weight] (a Linear without bias gives a zero column 0).
+    dtype and device are those of the first Linear. Raises ``ValueError`` naming the module and
+    its index for anything ThetaMLP cannot represent.
+    """
+    modules = _flatten(seq)
+    if not modules:
+        raise ValueError("from_sequential: the Sequential is empty")
+    linear_at = [i for i, m in enumerate(modules) if isinstance(m, nn.Linear)]
+    if not linear_at:
+        raise ValueError("from_sequential: no nn.Linear found; a ThetaMLP needs at least one layer Θ^(1)")
+    if linear_at[0] != 0:
+        m = modules[0]
+        raise ValueError(
+            f"module 0 ({_name(m)}) comes before the first nn.Linear; a ThetaMLP starts with Θ^(1)"
+        )
+    ref = modules[0].weight
+    thetas: list[Tensor] = []
+    for k, i in enumerate(linear_at):
+        lin = modules[i]
+        if k and lin.in_features != thetas[-1].shape[0]:
+            raise ValueError(
+                f"module {i} (nn.Linear) has in_features = {lin.in_features}, but the previous Linear "
+                f"has out_features = {thetas[-1].shape[0]}"
+            )
+        if lin.weight.dtype != ref.dtype or lin.weight.device != ref.device:
+            raise ValueError(
+                f"module {i} (nn.Linear) is {lin.weight.dtype} on {lin.weight.device}, but module 0 is "
+                f"{ref.dtype} on {ref.device}; ThetaMLP keeps all Θ in one dtype and device"
+            )
+        w = lin.weight.detach()
+        b = (
+            lin.bias.detach()
+            if lin.bias is not None
+            else torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+        )
+        thetas.append(torch.cat([b.unsqueeze(1), w], dim=1).clone())
+
+    # hidden groups: the modules between consecutive Linear layers, parsed as [BN] [g] [Dropout]
+    hidden: tuple[str, str] | None = None  # (activation name, where it was found)
+    batchnorm: list[bool] = []
+    dropouts: list[float] = []
+    norms: list[nn.BatchNorm1d] = []
+    for k, (start, stop) in enumerate(zip(linear_at[:-1], linear_at[1:])):
+        group = list(range(start + 1, stop))
+        stage = 0  # 0: expect BN, 1: expect activation, 2: expect dropout, 3: nothing more
+        act, act_index, bn, p = None, stop, None, 0.0
+        for i in group:
+            m = modules[i]
+            name = _activation_name(m, i)
+            if isinstance(m, nn.BatchNorm1d) and stage == 0:
+                if not (m.affine and m.track_running_stats):
+                    raise ValueError(
+                        f"module {i} ({m!r}): ThetaMLP's batchnorm has affine=True and "
+                        "track_running_stats=True"
+                    )
+                bn, stage = m, 1
+            elif name is not None and stage <= 1:
+                if name == "identity" and act is None:
+                    stage = 1  # nn.Identity is a no-op: an activation may still follow
+                    continue
+                act, act_index, stage = name, i, 2
+            elif isinstance(m, nn.Dropout) and type(m) is nn.Dropout and stage <= 2:
+                p, stage = float(m.p), 3
+            else:
+                where = f"between nn.Linear {start} and nn.Linear {stop}"
+                raise ValueError(
+                    f"module {i} ({_name(m)}) {where} is not supported by ThetaMLP (a hidden layer is "
+                    f"[nn.BatchNorm1d] activation [nn.Dropout], the activation one of nn.Sigmoid, nn.Tanh, "
+                    f"nn.Softplus, nn.ReLU, nn.Identity)"
+                )
+        act = act or "identity"
+        if hidden is None:
+            hidden = (act, f"module {act_index}" if act != "identity" else "no activation module")
+        elif hidden[0] != act:
+            if act == "identity":
+                what = f"module {stop} (nn.Linear) follows module {start} (nn.Linear) with no activation"
+            else:
+                what = f"module {act_index} ({_name(modules[act_index])}) is activation {act!r}"
+            raise ValueError(
+                f"{what} in hidden layer {k + 2}, but hidden layer 2 uses {hidden[0]!r} ({hidden[1]}); "
+                "ThetaMLP has one hidden activation g for all hidden layers "
+                "(mixed activations are not supported)"
+            )
+        batchnorm.append(bn is not None)
+        if bn is not None:
+            norms.append(bn)
+        dropouts.append(p)
+    if len(set(batchnorm)) > 1:
+        raise ValueError(
+            "from_sequential: nn.BatchNorm1d appears in some hidden layers but not in others; "
+            "ThetaMLP's batchnorm is all or nothing"
+        )
+    if len(set(dropouts)) > 1:
+        raise ValueError(
+            f"from_sequential: the hidden layers use different dropout probabilities {dropouts}; "
+            "ThetaMLP has one dropout p for all hidden layers"
+        )
+
+    # head: the modules after the last Linear
+    output = "identity"
+    for i in range(linear_at[-1] + 1, len(modules)):
+        m = modules[i]
+        if type(m) is nn.Identity:
+            continue
+        if output == "identity" and type(m) is nn.Sigmoid:
+            output = "sigmoid"
+        elif output == "identity" and type(m) is nn.Softmax and m.dim in (1, -1):
+            output = "softmax"
+        else:
+            hint = "; the softmax head must normalise over dim=1" if isinstance(m, nn.Softmax) else ""
+            raise ValueError(
+                f"module {i} ({_name(m)}) after the last nn.Linear is not a supported output head "
+                f"(nn.Sigmoid, nn.Softmax(dim=1), or nothing for identity){hint}"
+            )
+
+    net = _build_net(
+        thetas,
+        hidden[0] if hidden else "sigmoid",
+        output,
+        backprop,
+        batchnorm=bool(batchnorm and batchnorm[0]),
+        dropout=dropouts[0] if dropouts else 0.0,
+        dtype=ref.dtype,
+        device=ref.device,
+    )
+    if net.norms is not None:
+        for dst, src in zip(net.norms, norms):
+            dst.eps, dst.momentum = src.eps, src.momentum
+            dst.load_state_dict(src.state_dict())
+    training = seq.training if isinstance(seq, nn.Module) else modules[0].training
+    net.train(training)
+    return net
