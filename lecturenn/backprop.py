@@ -43,7 +43,8 @@ def _backward_layers(delta: Tensor, activations, thetas, activation: Activation,
     """The δ-recursion from δ^(L+1) (already scaled by ∂J/∂z^(L+1)) down to the lowest layer that
     needs a gradient. ``activations`` are a^(1..L) (a^(1) = x). Returns (∂J/∂x, [Δ^(1..L)])."""
     L = len(thetas)
-    stop = -1 if needs_x else min((l for l in range(L) if needs_theta[l]), default=0)
+    needing = [l for l in range(L) if needs_theta[l]]
+    stop = -1 if needs_x else (needing[0] if needing else 0)
     grads: list[Tensor | None] = [None] * L
     grad_x = None
     delta = delta.contiguous()
@@ -72,23 +73,20 @@ def _keep(x: Tensor, thetas) -> bool:
     return torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))
 
 
-class _Function(torch.autograd.Function):
-    """``autograd.Function`` whose ``apply`` skips torch's per-call ``inspect.signature`` binding.
+def _apply(function: type[torch.autograd.Function], *args):
+    """``function.apply(*args)`` without torch's per-call ``inspect.signature`` binding.
 
-    ``Function.apply`` binds arguments to fill in defaults whenever ``setup_context`` is defined
-    (about 50 µs a call, a quarter of a tiny net's training step). Our forwards take positional
-    arguments only, so outside functorch transforms and ``torch.compile`` we go straight to the
-    C++ apply; inside them, torch's own path is used unchanged.
+    ``Function.apply`` binds the arguments to fill in defaults whenever ``setup_context`` is
+    defined (about 50 µs a call, a quarter of a tiny net's training step). Our forwards take
+    positional arguments only, so in eager mode we call the C++ apply directly; under
+    ``torch.compile`` and functorch transforms torch's own ``apply`` is used unchanged.
     """
-
-    @classmethod
-    def apply(cls, *args):
-        if torch._C._are_functorch_transforms_active() or torch.compiler.is_compiling():
-            return super().apply(*args)
-        return super(torch.autograd.Function, cls).apply(*args)
+    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        return function.apply(*args)
+    return super(torch.autograd.Function, function).apply(*args)
 
 
-class ThetaForward(_Function):
+class ThetaForward(torch.autograd.Function):
     """z^(L+1) from x through Θ^(1..L); backward is the δ-recursion.
 
     Inputs: ``x`` (n, s_1), the hidden :class:`Activation`, ``keep`` (save activations for
@@ -129,10 +127,10 @@ class ThetaForward(_Function):
 
 def theta_forward(x: Tensor, thetas, activation: Activation) -> Tensor:
     """z^(L+1) through :class:`ThetaForward`."""
-    return ThetaForward.apply(x, activation, _keep(x, thetas), *thetas)[0]
+    return _apply(ThetaForward, x, activation, _keep(x, thetas), *thetas)[0]
 
 
-class ThetaCost(_Function):
+class ThetaCost(torch.autograd.Function):
     """J(Θ) on a batch, with the whole of the lecture's backpropagation as its backward:
 
         δ^(L+1) = a^(L+1) − y,   δ^(l) = (Θ^(l)_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)),
@@ -188,7 +186,7 @@ class ThetaCost(_Function):
 
 def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float):
     """(J(Θ), z^(L+1)) through :class:`ThetaCost` (the manual path); z is non-differentiable."""
-    out = ThetaCost.apply(X, Y, activation, head, lam, _keep(X, thetas), *thetas)
+    out = _apply(ThetaCost, X, Y, activation, head, lam, _keep(X, thetas), *thetas)
     return out[0], out[1]
 
 

@@ -229,3 +229,17 @@ def test_autocast_bf16_manual_matches_autograd(output):
         assert ((pm.grad - pa.grad).norm() / pa.grad.norm()) < 2e-2
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert manual(X).dtype == torch.bfloat16
+
+
+@pytest.mark.slow
+def test_torch_compile_of_the_manual_cost():
+    """The Functions trace under torch.compile and give the same gradients as autograd."""
+    manual, auto = twin_nets([20, 32, 5], "tanh", "softmax", torch.float32)
+    manual.validate_inputs = False
+    X, Y = make_batch(manual, 64, dtype=torch.float32)
+    compiled = torch.compile(lambda X, Y: manual.cost(X, Y, 0.1))
+    compiled(X, Y).backward()
+    auto.cost(X, Y, 0.1).backward()
+    for pm, pa in zip(manual.thetas, auto.thetas):
+        torch.testing.assert_close(pm.grad, pa.grad, rtol=1e-5, atol=1e-6)
+    assert torch.compile(manual)(X).shape == (64, 5)
