@@ -131,6 +131,17 @@ class ThetaMLP(nn.Module):
         self.dropout = float(dropout)
         self.reset_parameters(init, epsilon, generator)
 
+    # -- pickling: activations and heads are registry entries, stored by name ---------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["activation"], state["head"] = self.activation.name, self.head.name
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state["activation"] = get_activation(state["activation"])
+        state["head"] = get_head(state["head"])
+        self.__dict__.update(state)
+
     # -- structure ------------------------------------------------------------------------------
     @property
     def num_layers(self) -> int:

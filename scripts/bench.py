@@ -33,18 +33,23 @@ amortised over E epochs. For the Lightning rows the in-loop epoch time (first ep
 epoch end, from a callback) is stored in the JSON too, with the difference as ``fit_overhead_s``.
 
 Columns. GFLOP/s counts the GEMMs of forward + backward, 6 · n · Σ s_l · s_{l+1} flops per epoch;
-"%GEMM" compares it with the best rate of a 2048³ matmul measured in the same run. "peak+ MiB" is
-the peak memory a row added on top of what was in use when it started (model, optimizer, batches,
-framework objects; the data sets already exist): on CUDA from torch.cuda.max_memory_allocated, on
-Linux CPUs from the process's resident-set high-water mark (VmHWM, reset per row through
-/proc/self/clear_refs after gc + malloc_trim; RSS-based, so allocator caching can hide reuse),
-else "n/a". Test accuracy is argmax on the held-out rows after the E timed epochs. The timed epochs
-of the four randperm rows see the same batches (the global RNG is reseeded with --seed), and so do
-the two DataLoader rows (their generator is reseeded), so accuracies agree within each group; the
-app path (TensorBatches' own shuffle) and scikit-learn shuffle differently.
+"%GEMM" compares it with the best rate of a 2048³ matmul measured in the same run (5 runs before
+the rows and 5 after; the better of the two). "peak+ MiB" is the peak memory a row added on top of
+what was in use when it started (model, optimizer, batches, framework objects; the data sets
+already exist): on CUDA from torch.cuda.max_memory_allocated, on Linux CPUs from the process's
+resident-set high-water mark (VmHWM, reset per row through /proc/self/clear_refs after gc +
+malloc_trim; RSS-based, so allocator caching can hide reuse), else "n/a". Test accuracy is argmax
+on the held-out rows after the E timed epochs. The timed epochs of the four randperm rows see the
+same batches (the global RNG is reseeded with --seed), and so do the two DataLoader rows (their
+generator is reseeded), so accuracies agree within each group; the app path (TensorBatches' own
+shuffle) and scikit-learn shuffle differently.
 
-The load average is printed at the start and the end: other processes busy on the same cores slow
-every row (torch's OpenMP threads spin-wait), so compare rows of one quiet run only.
+"others" is the share of the machine's CPU time that other processes used while the row ran (from
+/proc/stat minus this process's own ticks; Linux only): other processes busy on the same cores slow
+every row a lot (torch's OpenMP threads spin-wait), so trust rows near 0 % only. A row during which
+others took more than --busy-threshold % (10) is run again, up to --busy-retries (2) more times, and
+the least disturbed attempt is kept (JSON: "attempts"). The load average at the start and the end
+is printed too.
 
 --mode step: the original micro-benchmark — one SGD step on one fixed batch for nn.Linear and the
 two ThetaMLP backprops, rounds interleaved so machine noise hits all paths alike, median reported.
@@ -242,6 +247,38 @@ def _status_kib(key: str) -> int | None:
 def _malloc_trim() -> None:
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class OtherLoad:
+    """Share of the machine's CPU time that OTHER processes used while a row ran (Linux /proc).
+
+    Busy ticks of all CPUs (including steal) minus this process's own user + system ticks, over all
+    ticks. Anything well above 0 % means the row shared its cores and its time is inflated.
+    """
+
+    @staticmethod
+    def _read():
+        try:
+            with open("/proc/stat") as f:
+                ticks = [int(v) for v in f.readline().split()[1:]]
+            with open("/proc/self/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            own = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of proc(5))
+        except (OSError, ValueError, IndexError):
+            return None
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+        busy = sum(ticks[:8]) - idle  # user nice system idle iowait irq softirq steal
+        return busy, busy + idle, own
+
+    def start(self) -> None:
+        self.begin = self._read()
+
+    def stop(self) -> float | None:
+        end = self._read()
+        if self.begin is None or end is None or end[1] <= self.begin[1]:
+            return None
+        busy, total, own = (e - b for e, b in zip(end, self.begin))
+        return max(0.0, 100.0 * (busy - own) / total)
 
 
 class PeakMemory:
@@ -616,16 +653,17 @@ class Bench:
     # -- one row ------------------------------------------------------------------------------
     def run(self, key):
         torch.manual_seed(self.seed)  # reproducible warm-up too (the timed part is reseeded)
-        meter = PeakMemory(self.device)
+        meter, others = PeakMemory(self.device), OtherLoad()
         meter.start()
+        others.start()
         extra, model = getattr(self, "row_" + key.replace("-", "_"))()
+        others_pct = others.stop()
         mem = meter.stop()  # before evaluation: its 10 000-row activations would dominate
         if "epoch_s" in extra:
             s_per_epoch = sum(extra["epoch_s"]) / len(extra["epoch_s"])
         else:
             s_per_epoch = extra["total_s"] / self.epochs
-        predict = model if callable(model) else model.forward
-        acc = accuracy(predict, self.X_test, self.y_test.to(self.X_test.device))
+        acc = accuracy(model, self.X_test, self.y_test.to(self.X_test.device))
         return {
             "key": key,
             "path": PATHS[key],
@@ -633,6 +671,7 @@ class Bench:
             "peak_mib": None if mem is None else mem[0],
             "peak_added_mib": None if mem is None else mem[1],
             "test_acc": acc,
+            "others_cpu_pct": others_pct,
             **extra,
         }
 
@@ -640,6 +679,22 @@ class Bench:
 def epoch_flops(sizes, n):
     """Forward (1×) + backward (2×) GEMM multiply-adds, 2 flops each, over n rows."""
     return 6 * n * sum(s * s_next for s, s_next in zip(sizes[:-1], sizes[1:]))
+
+
+def run_row(bench, key, retries, threshold):
+    """Run a row; while other processes took more than ``threshold`` % of the CPU during it, run it
+    again (at most ``retries`` more times) and keep the least disturbed attempt."""
+    best = None
+    for attempt in range(1, retries + 2):
+        row = bench.run(key)
+        row["attempts"] = attempt
+        busy = row["others_cpu_pct"]
+        if best is None or (busy is not None and busy < best["others_cpu_pct"]):
+            best = row
+        if busy is None or busy <= threshold:
+            break
+    best["attempts"] = attempt
+    return best
 
 
 def run_epoch_mode(args, device, dtype, header):
@@ -659,8 +714,17 @@ def run_epoch_mode(args, device, dtype, header):
             if reason:
                 skipped.append({"key": key, "path": PATHS[key], "skipped": reason})
                 continue
-        rows.append(bench.run(key))
+        rows.append(run_row(bench, key, args.busy_retries, args.busy_threshold))
 
+    # the GEMM rate again after the rows (a busy moment at the start would understate it); the
+    # "%GEMM" column uses the better of the two
+    header["gemm_gflops_end"] = gemm_gflops(args.gemm_size, device, dtype)
+    header["gemm_gflops"] = max(header["gemm_gflops_start"], header["gemm_gflops_end"])
+    n = args.gemm_size
+    print(
+        f"{args.dtype} GEMM {n}x{n} @ {n}x{n} again after the rows: {header['gemm_gflops_end']:.1f} GFLOP/s; "
+        f"%GEMM below is against the better, {header['gemm_gflops']:.1f} GFLOP/s"
+    )
     flops = epoch_flops(args.sizes, args.rows)
     base = next(r for r in rows if r["key"] == BASELINE)["s_per_epoch"]
     for r in rows:
@@ -671,13 +735,15 @@ def run_epoch_mode(args, device, dtype, header):
 
     print(
         f"{'key':<12}{'path':<28}{'s/epoch':>9}{'samples/s':>11}{'GFLOP/s':>9}{'%GEMM':>7}"
-        f"{'ratio':>7}{'peak+ MiB':>11}{'test acc':>10}"
+        f"{'ratio':>7}{'peak+ MiB':>11}{'test acc':>10}{'others':>8}"
     )
     for r in rows:
         mem = "n/a" if r["peak_added_mib"] is None else f"{r['peak_added_mib']:.1f}"
+        other = "n/a" if r["others_cpu_pct"] is None else f"{r['others_cpu_pct']:.0f}%"
         print(
             f"{r['key']:<12}{r['path']:<28}{r['s_per_epoch']:>9.3f}{r['samples_per_s']:>11.0f}"
             f"{r['gflops']:>9.1f}{r['pct_gemm_peak']:>6.1f}%{r['ratio']:>7.2f}{mem:>11}{r['test_acc']:>10.4f}"
+            f"{other:>8}"
         )
     for s in skipped:
         print(f"{s['key']:<12}{s['path']:<28}skipped: {s['skipped']}")
@@ -691,6 +757,12 @@ def run_epoch_mode(args, device, dtype, header):
         f"sklearn: from the shared initial weights: {r['same_init']}, computes in {r['sklearn_dtype']}"
         for r in rows
         if r["key"] == "sklearn"
+    ]
+    notes += [
+        f"{r['key']}: {r['attempts']} attempts (others busy), kept the least disturbed "
+        f"({r['others_cpu_pct']:.0f}%)"
+        for r in rows
+        if r["attempts"] > 1
     ]
     if notes:
         print("notes: " + "\n       ".join(notes))
@@ -716,6 +788,13 @@ def parse_args(argv):
     e.add_argument("--epochs", type=int, default=3, help="timed epochs per path (after 1 warm-up epoch)")
     e.add_argument("--paths", default=",".join(PATHS), help=f"comma list of rows to run: {','.join(PATHS)}")
     e.add_argument("--gemm-size", type=int, default=2048, help="n of the n×n @ n×n matmul giving the peak")
+    e.add_argument(
+        "--busy-retries",
+        type=int,
+        default=2,
+        help="rerun a row up to this many times while other processes used > --busy-threshold %% of the CPU",
+    )
+    e.add_argument("--busy-threshold", type=float, default=10.0, help="see --busy-retries (percent)")
     s = p.add_argument_group("step mode")
     s.add_argument("--steps", type=int, default=50, help="steps per timed round")
     s.add_argument("--rounds", type=int, default=7)
@@ -731,6 +810,8 @@ def parse_args(argv):
     for name in ("batch", "rows", "test_rows", "epochs", "gemm_size", "steps", "rounds"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.busy_retries < 0:
+        p.error("--busy-retries must be >= 0")
     if args.threads is not None and args.threads < 1:
         p.error("--threads must be >= 1")
     if len(args.sizes) < 2 or min(args.sizes) < 1 or args.sizes[-1] < 2:
@@ -773,7 +854,7 @@ def make_header(args, device, dtype, threads_explicit):
         "load_avg_start": _load_avg(),
     }
     header["gemm_size"] = args.gemm_size
-    header["gemm_gflops"] = gemm_gflops(args.gemm_size, device, dtype)
+    header["gemm_gflops_start"] = header["gemm_gflops"] = gemm_gflops(args.gemm_size, device, dtype)
     print(
         f"machine: {header['cpu']}, {header['cores']} cores ({header['cores_usable']} usable), "
         f"{header['platform']}, python {header['python']}"
@@ -784,7 +865,7 @@ def make_header(args, device, dtype, threads_explicit):
         f"scikit-learn {sklearn_version or 'missing'} (numpy BLAS {header['blas_numpy']})"
     )
     n = args.gemm_size
-    print(f"{args.dtype} GEMM {n}x{n} @ {n}x{n}: best {header['gemm_gflops']:.1f} GFLOP/s of 5 runs")
+    print(f"{args.dtype} GEMM {n}x{n} @ {n}x{n}: best {header['gemm_gflops']:.1f} GFLOP/s of 5 runs (start)")
     return header
 
 

@@ -8,7 +8,20 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
-TINY = ["--sizes", "20", "16", "3", "--batch", "64", "--threads", "1", "--gemm-size", "128"]
+TINY = [
+    "--sizes",
+    "20",
+    "16",
+    "3",
+    "--batch",
+    "64",
+    "--threads",
+    "1",
+    "--gemm-size",
+    "128",
+    "--busy-retries",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +53,8 @@ def test_epoch_mode_tiny(bench, tmp_path, capsys):
             assert _finite_positive(r[name]), (key, name, r[name])
         assert 0.0 <= r["test_acc"] <= 1.0, (key, r["test_acc"])
         assert r["peak_added_mib"] is None or r["peak_added_mib"] >= 0
+        assert r["others_cpu_pct"] is None or 0 <= r["others_cpu_pct"] <= 100
+        assert r["attempts"] == 1
     for key in ("lightning", "ln-app"):
         assert rows[key]["epochs_run"] == 1
     if "sklearn" in rows:

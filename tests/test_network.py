@@ -284,3 +284,17 @@ def test_theta_linear():
     assert out.shape == (5, 2)
     torch.testing.assert_close(out, expected)
     assert "(2, 4)" in repr(layer)
+
+
+def test_pickle_and_torch_save_round_trip():
+    import io
+    import pickle
+
+    net = ln.ThetaMLP([3, 4, 2], "tanh", "softmax", generator=0)
+    x = torch.randn(5, 3)
+    again = pickle.loads(pickle.dumps(net))
+    assert torch.equal(net(x), again(x)) and again.activation is ln.ACTIVATIONS["tanh"]
+    buffer = io.BytesIO()
+    torch.save(net, buffer)
+    buffer.seek(0)
+    assert torch.equal(net(x), torch.load(buffer, weights_only=False)(x))

@@ -1,0 +1,49 @@
+"""scikit-learn estimators around :class:`~lecturenn.network.ThetaMLP`.
+
+:class:`ThetaMLPClassifier` and :class:`ThetaMLPRegressor` take ``MLPClassifier`` /
+``MLPRegressor``'s parameters and behave like them in pipelines, grid searches and pickles, but
+train the lecture's network — Θ^(l) with the bias in column 0, the regularised cost J(Θ), the
+δ-backpropagation — on device-resident torch tensors (CPU or CUDA).
+
+The training loop
+-----------------
+X and y are validated once by scikit-learn, moved to the device once, and then every epoch is
+one ``randperm``, one gather of the rows and a slice per mini-batch. With ``backprop="manual"``
+(the default) each mini-batch runs the lecture's algorithm directly, without an autograd tape::
+
+    forward    z^(l+1) = [1, a^(l)] Θ^(l)ᵀ,  a^(l+1) = g(z^(l+1))     (the ones column lives in the buffer)
+    output     δ^(L+1) = a^(L+1) − y   (2(a − y) for the identity head)
+    recursion  δ^(l) = δ^(l+1) Θ^(l)_{:,1:} .* g'(z^(l))
+    gradient   D^(l) = δ^(l+1)ᵀ [1, a^(l)] / n + (λ_batch / n) [0 | Θ^(l)_{:,1:}]
+
+with every Θ^(l) and D^(l) a view into one flat parameter / gradient buffer, so the torch
+optimizer (fused ``Adam``, ``SGD`` with Nesterov momentum, ``LBFGS``) updates all layers in one
+call. The gradient is the one ``net.cost(X, Y, lam).backward()`` computes (``tests/test_estimators.py``
+checks it against both of ThetaMLP's backprops); ``backprop="autograd"`` trains through exactly
+that call instead, with torch autograd differentiating ThetaMLP's forward. The epoch loss is
+accumulated on the device and read once per epoch (one host sync per epoch, not per batch).
+Small nets train on one CPU thread (see ``_engine.ONE_THREAD_BELOW``; the caller's thread count
+is restored). ``python scripts/bench_estimator.py`` compares the speed with ``MLPClassifier``.
+
+Regularisation: ``alpha`` is the lecture's λ
+--------------------------------------------
+J(Θ) = J_data + λ/(2N) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)² over the N training rows. With ``solver="gd"``
+or ``"lbfgs"`` (full batch) that is exactly the cost minimised, and for classifiers exactly
+scikit-learn's ``alpha``. With mini-batches each batch of n rows is charged λ·n/N
+(``net.cost(xb, yb, alpha * n / N)``), so its gradient is D_data + (λ/N)Θ and one epoch's
+gradients average to the full-batch D = Δ/N + (λ/N)Θ: ``alpha`` means the same for every batch
+size. scikit-learn divides alpha by the *batch* size instead, so its mini-batch penalty is N/n
+times stronger than its full-batch one: ``MLPClassifier(alpha=a*n/N, batch_size=n)`` takes the
+same steps as ``ThetaMLPClassifier(alpha=a, batch_size=n)`` when n divides N (tested).
+
+Losses follow the lecture: cross-entropy summed over outputs and averaged over rows for the
+sigmoid and softmax heads (identical to scikit-learn's log-loss), and J = (1/N) Σ_i ‖y_i − ŷ_i‖²
+for regression. ``MLPRegressor`` reports half the mean over all N·K entries (J/(2K) without a
+penalty) but steps along the gradient of (1/2N) Σ_i ‖y_i − ŷ_i‖² + its penalty, so
+``MLPRegressor(alpha=a*n/(2N))`` and ``ThetaMLPRegressor(alpha=a)`` fit alike with Adam.
+"""
+
+from ._classifier import ThetaMLPClassifier
+from ._regressor import ThetaMLPRegressor
+
+__all__ = ["ThetaMLPClassifier", "ThetaMLPRegressor"]

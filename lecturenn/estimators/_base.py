@@ -1,0 +1,587 @@
+"""The shared base of :class:`ThetaMLPClassifier` and :class:`ThetaMLPRegressor`: parameters,
+their validation, the epoch loop with scikit-learn's stopping rules, L-BFGS, prediction, pickling."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from torch import Tensor
+
+from ..network import ThetaMLP
+from ._engine import (
+    Batches,
+    Engine,
+    as_tensor,
+    copy_net,
+    cpu_threads,
+    is_int,
+    is_real,
+    resolve_device,
+    resolve_dtype,
+    to_cpu,
+    with_ones,
+)
+
+#: scikit-learn's activation names and the lecture's, mapped to the registry's names.
+ACTIVATIONS = {
+    "logistic": "sigmoid",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "relu": "relu",
+    "identity": "identity",
+    "softplus": "softplus",
+}
+SOLVERS = ("gd", "sgd", "adam", "lbfgs")
+STOCHASTIC_SOLVERS = ("gd", "sgd", "adam")
+#: scikit-learn's name of each head (``out_activation_``).
+SK_OUT = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
+NON_FINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain large values and "
+    "need to be preprocessed."
+)
+_SPARSE = ["csr", "csc"]
+
+
+class BaseThetaMLP(BaseEstimator):
+    """Shared parameters, validation and training loop of the two estimators."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=1e-4,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backprop="manual",
+        device="auto",
+        dtype="float32",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.backprop = backprop
+        self.device = device
+        self.dtype = dtype
+
+    # -- parameters -----------------------------------------------------------------------------
+    def _hidden_sizes(self) -> list[int]:
+        sizes = self.hidden_layer_sizes
+        if is_int(sizes):
+            sizes = [sizes]
+        try:
+            sizes = list(sizes)
+        except TypeError:
+            raise ValueError(
+                f"hidden_layer_sizes must be an int or a sequence of ints, got {sizes!r}"
+            ) from None
+        if not all(is_int(s) and s >= 1 for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {list(sizes)}.")
+        return [int(s) for s in sizes]
+
+    def _validate_params(self) -> None:
+        """Check every constructor argument (scikit-learn convention: in fit, not in __init__)."""
+
+        def need(ok: bool, name: str, what: str) -> None:
+            if not ok:
+                raise ValueError(f"{name} must be {what}, got {getattr(self, name)!r}")
+
+        self._hidden_sizes()
+        need(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
+        need(self.solver in SOLVERS, "solver", f"one of {list(SOLVERS)}")
+        need(is_real(self.alpha) and self.alpha >= 0, "alpha", "a finite number >= 0")
+        need(
+            (isinstance(self.batch_size, str) and self.batch_size == "auto")
+            or (is_int(self.batch_size) and self.batch_size >= 1),
+            "batch_size",
+            "'auto' or an int >= 1",
+        )
+        need(
+            is_real(self.learning_rate_init) and self.learning_rate_init > 0,
+            "learning_rate_init",
+            "a finite number > 0",
+        )
+        need(is_int(self.max_iter) and self.max_iter >= 1, "max_iter", "an int >= 1")
+        need(is_real(self.tol) and self.tol >= 0, "tol", "a finite number >= 0")
+        need(is_real(self.momentum) and 0 <= self.momentum <= 1, "momentum", "a number in [0, 1]")
+        need(
+            is_real(self.validation_fraction) and 0 < self.validation_fraction < 1,
+            "validation_fraction",
+            "a number in (0, 1)",
+        )
+        need(is_real(self.beta_1) and 0 <= self.beta_1 < 1, "beta_1", "a number in [0, 1)")
+        need(is_real(self.beta_2) and 0 <= self.beta_2 < 1, "beta_2", "a number in [0, 1)")
+        need(is_real(self.epsilon) and self.epsilon > 0, "epsilon", "a finite number > 0")
+        need(is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1, "n_iter_no_change", "an int >= 1")
+        need(is_int(self.max_fun) and self.max_fun >= 1, "max_fun", "an int >= 1")
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+            need(isinstance(getattr(self, name), (bool, np.bool_)), name, "True or False")
+        need(isinstance(self.verbose, (bool, np.bool_, Integral)), "verbose", "a bool or an int")
+        need(self.backprop in ("manual", "autograd"), "backprop", "'manual' or 'autograd'")
+        resolve_device(self.device)
+        resolve_dtype(self.dtype)
+
+    # -- targets (subclasses) -------------------------------------------------------------------
+    def _encode_targets(self, y, incremental: bool, first_pass: bool, classes=None) -> np.ndarray:
+        raise NotImplementedError
+
+    def _val_score(self, z: Tensor, Y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    # -- fitting --------------------------------------------------------------------------------
+    def _fit(self, X, y, incremental: bool = False, classes=None):
+        self._validate_params()
+        hidden = self._hidden_sizes()
+        device = resolve_device(self.device)
+        tdtype, npdtype = resolve_dtype(self.dtype)
+        if incremental and self.solver not in STOCHASTIC_SOLVERS:
+            raise ValueError(f"partial_fit is only available for stochastic solvers, not {self.solver!r}")
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first_pass = not hasattr(self, "net_") or (not self.warm_start and not incremental)
+
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=_SPARSE,
+            multi_output=True,
+            y_numeric=not is_classifier(self),
+            dtype=npdtype,
+            reset=first_pass,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = self._encode_targets(y, incremental, first_pass, classes)  # (n, K) floats
+        n_outputs = Y.shape[1]
+        sizes = [X.shape[1], *hidden, n_outputs]
+        rng = check_random_state(self.random_state)
+
+        if first_pass:
+            self.n_outputs_ = n_outputs
+            self.n_layers_ = len(sizes)
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+            self._generator = torch.Generator().manual_seed(seed)
+            self.net_ = ThetaMLP(
+                sizes,
+                hidden=ACTIVATIONS[self.activation],
+                output=self._head(n_outputs),
+                backprop=self.backprop,
+                generator=self._generator,
+                dtype=tdtype,
+            ).to(device)
+            self._engine = None
+            self.n_iter_ = 0
+            self.t_ = 0
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+        else:
+            self._check_continuation(sizes, tdtype)
+            if not hasattr(self, "_generator"):
+                self._generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+            if self.net_.thetas[0].device != device:
+                self.net_ = copy_net(self.net_, device)
+        self.net_.validate_inputs = False  # the data were validated above, once
+        self.out_activation_ = SK_OUT[self.net_.head.name]
+
+        engine = getattr(self, "_engine", None)
+        if engine is None or not engine.drives(self.net_, self.solver) or not incremental:
+            saved = getattr(self, "_optimizer_state", None) if incremental else None
+            engine = self._engine = Engine(self.net_, self.solver, self, self.backprop)
+            if saved is not None:
+                with contextlib.suppress(ValueError, KeyError, RuntimeError):
+                    engine.optimizer.load_state_dict(saved)
+        self._optimizer_state = None
+
+        N = X.shape[0]
+        batch = N if self.solver in ("gd", "lbfgs") else self._batch_size(N)
+        with cpu_threads(device, sizes, batch):
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(engine, X, Y, device, tdtype)
+            else:
+                self._fit_stochastic(engine, X, Y, y, device, tdtype, batch, incremental, rng)
+            if not all(bool(torch.isfinite(t).all()) for t in engine.thetas):
+                raise ValueError(NON_FINITE)
+        self.thetas_ = [t.detach().cpu().numpy().copy() for t in self.net_.thetas]
+        return self
+
+    def _check_continuation(self, sizes: list[int], tdtype: torch.dtype) -> None:
+        """warm_start / partial_fit continue from net_: the architecture must not have changed."""
+        net = self.net_
+        old = [list(net.sizes), net.activation.name, net.thetas[0].dtype]
+        new = [sizes, ACTIVATIONS[self.activation], tdtype]
+        if old != new:
+            raise ValueError(
+                "warm_start / partial_fit continue from the fitted network, but "
+                f"(sizes, activation, dtype) changed from {old} to {new}; set warm_start=False to refit"
+            )
+
+    def _batch_size(self, N: int) -> int:
+        if self.batch_size == "auto":
+            return min(200, N)
+        if self.batch_size > N:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+                stacklevel=4,
+            )
+        return int(np.clip(self.batch_size, 1, N))
+
+    def _fit_stochastic(self, engine, X, Y, y, device, tdtype, batch, incremental, rng):
+        early_stopping = self.early_stopping and not incremental
+        if early_stopping:
+            stratify = y if is_classifier(self) and not self._multilabel else None
+            X, X_val, Y, Y_val = train_test_split(
+                X, Y, random_state=rng, test_size=self.validation_fraction, stratify=stratify
+            )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' or the size of "
+                    "your dataset."
+                )
+            X1_val = with_ones(as_tensor(X_val, device, tdtype))
+            Y_val = as_tensor(Y_val, device, tdtype)
+        N = X.shape[0]
+        batch = min(batch, N)
+        data = Batches(
+            with_ones(as_tensor(X, device, tdtype)), as_tensor(Y, device, tdtype), batch, self.shuffle
+        )
+        lam_over_N = float(self.alpha) / N
+        param, loss_sum, step, accumulate = engine.param, engine.loss_sum, engine.step, engine.accumulate
+        best_flat = None
+
+        try:
+            for _ in range(int(self.max_iter)):
+                loss_sum.zero_()
+                for X1b, Yb, Yb_flat in data.epoch(self._generator):
+                    accumulate(X1b, Yb, Yb_flat, lam_over_N)
+                    step()
+                self.n_iter_ += 1
+                self.t_ += N
+                if early_stopping:
+                    score = self._val_score(engine.logits(X1_val), Y_val)
+                    loss, score = torch.stack([loss_sum / N, score.to(loss_sum.dtype)]).tolist()
+                else:
+                    loss = loss_sum.item() / N
+                if not math.isfinite(loss):
+                    raise ValueError(NON_FINITE)
+                self.loss_ = loss
+                self.loss_curve_.append(loss)
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+                if early_stopping:
+                    if self._update_validation(score):
+                        best_flat = param.detach().clone()
+                else:
+                    self._update_loss()
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if early_stopping else "Training loss"
+                    if self.verbose:
+                        print(
+                            f"{what} did not improve more than tol={self.tol:f} for "
+                            f"{self.n_iter_no_change} consecutive epochs. Stopping."
+                        )
+                    break
+                if incremental:
+                    break
+            else:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                    "optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=4)
+        if early_stopping and best_flat is not None:
+            with torch.no_grad():
+                param.copy_(best_flat)  # restore the best validation Θ
+
+    def _update_validation(self, score: float) -> bool:
+        """sklearn's bookkeeping for early stopping; True when this epoch is the best so far."""
+        self.validation_scores_.append(score)
+        if self.verbose:
+            print(f"Validation score: {score:f}")
+        if score < self.best_validation_score_ + self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            return True
+        return False
+
+    def _update_loss(self) -> None:
+        loss = self.loss_curve_[-1]
+        if loss > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if loss < self.best_loss_:
+            self.best_loss_ = loss
+
+    def _fit_lbfgs(self, engine, X, Y, device, tdtype):
+        X1, Yt = with_ones(as_tensor(X, device, tdtype)), as_tensor(Y, device, tdtype)
+        N = X1.shape[0]
+        lam_over_N = float(self.alpha) / N
+        optimizer, loss_sum = engine.optimizer, engine.loss_sum
+        curve: list[tuple[int, float]] = []
+        state = optimizer.state[engine.param]
+
+        def closure() -> Tensor:
+            loss_sum.zero_()
+            engine.accumulate(X1, Yt, Yt.view(-1), lam_over_N)
+            loss = loss_sum / N
+            curve.append((state.get("n_iter", 0), loss))
+            return loss
+
+        optimizer.step(closure)
+        n_iter = int(state.get("n_iter", 0))
+        n_evals = int(state.get("func_evals", 0))
+        last = {it: loss for it, loss in curve if it > 0}  # an iteration's last evaluation
+        self.loss_ = float(closure())  # J at the final Θ
+        if not math.isfinite(self.loss_):
+            raise ValueError(NON_FINITE)
+        self.loss_curve_ = [float(last[it]) for it in sorted(last)[:-1]] + [self.loss_]
+        self.n_iter_ = max(n_iter, 1)
+        self.t_ = N * self.n_iter_
+        self.best_loss_ = min(self.loss_curve_)
+        if n_iter >= self.max_iter or n_evals >= self.max_fun:
+            warnings.warn(
+                f"lbfgs failed to converge after {n_iter} iteration(s) ({n_evals} function "
+                f"evaluations; max_iter={self.max_iter}, max_fun={self.max_fun}). Increase the "
+                "number of iterations or scale the data.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    # -- prediction -----------------------------------------------------------------------------
+    def _logits(self, X) -> Tensor:
+        """z^(L+1) (n, K) of validated X, as a float64 CPU tensor.
+
+        Evaluated in float64 (from float32 Θ, exactly upcast, when ``dtype="float32"``): BLAS's
+        float32 kernels for one row and for many round differently (by ~1 ulp), and a row's
+        prediction should not depend on which other rows are predicted with it.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=_SPARSE, dtype=np.float64, reset=False)
+        net = self.net_
+        if net.thetas[0].dtype != torch.float64:
+            net = copy_net(net, dtype=torch.float64)
+        device = net.thetas[0].device
+        out = []
+        with torch.no_grad():
+            for i in range(0, X.shape[0], 65536):
+                out.append(net.logits(as_tensor(X[i : i + 65536], device, torch.float64)).cpu())
+        return torch.cat(out) if len(out) > 1 else out[0]
+
+    # -- fitted attributes in scikit-learn's layout ---------------------------------------------
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """scikit-learn's weights: ``coefs_[l-1] = Θ^(l)[:, 1:]ᵀ`` (s_l, s_{l+1})."""
+        if not hasattr(self, "thetas_"):
+            raise AttributeError("coefs_ exists after fit")
+        return [t[:, 1:].T for t in self.thetas_]
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """scikit-learn's biases: ``intercepts_[l-1] = Θ^(l)[:, 0]``."""
+        if not hasattr(self, "thetas_"):
+            raise AttributeError("intercepts_ exists after fit")
+        return [t[:, 0] for t in self.thetas_]
+
+    def _check_solver(self) -> bool:
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. {self.solver} is not stochastic."
+            )
+        return True
+
+    # -- pickling: Θ and the architecture (not the module), the optimizer as a state dict --------
+    def __getstate__(self):
+        # ThetaMLP holds its activation's functions, which pickle cannot store, so the net travels
+        # as its config and CPU copies of Θ, and is rebuilt (on the CPU) when unpickled
+        state = dict(super().__getstate__())
+        engine = state.pop("_engine", None)
+        if engine is not None:
+            state["_optimizer_state"] = to_cpu(engine.optimizer.state_dict())
+        net = state.pop("net_", None)
+        if net is not None:
+            thetas = [t.detach().cpu().clone() for t in net.thetas]
+            state["_net_state"] = {"config": net.config, "thetas": thetas}
+        generator = state.pop("_generator", None)
+        if generator is not None:
+            state["_generator_state"] = generator.get_state()
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        net_state = state.pop("_net_state", None)
+        generator_state = state.pop("_generator_state", None)
+        super().__setstate__(state)
+        if net_state is not None:
+            thetas = net_state["thetas"]
+            net = ThetaMLP(**net_state["config"], init="zeros", dtype=thetas[0].dtype)
+            with torch.no_grad():
+                for p, theta in zip(net.thetas, thetas):
+                    p.copy_(theta)
+            net.validate_inputs = False
+            self.net_ = net
+        if generator_state is not None:
+            self._generator = torch.Generator()
+            self._generator.set_state(generator_state)
+        self._engine = None
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+PARAMS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        Units s_2, ..., s_L of the hidden layers (the input and output widths come from the data).
+    activation : {"relu", "logistic", "sigmoid", "tanh", "identity", "softplus"}, default="relu"
+        Hidden activation g; ``"logistic"`` is scikit-learn's name for ``"sigmoid"``.
+    solver : {"adam", "sgd", "gd", "lbfgs"}, default="adam"
+        ``"gd"`` is the lecture's batch gradient descent (one plain step per epoch on all rows,
+        ``momentum`` unused); ``"sgd"`` mini-batch SGD with (Nesterov) momentum; ``"adam"``;
+        ``"lbfgs"`` full-batch L-BFGS with a strong-Wolfe line search.
+    alpha : float, default=1e-4
+        The lecture's λ: J(Θ) = J_data + λ/(2N) Σ Θ_{:,1:}² over the N training rows. A
+        mini-batch of n rows is charged λ·n/N, so the epoch's gradients average to the full-batch
+        D = Δ/N + (λ/N)Θ and ``alpha`` means the same for every batch size. With a full batch
+        (``"gd"``, ``"lbfgs"``) this is exactly scikit-learn's ``alpha`` for classifiers (for the
+        regressor, whose squared error has no ½, ``alpha`` = 2 × scikit-learn's gives the same
+        fit); scikit-learn's mini-batch solvers divide ``alpha`` by the batch size instead, so
+        ``MLPClassifier(alpha=a·n/N, batch_size=n)`` takes the same steps as ``alpha=a`` here
+        (when n divides N).
+    batch_size : int or "auto", default="auto"
+        Rows per mini-batch, ``min(200, n_samples)`` for ``"auto"``; unused by ``"gd"``/``"lbfgs"``.
+    learning_rate_init : float, default=1e-3
+        Step size of ``"gd"``, ``"sgd"`` and ``"adam"``.
+    max_iter : int, default=200
+        Maximum epochs (``"lbfgs"``: maximum iterations).
+    shuffle : bool, default=True
+        Reshuffle the rows every epoch (mini-batch solvers).
+    random_state : int, RandomState instance or None, default=None
+        Seeds Θ's initialisation, the shuffling and the early-stopping split.
+    tol : float, default=1e-4
+        Stop when the loss (or validation score) has not improved by ``tol`` for
+        ``n_iter_no_change`` consecutive epochs; ``"lbfgs"``: gradient tolerance.
+    verbose : bool or int, default=False
+        Print the loss every epoch.
+    warm_start : bool, default=False
+        ``fit`` continues from the fitted Θ (with a fresh optimizer) instead of re-initialising.
+    momentum : float, default=0.9
+        Momentum of ``"sgd"``.
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for ``"sgd"``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (stratified for single-output classifiers),
+        stop when their score stops improving and keep the best Θ.
+    validation_fraction : float, default=0.1
+        Held-out fraction for ``early_stopping``.
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's parameters.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` before stopping.
+    max_fun : int, default=15000
+        Maximum loss evaluations of ``"lbfgs"``.
+    backprop : {"manual", "autograd"}, default="manual"
+        ``"manual"``: the lecture's δ-recursion, run straight into one flat gradient buffer (the
+        fast path); ``"autograd"``: ``net_.cost(X_batch, Y_batch, alpha·n/N)`` differentiated by
+        torch autograd (the same gradient, slower: the reference). ``net_`` is built with it.
+    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
+        Where Θ and the data live during training; ``"auto"`` is CUDA when available.
+    dtype : {"float32", "float64"}, default="float32"
+        Floating-point type of Θ and of training. Predictions are evaluated in float64 (the
+        float32 Θ upcast exactly), so a row's prediction does not depend on the other rows it is
+        predicted with.
+"""
+
+ATTRS_DOC = """
+    thetas_ : list of ndarray
+        Θ^(1..L), Θ^(l) of shape (s_{l+1}, s_l + 1) with the bias in column 0 (CPU copies).
+    net_ : ThetaMLP
+        The trained network (on the training device).
+    coefs_, intercepts_ : list of ndarray
+        The same weights in scikit-learn's layout (``Θ[:, 1:].T`` and ``Θ[:, 0]``).
+    loss_ : float
+        J(Θ) of the last epoch (mini-batch solvers: the mean of the batch costs over the epoch).
+    loss_curve_ : list of float
+        ``loss_`` per epoch (``"lbfgs"``: per iteration).
+    best_loss_ : float or None
+        Lowest loss seen (None with ``early_stopping``).
+    validation_scores_ : list of float or None
+        Score on the held-out rows per epoch (``early_stopping`` only).
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``.
+    n_iter_ : int
+        Epochs run (``"lbfgs"``: iterations).
+    t_ : int
+        Training rows seen by the solver.
+    n_features_in_ : int
+        Number of input features.
+    feature_names_in_ : ndarray of str
+        Column names, when X was a DataFrame with string column names.
+    n_layers_ : int
+        L + 1, the number of layers of units.
+    n_outputs_ : int
+        Output units K.
+    out_activation_ : str
+        The output head in scikit-learn's words: ``"logistic"``, ``"softmax"`` or ``"identity"``.
+"""
