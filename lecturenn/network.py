@@ -21,9 +21,9 @@ from numbers import Integral, Real
 import torch
 from torch import Tensor, nn
 
-from .activations import get_activation
+from .activations import ACTIVATIONS, get_activation
 from .backprop import theta_cost, theta_forward
-from .heads import get_head
+from .heads import HEADS, get_head
 from .theta import check_input, init_theta, make_generator
 
 __all__ = ["ThetaMLP", "Propagation", "BACKPROPS"]
@@ -132,14 +132,21 @@ class ThetaMLP(nn.Module):
         self.reset_parameters(init, epsilon, generator)
 
     # -- pickling: activations and heads are registry entries, stored by name ---------------------
+    # (a registered entry holds lambdas, which pickle cannot store; an unregistered custom
+    # Activation/Head is kept as the object itself)
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["activation"], state["head"] = self.activation.name, self.head.name
+        if ACTIVATIONS.get(self.activation.name) is self.activation:
+            state["activation"] = self.activation.name
+        if HEADS.get(self.head.name) is self.head:
+            state["head"] = self.head.name
         return state
 
     def __setstate__(self, state: dict) -> None:
-        state["activation"] = get_activation(state["activation"])
-        state["head"] = get_head(state["head"])
+        if isinstance(state["activation"], str):
+            state["activation"] = get_activation(state["activation"])
+        if isinstance(state["head"], str):
+            state["head"] = get_head(state["head"])
         self.__dict__.update(state)
 
     # -- structure ------------------------------------------------------------------------------
