@@ -35,19 +35,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     try:
-        datamodule = hydra.utils.instantiate(cfg.data)
-        datamodule.setup("fit")
+        datamodule, model = build(cfg)
         info = datamodule.info
-        model = hydra.utils.instantiate(
-            cfg.model,
-            _convert_="all",
-            n_features=info.n_features,
-            n_outputs=info.n_outputs,
-            task=info.task,
-            data_info=info.to_dict(),
-            optimizer=hydra.utils.instantiate(cfg.optimizer) if cfg.get("optimizer") else None,
-            scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        )
     except (DataError, ValueError, TypeError) as err:
         fail(err)
     if cfg.get("ckpt_path"):
@@ -94,6 +83,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
         print(f"fit: {trainer.current_epoch} epochs in {fit_seconds:.1f} s")
         print(f"outputs: {out_dir.resolve()}  (metrics.json, checkpoints/, plots/, csv/metrics.csv)")
     return metrics
+
+
+def build(cfg: DictConfig):
+    """Data (set up and validated once), then the model sized from it: (datamodule, model)."""
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.setup("fit")
+    info = datamodule.info
+    model = hydra.utils.instantiate(
+        cfg.model,
+        _convert_="all",
+        n_features=info.n_features,
+        n_outputs=info.n_outputs,
+        task=info.task,
+        data_info=info.to_dict(),
+        optimizer=hydra.utils.instantiate(cfg.optimizer) if cfg.get("optimizer") else None,
+        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+    )
+    return datamodule, model
 
 
 def check_resumable(ckpt_path, model) -> None:

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from train import train  # noqa: E402
+from train import build, train  # noqa: E402
 
 QUIET = ["++trainer.enable_progress_bar=false", "callbacks.progress_bar=null"]
 
@@ -59,20 +59,8 @@ GROUPS = {
 
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
 def test_every_option_composes_and_instantiates(tmp_path, group, option):
-    cfg = make_cfg(tmp_path, [f"{group}={option}"])
-    datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.setup("fit")
+    datamodule, model = build(make_cfg(tmp_path, [f"{group}={option}"]))
     info = datamodule.info
-    model = hydra.utils.instantiate(
-        cfg.model,
-        _convert_="all",
-        n_features=info.n_features,
-        n_outputs=info.n_outputs,
-        task=info.task,
-        data_info=info.to_dict(),
-        optimizer=hydra.utils.instantiate(cfg.optimizer),
-        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-    )
     optim = model.configure_optimizers()
     optimizer = optim["optimizer"] if isinstance(optim, dict) else optim
     assert isinstance(optimizer, torch.optim.Optimizer)

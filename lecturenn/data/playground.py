@@ -116,17 +116,21 @@ _GENERATORS = {
 }
 
 
-def playground_arrays(dataset: str, n: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Raw ``X`` float64 (n, 2) and ``y`` (n,) of a Playground set, rows shuffled.
-
-    Binary sets give labels -1 / 1 (int64), regression sets float64 targets in [-1, 1].
-    """
+def _check_set(dataset: str, n: int, noise: float) -> None:
     if dataset not in PLAYGROUND_SETS:
         raise ValueError(f"dataset must be one of {', '.join(PLAYGROUND_SETS)}; got {dataset!r}")
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer; got {n!r}")
     if not 0.0 <= noise <= 0.5:
         raise ValueError(f"noise must be in [0, 0.5] (the Playground's 0-50 %); got {noise}")
+
+
+def playground_arrays(dataset: str, n: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw ``X`` float64 (n, 2) and ``y`` (n,) of a Playground set, rows shuffled.
+
+    Binary sets give labels -1 / 1 (int64), regression sets float64 targets in [-1, 1].
+    """
+    _check_set(dataset, n, noise)
     rng = np.random.default_rng(seed)
     X, y = _GENERATORS[dataset](rng, int(n), float(noise))
     order = rng.permutation(int(n))
@@ -168,12 +172,7 @@ class PlaygroundDataModule(ArrayDataModule):
         **base_kwargs,
     ) -> None:
         super().__init__(**base_kwargs)
-        if dataset not in PLAYGROUND_SETS:
-            raise ValueError(f"dataset must be one of {', '.join(PLAYGROUND_SETS)}; got {dataset!r}")
-        if int(n) != n or n < 1:
-            raise ValueError(f"n must be a positive integer; got {n!r}")
-        if not 0.0 <= noise <= 0.5:
-            raise ValueError(f"noise must be in [0, 0.5] (the Playground's 0-50 %); got {noise}")
+        _check_set(dataset, n, noise)
         self.dataset, self.n, self.noise = dataset, int(n), float(noise)
         self.features = playground_features(features)
 
