@@ -318,3 +318,22 @@ def test_main_job_reaches_97_percent(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "main" / "metrics.json").read_text())
     assert metrics["test/acc"] >= 0.97, metrics
+
+
+def test_optuna_sweep_runs_trials_and_reports_the_best(tmp_path):
+    proc = run_script(
+        "train.py",
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "data=iris",
+        "trainer.max_epochs=2",
+        f"hydra.sweep.dir={tmp_path / 'optuna'}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list((tmp_path / "optuna").glob("*/metrics.json"))) == 2
+    best = (tmp_path / "optuna" / "optimization_results.yaml").read_text()
+    assert "best_params" in best and "best_value" in best
