@@ -24,7 +24,21 @@ from torch.autograd.function import once_differentiable
 from .activations import Activation
 from .heads import Head
 
-__all__ = ["ThetaForward", "ThetaCost", "theta_forward", "theta_cost", "Backprop", "backpropagate"]
+__all__ = [
+    "ThetaForward",
+    "ThetaCost",
+    "theta_forward",
+    "theta_cost",
+    "ridge_penalty",
+    "Backprop",
+    "backpropagate",
+]
+
+
+def ridge_penalty(thetas, lam: float, n: int, dtype: torch.dtype | None = None) -> Tensor:
+    """R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²; the bias column j = 0 is never regularised.
+    ``dtype`` widens the sum (the manual path evaluates the cost in at least float32)."""
+    return (lam / (2 * n)) * sum(theta[:, 1:].to(dtype or theta.dtype).pow(2).sum() for theta in thetas)
 
 
 def _forward_layers(x: Tensor, thetas, activation: Activation, keep: bool):
@@ -147,8 +161,8 @@ class ThetaCost(torch.autograd.Function):
         # the cost is always evaluated in at least float32 (the layers may run in bf16/fp16)
         wide = torch.promote_types(z_out.dtype, torch.float32)
         J = head.cost_sum(z_out.to(wide), Y.to(wide) if Y.is_floating_point() else Y) / n
-        if lam > 0:  # R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²
-            J = J + (lam / (2 * n)) * sum(theta[:, 1:].to(wide).pow(2).sum() for theta in thetas)
+        if lam > 0:
+            J = J + ridge_penalty(thetas, lam, n, wide)
         return (J, z_out, *hidden)
 
     @staticmethod

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations import ACTIVATIONS, get_activation
-from .backprop import theta_cost, theta_forward
+from .backprop import ridge_penalty, theta_cost, theta_forward
 from .heads import HEADS, get_head
 from .theta import check_input, init_theta, make_generator
 
@@ -235,8 +235,7 @@ class ThetaMLP(nn.Module):
         _check_lam(lam)
         X = self._check_X(X)
         Y = self.head.prepare_targets(Y, X.shape[0], self.sizes[-1], X.dtype, X.device)
-        self.head.check_index_range(Y, self.sizes[-1])
-        self._diagnose(X, Y)
+        self._diagnose(X, Y)  # X values, label range / target values, Θ
         return X, Y
 
     def _diagnose(self, X: Tensor, Y: Tensor | None = None, J: Tensor | None = None) -> None:
@@ -321,7 +320,7 @@ class ThetaMLP(nn.Module):
     # -- cost -----------------------------------------------------------------------------------
     def penalty(self, lam: float, n: int) -> Tensor:
         """R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²; the bias column is never regularised."""
-        return (lam / (2 * n)) * sum(theta[:, 1:].pow(2).sum() for theta in self.thetas)
+        return ridge_penalty(self.thetas, lam, n)
 
     def cost(self, X, Y, lam: float = 0.0) -> Tensor:
         """J(Θ) on the batch (X, Y) with regularisation λ (a 0-d tensor).

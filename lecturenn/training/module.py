@@ -173,14 +173,17 @@ class ThetaMLPModule(L.LightningModule):
         self.scheduler_monitor = scheduler_monitor
 
         info = data_info or {}
-        for name, key, size in (("x_mean", "x_mean", n_features), ("x_std", "x_std", n_features)):
-            values = info.get(key)
-            default = torch.zeros(size) if name == "x_mean" else torch.ones(size)
-            self.register_buffer(name, torch.tensor(values) if values is not None else default)
-        for name in ("y_mean", "y_std"):
+        # standardisation of the training split (identity when the data was not standardised)
+        for name, size, fill in (
+            ("x_mean", n_features, 0.0),
+            ("x_std", n_features, 1.0),
+            ("y_mean", n_outputs, 0.0),
+            ("y_std", n_outputs, 1.0),
+        ):
             values = info.get(name)
-            default = torch.zeros(n_outputs) if name == "y_mean" else torch.ones(n_outputs)
-            self.register_buffer(name, torch.tensor(values) if values is not None else default)
+            self.register_buffer(
+                name, torch.tensor(values) if values is not None else torch.full((size,), fill)
+            )
 
         regression = task == "regression"
         metrics = _regression_metrics(n_outputs) if regression else _classification_metrics(task, n_outputs)
@@ -252,11 +255,14 @@ class ThetaMLPModule(L.LightningModule):
             return ((preds > 0.5).long() == targets).sum()
         return ((preds > 0.5).long() == targets).float().mean(dim=1).sum()  # multilabel
 
-    def _epoch_mean(self, stage: str, index: int) -> Tensor:
-        sums = self._sums.pop(stage, None) if index == 0 else self._sums.get(stage)
+    def _epoch_means(self, stage: str) -> tuple[Tensor, Tensor]:
+        """(mean J, mean train statistic) over the stage's epoch; clears its accumulator."""
+        sums = self._sums.pop(stage, None)
         if sums is None:
-            return torch.tensor(float("nan"))
-        return (sums[index] / sums[1].clamp_min(1)).float()
+            nan = torch.tensor(float("nan"))
+            return nan, nan
+        means = (sums / sums[1].clamp_min(1)).float()
+        return means[0], means[2]
 
     def on_train_epoch_start(self) -> None:
         self._sums.pop("train", None)
@@ -268,8 +274,8 @@ class ThetaMLPModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         name = "train/mse" if self.task == "regression" else "train/acc"
-        statistic = self._epoch_mean("train", 2)
-        self.log("train/loss", self._epoch_mean("train", 0), prog_bar=True, sync_dist=True)
+        loss, statistic = self._epoch_means("train")
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         self.log(name, statistic, sync_dist=True)
 
     def on_validation_epoch_start(self) -> None:
@@ -281,7 +287,7 @@ class ThetaMLPModule(L.LightningModule):
         self.val_metrics.update(preds, targets)
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/loss", self._epoch_mean("val", 0), prog_bar=True, sync_dist=True)
+        self.log("val/loss", self._epoch_means("val")[0], prog_bar=True, sync_dist=True)
         values = self.val_metrics.compute()  # torchmetrics already reduces across processes
         self.log_dict(values, sync_dist=True)
         if not self.trainer.sanity_checking:
@@ -304,7 +310,7 @@ class ThetaMLPModule(L.LightningModule):
             self._test_pred.append(labels.detach().cpu())
 
     def on_test_epoch_end(self) -> None:
-        self.log("test/loss", self._epoch_mean("test", 0), sync_dist=True)
+        self.log("test/loss", self._epoch_means("test")[0], sync_dist=True)
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
         if self._test_true:
