@@ -216,6 +216,10 @@ class ArrayDataModule(L.LightningDataModule):
         assert self._raw is not None
         return self._raw
 
+    def split_sizes(self) -> dict[str, int]:
+        """Rows per split: ``{"train": n, "val": n, "test": n}``."""
+        return {name: len(self._split(name)[0]) for name in SPLITS}
+
     def raw_splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Same as :attr:`raw` (the name the plotting callback looks for)."""
         return self.raw
@@ -237,6 +241,8 @@ class ArrayDataModule(L.LightningDataModule):
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if train and trainer is not None else (0, 1)
         epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
+        module = getattr(trainer, "lightning_module", None) if train else None
+        group = getattr(module, "batch_group_size", 1)  # mini-batches per training_step
         return TensorBatches(
             X,
             Y,
@@ -246,6 +252,7 @@ class ArrayDataModule(L.LightningDataModule):
             epoch_fn=epoch_fn,
             rank=rank,
             world_size=world,
+            group_size=group,
         )
 
     def train_dataloader(self) -> TensorBatches:

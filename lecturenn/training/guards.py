@@ -33,10 +33,14 @@ class DivergenceGuard(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if not isinstance(loss, Tensor):
+        if not isinstance(loss, Tensor) or loss.numel() == 0:
             return
-        finite = torch.isfinite(loss.detach())
-        step = torch.tensor(trainer.global_step, device=finite.device)
+        # a 0-d loss (one step) or the losses of a batch group (k,), whose last step is global_step
+        losses = loss.detach().reshape(-1)
+        finite = torch.isfinite(losses)
+        first = (~finite).int().argmax()  # index of the first non-finite loss (0 if none)
+        step = first + (trainer.global_step - losses.numel())
+        finite = finite.all()
         if self._ok is None:
             self._ok = finite.clone()
             self._first_bad_step = torch.where(finite, torch.full_like(step, -1), step)

@@ -12,6 +12,16 @@ multilabel      sigmoid    acc, f1 (macro), auroc                    val/acc_bes
 regression      identity   mse, mae, r2 (in the targets' own units)  val/mse_best
 ==============  =========  ========================================  =======================
 
+Optimisation is manual (``automatic_optimization`` is False): each ``training_step`` receives a
+:class:`~lecturenn.data.BatchGroup` of up to ``steps_per_execution`` mini-batches and takes one
+optimizer step per mini-batch through Lightning's optimizer wrapper (so precision plugins, hooks
+and ``global_step`` behave as usual). Lightning's per-batch machinery — about 0.5–1 ms of Python
+per ``training_step`` — is then paid once per group instead of once per step (Keras calls the
+same idea ``steps_per_execution``). When the Trainer asks for gradient clipping or accumulation,
+which Lightning implements only for automatic optimisation, the module switches to automatic
+optimisation with one mini-batch per step; under DDP groups hold one mini-batch (one backward
+per forward of the DDP wrapper).
+
 Plain Python arguments only (Hydra lives in ``scripts/`` + ``conf/``). ``optimizer`` and
 ``scheduler`` are callables — e.g. ``functools.partial(torch.optim.SGD, lr=0.1)`` or a Hydra
 ``_partial_: true`` node — taking the parameters, respectively the optimizer.
@@ -31,6 +41,7 @@ from torchmetrics import MaxMetric, MetricCollection, MinMetric
 from torchmetrics.classification import AUROC, Accuracy, F1Score, MulticlassF1Score
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 
+from ..data.batches import BatchGroup
 from ..network import ThetaMLP
 
 __all__ = ["ThetaMLPModule", "TASK_HEADS"]
@@ -109,6 +120,47 @@ def _regression_metrics(K: int) -> MetricCollection:
     )
 
 
+class _RunningMeans:
+    """Σ J·n, Σ n and Σ statistic of one stage over an epoch, without host syncs: steps append
+    0-d tensors, folded into one float64 sum every ``FOLD`` steps (bounded memory) and at the end."""
+
+    FOLD = 256
+
+    def __init__(self) -> None:
+        self._J: list[Tensor] = []
+        self._stat: list[Tensor] = []
+        self._n: list[int] = []
+        self._total: Tensor | None = None  # [Σ J·n, Σ n, Σ statistic]
+
+    def add(self, J: Tensor, n: int, statistic: Tensor | None = None) -> None:
+        self._J.append(J.detach())
+        if statistic is not None:
+            self._stat.append(statistic)
+        self._n.append(n)
+        if len(self._n) >= self.FOLD:
+            self._fold()
+
+    def _fold(self) -> None:
+        if not self._n:
+            return
+        J = torch.stack(self._J).to(torch.float64)
+        n = torch.tensor(self._n, dtype=torch.float64, device=J.device)
+        stat = torch.stack(self._stat).to(torch.float64).sum() if self._stat else J.new_zeros(())
+        part = torch.stack(((J * n).sum(), n.sum(), stat))
+        self._total = part if self._total is None else self._total + part
+        self._J, self._stat, self._n = [], [], []
+
+    def means(self) -> tuple[Tensor, Tensor]:
+        """(Σ J·n / Σ n, Σ statistic / Σ n) as float32 0-d tensors."""
+        self._fold()
+        total = self._total
+        if total is None:
+            nan = torch.tensor(float("nan"))
+            return nan, nan
+        means = (total / total[1].clamp_min(1)).float()
+        return means[0], means[2]
+
+
 class ThetaMLPModule(L.LightningModule):
     """Train ``ThetaMLP([n_features, *hidden_sizes, n_outputs])`` on J(Θ) with λ = ``lam``.
 
@@ -121,6 +173,9 @@ class ThetaMLPModule(L.LightningModule):
         scheduler: callable ``optimizer -> LR scheduler`` or None.
         scheduler_monitor: metric a ReduceLROnPlateau scheduler watches.
         init_seed: seeds Θ's initialisation (None: torch's global RNG, itself seeded by the app).
+        steps_per_execution: mini-batches (optimizer steps) per ``training_step`` call when
+            optimisation is manual and single-process (see the module docstring); callbacks'
+            per-batch hooks, ``limit_train_batches`` and ``val_check_interval`` count groups.
         data_info: ``DataInfo.to_dict()`` — standardisation, class names, … stored in the
             checkpoint so that ``eval.py`` / ``predict.py`` need nothing but the checkpoint.
     """
@@ -143,17 +198,23 @@ class ThetaMLPModule(L.LightningModule):
         scheduler_monitor: str = "val/loss",
         init_seed: int | None = None,
         data_info: dict | None = None,
+        steps_per_execution: int = 8,
     ) -> None:
         super().__init__()
+        self._automatic_override: bool | None = None
         if task not in TASK_HEADS:
             raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASK_HEADS)}")
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
             raise ValueError(f"model.lam (λ) must be a number >= 0, got {lam!r}")
+        k = steps_per_execution
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"model.steps_per_execution must be an integer >= 1, got {k!r}")
         hidden_sizes = [int(s) for s in hidden_sizes]  # plain list (e.g. not an OmegaConf ListConfig):
         data_info = _plain(data_info) if data_info else None  # checkpoints must load with weights_only
         # the optimizer/scheduler factories are code, not data: they stay out of the checkpoint
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.task, self.lam = task, float(lam)
+        self.steps_per_execution = int(steps_per_execution)
         self.n_train = int((data_info or {}).get("n_train") or 0)  # N in λ/(2N); 0: the batch size
         self.net = ThetaMLP(
             [n_features, *hidden_sizes, n_outputs],
@@ -189,7 +250,7 @@ class ThetaMLPModule(L.LightningModule):
         metrics = _regression_metrics(n_outputs) if regression else _classification_metrics(task, n_outputs)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self._sums: dict[str, Tensor] = {}  # per stage: [Σ J·n, Σ n, Σ train statistic]
+        self._means: dict[str, _RunningMeans] = {}  # per stage: Σ J·n, Σ n, Σ train statistic
         self.best_name = "val/mse_best" if regression else "val/acc_best"
         self.val_best = MinMetric() if regression else MaxMetric()
         self.val_best.persistent(True)  # in the checkpoint, so a resumed run keeps its best so far
@@ -232,44 +293,96 @@ class ThetaMLPModule(L.LightningModule):
 
     # -- Lightning hooks ----------------------------------------------------------------------
     # Nothing below logs per step or logs a Metric object: per-step logging costs Lightning ~2 ms
-    # (it walks the metric's state) and forces host syncs. Batches only accumulate tensors; each
+    # (it walks the metric's state) and forces host syncs. Steps only record 0-d tensors; each
     # epoch's end computes and logs once.
-    def _accumulate(self, stage: str, J: Tensor, preds: Tensor, targets: Tensor) -> None:
-        n = targets.shape[0]
-        sums = self._sums.setdefault(stage, torch.zeros(3, device=J.device, dtype=torch.float64))
-        sums[0] += J.detach() * n  # Σ J·n (so the epoch mean weights batches by size)
-        sums[1] += n
-        if stage == "train":  # cheap running accuracy / squared error instead of torchmetrics
-            sums[2] += self._train_statistic(preds.detach(), targets)
+    @property
+    def automatic_optimization(self) -> bool:
+        """False (this module steps the optimizer itself) unless the Trainer asks for gradient
+        clipping or accumulation, which Lightning implements only for automatic optimisation."""
+        if self._automatic_override is not None:
+            return self._automatic_override
+        trainer = self._trainer
+        if trainer is None:
+            return False
+        return bool(trainer.gradient_clip_val) or trainer.accumulate_grad_batches != 1
 
-    def _train_statistic(self, preds: Tensor, targets: Tensor) -> Tensor:
-        if self.task == "regression":
-            return (
-                ((preds - targets) ** 2).mean(dim=-1).sum()
-                if preds.ndim > 1
-                else ((preds - targets) ** 2).sum()
-            )
+    @automatic_optimization.setter
+    def automatic_optimization(self, value: bool) -> None:
+        self._automatic_override = bool(value)  # an explicit choice wins over the default above
+
+    @property
+    def batch_group_size(self) -> int:
+        """Mini-batches the data module should put into each training batch group (≥ 1)."""
+        trainer = self._trainer
+        if self.automatic_optimization or (trainer is not None and trainer.world_size > 1):
+            return 1
+        return self.steps_per_execution
+
+    def _train_statistic(self, z: Tensor, Y: Tensor) -> Tensor:
+        """Σ over the batch of the running train statistic, straight from the logits z^(L+1):
+        correct predictions (argmax z = argmax h; h > 0.5 ⟺ z > 0) or, for regression, the squared
+        error in the targets' own units ((z − Y)·y_std, z and Y being standardised)."""
         if self.task == "multiclass":
-            return (preds.argmax(dim=1) == targets).sum()
+            return (z.argmax(dim=1) == Y).sum()
         if self.task == "binary":
-            return ((preds > 0.5).long() == targets).sum()
-        return ((preds > 0.5).long() == targets).float().mean(dim=1).sum()  # multilabel
+            return ((z > 0) == (Y > 0.5)).sum()
+        if self.task == "multilabel":
+            return ((z > 0) == (Y > 0.5)).float().mean(dim=1).sum()
+        return ((z - Y).square() * self.y_std.square()).mean(dim=1).sum()
 
     def _epoch_means(self, stage: str) -> tuple[Tensor, Tensor]:
         """(mean J, mean train statistic) over the stage's epoch; clears its accumulator."""
-        sums = self._sums.pop(stage, None)
-        if sums is None:
+        means = self._means.pop(stage, None)
+        if means is None:
             nan = torch.tensor(float("nan"))
             return nan, nan
-        means = (sums / sums[1].clamp_min(1)).float()
-        return means[0], means[2]
+        return means.means()
+
+    def _stage_means(self, stage: str) -> _RunningMeans:
+        return self._means.setdefault(stage, _RunningMeans())
 
     def on_train_epoch_start(self) -> None:
-        self._sums.pop("train", None)
+        self._means.pop("train", None)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
-        J, preds, targets = self.model_step(batch)
-        self._accumulate("train", J, preds, targets)
+        """One optimizer step per mini-batch of the group; returns the steps' losses J (k,)."""
+        group = batch if isinstance(batch, BatchGroup) else (batch,)
+        if self.automatic_optimization:
+            if len(group) != 1:
+                raise ValueError("a BatchGroup of several mini-batches needs manual optimisation")
+            return self._train_batch(group[0])
+        optimizer = self.optimizers()
+        closure_needed = isinstance(optimizer.optimizer, torch.optim.LBFGS)
+        trainer, losses = self.trainer, []
+        for batch in group:
+            if 0 <= trainer.max_steps <= trainer.global_step:
+                break
+            if closure_needed:  # L-BFGS evaluates J(Θ) several times per step: record the first
+                evaluations = []
+
+                def closure(batch=batch, evaluations=evaluations):
+                    optimizer.zero_grad(set_to_none=True)
+                    J = self._train_batch(batch, record=not evaluations)
+                    evaluations.append(J)
+                    self.manual_backward(J)
+                    return J
+
+                optimizer.step(closure=closure)
+                losses.append(evaluations[0].detach())
+            else:
+                J = self._train_batch(batch)
+                optimizer.zero_grad(set_to_none=True)
+                self.manual_backward(J)
+                optimizer.step()
+                losses.append(J.detach())
+        return torch.stack(losses) if losses else torch.zeros(0, device=self.device)
+
+    def _train_batch(self, batch, record: bool = True) -> Tensor:
+        """J(Θ) on one training mini-batch; records J and the running statistic (no host sync)."""
+        X, Y = batch
+        J, z = self.net.cost_and_logits(X, Y, self.batch_lam(X.shape[0]))  # J.backward(): δ-recursion
+        if record:
+            self._stage_means("train").add(J, Y.shape[0], self._train_statistic(z, Y))
         return J
 
     def on_train_epoch_end(self) -> None:
@@ -277,13 +390,35 @@ class ThetaMLPModule(L.LightningModule):
         loss, statistic = self._epoch_means("train")
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         self.log(name, statistic, sync_dist=True)
+        if not self.automatic_optimization:
+            self._step_epoch_schedulers()
+
+    def _step_epoch_schedulers(self) -> None:
+        """What Lightning does for automatic optimisation at the end of an epoch, done here for
+        manual optimisation — before the checkpoint callbacks run, so a checkpoint holds the
+        scheduler state the next epoch starts with."""
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if scheduler is None:
+                continue
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                metrics = self.trainer.callback_metrics
+                if self.scheduler_monitor not in metrics:
+                    raise ValueError(
+                        f"the ReduceLROnPlateau scheduler monitors {self.scheduler_monitor!r}, which was "
+                        f"not logged (logged: {', '.join(sorted(metrics)) or 'nothing'}); "
+                        "set model.scheduler_monitor to one of those"
+                    )
+                scheduler.step(metrics[self.scheduler_monitor])
+            else:
+                scheduler.step()
 
     def on_validation_epoch_start(self) -> None:
-        self._sums.pop("val", None)
+        self._means.pop("val", None)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         J, preds, targets = self.model_step(batch)
-        self._accumulate("val", J, preds, targets)
+        self._stage_means("val").add(J, targets.shape[0])
         self.val_metrics.update(preds, targets)
 
     def on_validation_epoch_end(self) -> None:
@@ -297,12 +432,12 @@ class ThetaMLPModule(L.LightningModule):
         self.val_metrics.reset()
 
     def on_test_epoch_start(self) -> None:
-        self._sums.pop("test", None)
+        self._means.pop("test", None)
         self._test_true, self._test_pred = [], []
 
     def test_step(self, batch, batch_idx: int) -> None:
         J, preds, targets = self.model_step(batch)
-        self._accumulate("test", J, preds, targets)
+        self._stage_means("test").add(J, targets.shape[0])
         self.test_metrics.update(preds, targets)
         if self.task in ("binary", "multiclass"):
             labels = (preds > 0.5).long() if self.task == "binary" else preds.argmax(dim=1)
@@ -330,7 +465,8 @@ class ThetaMLPModule(L.LightningModule):
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
         config = {"scheduler": scheduler, "interval": "epoch"}
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        if plateau and self.automatic_optimization:  # else _step_epoch_schedulers steps it
             config["monitor"] = self.scheduler_monitor
         return {"optimizer": optimizer, "lr_scheduler": config}
 

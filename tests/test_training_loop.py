@@ -1,0 +1,189 @@
+"""ThetaMLPModule's own optimisation loop: batch groups (several optimizer steps per
+``training_step``), the automatic-optimisation fallback, L-BFGS closures, schedulers, max_steps."""
+
+import functools
+import logging
+import warnings
+
+import lightning as L
+import pytest
+import torch
+
+from lecturenn.data import SklearnDataModule, TensorBatches
+from lecturenn.data.batches import BatchGroup
+from lecturenn.training import ThetaMLPModule
+from lecturenn.training.guards import DivergenceGuard, TrainingDiverged
+
+EPOCHS = 3
+
+
+@pytest.fixture(autouse=True)
+def quiet():
+    names = ("lightning", "lightning.pytorch", "lightning.fabric")
+    levels = [logging.getLogger(n).level for n in names]
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+    for n, level in zip(names, levels):
+        logging.getLogger(n).setLevel(level)
+
+
+def fit(
+    steps_per_execution=8,
+    automatic=None,
+    optimizer=None,
+    scheduler=None,
+    epochs=EPOCHS,
+    batch_size=8,
+    **trainer_kw,
+):
+    torch.manual_seed(0)
+    dm = SklearnDataModule("iris", batch_size=batch_size, seed=0)  # 105 training rows: 14 steps per epoch
+    dm.setup()
+    info = dm.info
+    model = ThetaMLPModule(
+        info.n_features,
+        info.n_outputs,
+        info.task,
+        hidden_sizes=[6],
+        lam=0.5,
+        init_seed=0,
+        data_info=info.to_dict(),
+        steps_per_execution=steps_per_execution,
+        optimizer=optimizer or functools.partial(torch.optim.SGD, lr=0.2, momentum=0.9),
+        scheduler=scheduler,
+    )
+    if automatic is not None:
+        model.automatic_optimization = automatic
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[DivergenceGuard()],
+        **trainer_kw,
+    )
+    trainer.fit(model, datamodule=dm)
+    return trainer, model
+
+
+def thetas(model):
+    return [t.detach().clone() for t in model.net.thetas]
+
+
+def test_batch_groups_take_the_same_steps_as_one_batch_per_step():
+    """Grouping changes only how often Lightning's loop runs: Θ, the step count and the logged
+    epoch metrics are bitwise those of one mini-batch per training_step, and of automatic
+    optimisation."""
+    runs = {
+        "group8": fit(steps_per_execution=8),
+        "group1": fit(steps_per_execution=1),
+        "automatic": fit(automatic=True),
+    }
+    for name, (trainer, model) in runs.items():
+        assert trainer.global_step == EPOCHS * 14, name
+        assert model.automatic_optimization == (name == "automatic")
+    ref_trainer, ref = runs["automatic"]
+    for name in ("group8", "group1"):
+        trainer, model = runs[name]
+        for a, b in zip(thetas(model), thetas(ref)):
+            assert torch.equal(a, b), name
+        for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
+            assert torch.equal(trainer.callback_metrics[key], ref_trainer.callback_metrics[key]), (name, key)
+
+
+def test_groups_are_what_the_data_module_serves_to_the_module():
+    trainer, model = fit(steps_per_execution=4)
+    loader = trainer.datamodule.train_dataloader()
+    assert model.batch_group_size == 4 and loader.group_size == 4
+    assert len(loader) == 4 and loader.num_batches == 14  # groups of 4, 4, 4, 2
+    groups = list(loader)
+    assert all(isinstance(g, BatchGroup) for g in groups) and [len(g) for g in groups] == [4, 4, 4, 2]
+    flat = [b for g in groups for b in g]
+    loader.group_size = 1
+    for (X1, Y1), (X2, Y2) in zip(flat, loader):
+        assert torch.equal(X1, X2) and torch.equal(Y1, Y2)
+
+
+def test_gradient_clipping_falls_back_to_automatic_optimisation():
+    trainer, model = fit(gradient_clip_val=0.1)
+    assert model.automatic_optimization and model.batch_group_size == 1
+    assert trainer.global_step == EPOCHS * 14
+    unclipped = thetas(fit()[1])
+    assert any(not torch.equal(a, b) for a, b in zip(thetas(model), unclipped))
+    trainer, model = fit(accumulate_grad_batches=2)
+    assert model.automatic_optimization and trainer.global_step == EPOCHS * 7
+
+
+def test_lbfgs_steps_through_a_closure_and_records_one_loss_per_step():
+    lbfgs = functools.partial(torch.optim.LBFGS, lr=1, max_iter=10, line_search_fn="strong_wolfe")
+    trainer, model = fit(optimizer=lbfgs, epochs=6, batch_size=-1)  # full batch: one step per epoch
+    assert trainer.global_step == 6
+    assert trainer.callback_metrics["val/acc"] > 0.9
+    auto_trainer, auto = fit(optimizer=lbfgs, epochs=6, batch_size=-1, automatic=True)
+    for a, b in zip(thetas(model), thetas(auto)):
+        assert torch.equal(a, b)
+    # J is recorded once per step (at the step's start), not once per closure evaluation as
+    # automatic optimisation does (its training_step runs for every evaluation)
+    net, (X, Y) = model.net, trainer.datamodule.train
+    assert trainer.callback_metrics["train/loss"] > net.cost(X, Y, model.lam)  # J before the last step
+
+
+def test_max_steps_stops_inside_a_group():
+    trainer, _ = fit(steps_per_execution=8, max_steps=5, epochs=10)
+    assert trainer.global_step == 5
+
+
+def test_epoch_schedulers_are_stepped_under_manual_optimisation():
+    step_lr = functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+    trainer, model = fit(scheduler=step_lr)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.2 * 0.5**EPOCHS)
+    plateau = functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=0, factor=0.5)
+    trainer, _ = fit(scheduler=plateau, epochs=6, optimizer=functools.partial(torch.optim.SGD, lr=5.0))
+    assert trainer.optimizers[0].param_groups[0]["lr"] < 5.0  # val/loss stopped improving at some epoch
+
+
+def test_plateau_scheduler_on_a_metric_never_logged_is_a_clear_error():
+    plateau = functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau)
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="monitors 'val/nope', which was not logged"):
+        dm = SklearnDataModule("iris", batch_size=8, seed=0)
+        dm.setup()
+        info = dm.info
+        model = ThetaMLPModule(
+            info.n_features,
+            info.n_outputs,
+            info.task,
+            data_info=info.to_dict(),
+            scheduler=plateau,
+            scheduler_monitor="val/nope",
+        )
+        L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(
+            model, datamodule=dm
+        )
+
+
+def test_divergence_inside_a_group_names_the_step():
+    trainer_kw = {}
+    with pytest.raises(TrainingDiverged, match=r"at step \d+"):
+        fit(optimizer=functools.partial(torch.optim.SGD, lr=1e7), **trainer_kw)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "8"])
+def test_steps_per_execution_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        ThetaMLPModule(4, 3, "multiclass", steps_per_execution=bad)
+
+
+def test_tensor_batches_group_size_is_checked():
+    X, Y = torch.zeros(10, 2), torch.zeros(10, dtype=torch.long)
+    with pytest.raises(ValueError, match="group_size"):
+        TensorBatches(X, Y, 4, shuffle=False, group_size=0)
+    groups = list(TensorBatches(X, Y, 4, shuffle=False, group_size=2))
+    assert [[len(b[0]) for b in g] for g in groups] == [[4, 4], [2]]
