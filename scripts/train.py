@@ -51,11 +51,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
     if trainer.is_global_zero:
+        rows = datamodule.split_sizes()
         print(model.summary())
         print(
             f"data: {info.task}, {info.n_features} features -> {info.n_outputs} outputs; "
-            f"train/val/test rows {len(datamodule.train[0])}/{len(datamodule.val[0])}/"
-            f"{len(datamodule.test[0])}; torch threads {threads}"
+            f"train/val/test rows {rows['train']}/{rows['val']}/{rows['test']}; torch threads {threads}"
         )
 
     start = time.perf_counter()

@@ -4,6 +4,8 @@
 * :class:`ArrayDataModule` — split / standardise / serve; subclasses supply the arrays:
   :class:`PlaygroundDataModule` (TensorFlow Playground 2-D sets), :class:`SklearnDataModule`
   (sets bundled with scikit-learn), :class:`TableDataModule` (CSV/TSV, Parquet, NPZ files).
+* :class:`StreamDataModule` — the same for files larger than RAM, streamed in blocks:
+  :class:`NpyStreamDataModule` (two ``.npy`` files), :class:`ParquetStreamDataModule` (Parquet).
 * :class:`DataInfo` — what a model must remember about its data (goes into checkpoints).
 * :class:`DataError` — bad data, one clear line.
 """
@@ -14,6 +16,7 @@ from .bundled import SKLEARN_SETS, SklearnDataModule
 from .errors import DataError
 from .info import DataInfo
 from .playground import FEATURES, PLAYGROUND_SETS, PlaygroundDataModule, playground_arrays
+from .stream import NpyStreamDataModule, ParquetStreamDataModule, StreamDataModule
 from .tables import TableDataModule
 
 __all__ = [
@@ -23,8 +26,11 @@ __all__ = [
     "ArrayDataModule",
     "DataError",
     "DataInfo",
+    "NpyStreamDataModule",
+    "ParquetStreamDataModule",
     "PlaygroundDataModule",
     "SklearnDataModule",
+    "StreamDataModule",
     "TableDataModule",
     "TensorBatches",
     "playground_arrays",

@@ -12,17 +12,33 @@ steps.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["BatchGroup", "TensorBatches", "epoch_permutation"]
+__all__ = ["BatchGroup", "TensorBatches", "epoch_permutation", "grouped"]
 
 
 class BatchGroup(list):
     """Consecutive ``(X, Y)`` mini-batches handed to one ``training_step`` (a plain list otherwise)."""
+
+
+def grouped(batches: Iterable, group_size: int) -> Iterator:
+    """``batches`` unchanged (``group_size`` 1) or as :class:`BatchGroup` lists of up to
+    ``group_size`` consecutive batches (the last group may be shorter)."""
+    if group_size == 1:
+        yield from batches
+        return
+    group = BatchGroup()
+    for batch in batches:
+        group.append(batch)
+        if len(group) == group_size:
+            yield group
+            group = BatchGroup()
+    if group:
+        yield group
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> Tensor:
@@ -129,17 +145,7 @@ class TensorBatches:
         return order
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor] | BatchGroup]:
-        if self.group_size == 1:
-            yield from self._batches()
-            return
-        group = BatchGroup()
-        for batch in self._batches():
-            group.append(batch)
-            if len(group) == self.group_size:
-                yield group
-                group = BatchGroup()
-        if group:
-            yield group
+        return grouped(self._batches(), self.group_size)
 
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         epoch = self.epoch_fn() if self.epoch_fn is not None else self._iterations
