@@ -159,10 +159,10 @@ class ThetaCost(torch.autograd.Function):
         n = X.shape[0]
         z_out, hidden = _forward_layers(X, thetas, activation, keep)
         # the cost is always evaluated in at least float32 (the layers may run in bf16/fp16)
-        wide = torch.promote_types(z_out.dtype, torch.float32)
-        J = head.cost_sum(z_out.to(wide), Y.to(wide) if Y.is_floating_point() else Y) / n
+        z_wide, Y_wide = _widened(z_out, Y)
+        J = head.cost_sum(z_wide, Y_wide) / n
         if lam > 0:
-            J = J + ridge_penalty(thetas, lam, n, wide)
+            J = J + ridge_penalty(thetas, lam, n, z_wide.dtype)
         return (J, z_out, *hidden)
 
     @staticmethod
@@ -181,12 +181,12 @@ class ThetaCost(torch.autograd.Function):
         activations, thetas, (z_out, Y) = saved[:L], saved[L : 2 * L], saved[2 * L :]
         n = z_out.shape[0]
         scale = grad_J / n  # 0-d tensor: no host sync
-        wide = torch.promote_types(z_out.dtype, torch.float32)
-        h = ctx.head.h(z_out.to(wide))
-        delta = ctx.head.delta(h, Y.to(wide) if Y.is_floating_point() else Y).mul_(
-            scale
-        )  # δ^(L+1) = a − y, /n
-        delta = delta.to(z_out.dtype)
+        z_wide, Y_wide = _widened(z_out, Y)
+        # δ^(L+1) = (a − y)/n (n, s_{L+1}), in place when h is a fresh tensor (not the identity's z)
+        h = ctx.head.h(z_wide)
+        delta = ctx.head.delta(h, Y_wide, inplace=h is not z_wide).mul_(scale)
+        if delta.dtype != z_out.dtype:
+            delta = delta.to(z_out.dtype)
         needs_theta = ctx.needs_input_grad[6:]
         grad_x, grads = _backward_layers(
             delta, activations, thetas, ctx.activation, ctx.needs_input_grad[0], needs_theta
@@ -196,6 +196,14 @@ class ThetaCost(torch.autograd.Function):
                 if grad is not None:  # + (λ/n) Θ, the bias column j = 0 excluded
                     grad[:, 1:].addcmul_(theta[:, 1:], scale * ctx.lam)
         return (grad_x, None, None, None, None, None, *grads)
+
+
+def _widened(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+    """z and floating Y in at least float32 (no copies when they already are)."""
+    if z.dtype in (torch.float32, torch.float64):
+        return z, Y
+    wide = torch.promote_types(z.dtype, torch.float32)
+    return z.to(wide), Y.to(wide) if Y.is_floating_point() else Y
 
 
 def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float):

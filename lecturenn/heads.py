@@ -67,7 +67,8 @@ class Head:
         if self.name == "softmax" and _is_index_target(Y):
             if Y.shape[0] != n:
                 raise ValueError(f"Y has {Y.shape[0]} class indices but X has {n} rows")
-            return Y.to(device=device, dtype=torch.long)
+            ready = Y.dtype == torch.long and Y.device == device
+            return Y if ready else Y.to(device=device, dtype=torch.long)
         if Y.ndim == 1 and K == 1:
             Y = Y.unsqueeze(1)
         if Y.ndim != 2 or tuple(Y.shape) != (n, K):
@@ -76,7 +77,7 @@ class Head:
             raise ValueError(
                 f"Y has shape {tuple(Y.shape)}; the {self.name} head expects (n, K) = ({n}, {K})" + hint
             )
-        return Y.to(device=device, dtype=dtype)
+        return Y if Y.dtype == dtype and Y.device == device else Y.to(device=device, dtype=dtype)
 
     def check_index_range(self, Y: Tensor, K: int) -> None:
         """Class indices must lie in [0, K) — checked before any gather (one small reduction)."""
@@ -133,15 +134,17 @@ class Head:
             return -(Y * torch.log_softmax(z, dim=1)).sum()
         return F.mse_loss(z, Y, reduction="sum")
 
-    def delta(self, h: Tensor, Y: Tensor) -> Tensor:
-        """δ^(L+1) = ∂(n·J_data)/∂z^(L+1): h − y (sigmoid, softmax) or 2(h − y) (identity)."""
+    def delta(self, h: Tensor, Y: Tensor, inplace: bool = False) -> Tensor:
+        """δ^(L+1) = ∂(n·J_data)/∂z^(L+1): h − y (sigmoid, softmax) or 2(h − y) (identity).
+
+        ``inplace``: ``h`` is a temporary of the caller's and may be overwritten.
+        """
         if self.name == "identity":
-            return 2 * (h - Y)
+            return h.sub_(Y).mul_(2) if inplace else 2 * (h - Y)
         if _is_index_target(Y):  # h − onehot(y) without building the one-hot matrix
-            delta = h.clone()
-            delta[torch.arange(h.shape[0], device=h.device), Y] -= 1
-            return delta
-        return h - Y
+            delta = h if inplace else h.clone()
+            return delta.scatter_add_(1, Y.unsqueeze(1), delta.new_full((delta.shape[0], 1), -1.0))
+        return h.sub_(Y) if inplace else h - Y
 
 
 HEADS: dict[str, Head] = {

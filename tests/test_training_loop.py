@@ -37,6 +37,7 @@ def fit(
     scheduler=None,
     epochs=EPOCHS,
     batch_size=8,
+    callbacks=(),
     **trainer_kw,
 ):
     torch.manual_seed(0)
@@ -66,7 +67,7 @@ def fit(
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        callbacks=[DivergenceGuard()],
+        callbacks=[DivergenceGuard(), *callbacks],
         **trainer_kw,
     )
     trainer.fit(model, datamodule=dm)
@@ -89,6 +90,7 @@ def test_batch_groups_take_the_same_steps_as_one_batch_per_step():
     for name, (trainer, model) in runs.items():
         assert trainer.global_step == EPOCHS * 14, name
         assert model.automatic_optimization == (name == "automatic")
+        assert model._direct_steps == (name != "automatic")  # nothing observes the per-step hooks
     ref_trainer, ref = runs["automatic"]
     for name in ("group8", "group1"):
         trainer, model = runs[name]
@@ -96,6 +98,31 @@ def test_batch_groups_take_the_same_steps_as_one_batch_per_step():
             assert torch.equal(a, b), name
         for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
             assert torch.equal(trainer.callback_metrics[key], ref_trainer.callback_metrics[key]), (name, key)
+
+
+class HookCounter(L.Callback):
+    def __init__(self):
+        self.calls = {"backward": 0, "after_backward": 0, "optimizer_step": 0}
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self.calls["backward"] += 1
+
+    def on_after_backward(self, trainer, pl_module):
+        self.calls["after_backward"] += 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.calls["optimizer_step"] += 1
+
+
+def test_per_step_hooks_still_run_for_callbacks_that_use_them():
+    """A callback overriding a per-step hook turns the direct steps off: every hook runs once per
+    optimizer step, and Θ is the same as with the direct steps."""
+    counter = HookCounter()
+    trainer, model = fit(callbacks=[counter])
+    assert not model._direct_steps
+    assert counter.calls == dict.fromkeys(counter.calls, EPOCHS * 14)
+    for a, b in zip(thetas(model), thetas(fit()[1])):
+        assert torch.equal(a, b)
 
 
 def test_groups_are_what_the_data_module_serves_to_the_module():
