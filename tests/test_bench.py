@@ -104,3 +104,51 @@ def test_step_mode_tiny(bench, tmp_path):
 def test_bad_paths_rejected(bench):
     with pytest.raises(SystemExit):
         bench.main(["--paths", "hand,nope"])
+
+
+def test_epoch_mode_rounds_report_medians(bench):
+    report = bench.main(
+        [*TINY, "--rows", "200", "--test-rows", "50", "--epochs", "1", "--rounds", "3", "--paths", "ln-app"]
+    )
+    rows = {r["key"]: r for r in report["rows"]}
+    app = rows["ln-app"]
+    assert len(app["s_per_epoch_rounds"]) == 3 and len(app["ratio_rounds"]) == 3
+    assert app["s_per_epoch"] == sorted(app["s_per_epoch_rounds"])[1]
+    assert app["ratio"] == sorted(app["ratio_rounds"])[1]
+    assert rows["hand"]["ratio_rounds"] == [1.0, 1.0, 1.0]
+
+
+SCALING = Path(__file__).resolve().parents[1] / "scripts" / "bench_scaling.py"
+
+
+def test_scaling_script_fits_a_line_through_every_path(tmp_path):
+    spec = importlib.util.spec_from_file_location("lecturenn_bench_scaling", SCALING)
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+    out = tmp_path / "scaling.json"
+    report = scaling.main(
+        [
+            "--rows",
+            "2000",
+            "4000",
+            "--sizes",
+            "12",
+            "8",
+            "3",
+            "--batch",
+            "64",
+            "--dir",
+            str(tmp_path),
+            "--json",
+            str(out),
+        ]
+    )
+    assert {r["path"] for r in report["results"]} == set(scaling.PATHS)
+    for r in report["results"]:
+        assert _finite_positive(r["s_per_epoch"]) and _finite_positive(r["us_per_row"])
+    stream_rows = [r["rows"] for r in report["results"] if r["path"] == "stream"]
+    assert all(0 < n <= m for n, m in zip(stream_rows, [2000, 4000]))  # the train split of the file
+    for fit in report["fits"].values():
+        assert math.isfinite(fit["exponent"]) and _finite_positive(fit["us_per_row_marginal"] + 1e9)
+    assert not list(tmp_path.glob("**/*.npy"))  # the streamed files are removed
+    assert json.loads(out.read_text())["fits"].keys() == report["fits"].keys()

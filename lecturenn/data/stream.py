@@ -18,9 +18,9 @@ The rows are never all in memory. How they are cut, split and served:
   Under DDP rank r takes every world_size-th block of that order, and every rank stops after
   the number of batches all ranks are sure to have (:meth:`StreamDataModule.n_batches`).
 
-Memory: a few copies of the shuffle buffer (``shuffle_buffer_rows`` × d numbers; measured: a
-peak of +60 MB for 65536 × 32 while streaming a 410 MB file), plus one block (.npy) or one
-decoded row group (Parquet: write files with row groups of at most ~100k rows).
+Memory: about two copies of the shuffle buffer (``shuffle_buffer_rows`` × d numbers, by default
+about 64 MiB of features) plus one block (.npy) or one decoded row group (Parquet: write files
+with row groups of at most ~100k rows) — independent of the file's size.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ class StreamDataModule(L.LightningDataModule):
         standardize: standardise features (and regression targets) with train-split statistics.
         dtype: torch floating dtype name of X (and of float targets), e.g. ``"float32"``.
         block_rows: rows per block, the split granularity (see the module docstring).
-        shuffle_buffer_rows: rows shuffled together while training (memory ∝ this × features).
+        shuffle_buffer_rows: rows shuffled together while training (memory ∝ this × features);
+            ``None``: about 64 MiB of features (e.g. 21 400 rows of 784 float32 numbers).
         image_shape: e.g. ``[28, 28]`` to draw the rows of Θ^(1) as images; ``None`` otherwise.
 
     Batches as :class:`ArrayDataModule`'s: X (b, d) of ``dtype``, standardised, on the trainer's
@@ -121,7 +122,7 @@ class StreamDataModule(L.LightningDataModule):
         standardize: bool = True,
         dtype: str = "float32",
         block_rows: int = 1024,
-        shuffle_buffer_rows: int = 65536,
+        shuffle_buffer_rows: int | None = None,
         image_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
@@ -130,14 +131,16 @@ class StreamDataModule(L.LightningDataModule):
         for name, value in (("batch_size", batch_size), ("block_rows", block_rows)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive integer for streamed data; got {value!r}")
-        if isinstance(shuffle_buffer_rows, bool) or not isinstance(shuffle_buffer_rows, numbers.Integral):
-            raise ValueError(f"shuffle_buffer_rows must be an integer; got {shuffle_buffer_rows!r}")
+        rows = shuffle_buffer_rows
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, numbers.Integral)):
+            raise ValueError(f"shuffle_buffer_rows must be an integer or None; got {rows!r}")
         check_fractions(val_fraction, test_fraction)
         torch_dtype = getattr(torch, str(dtype), None)
         if not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point:
             raise ValueError(f"dtype must name a torch floating dtype such as 'float32'; got {dtype!r}")
         self.task, self.batch_size, self.block_rows = task, int(batch_size), int(block_rows)
-        self.shuffle_buffer_rows = max(int(shuffle_buffer_rows), self.batch_size)
+        self.shuffle_buffer_rows = None if rows is None else max(int(rows), self.batch_size)
+        self._x_stats: tuple[Tensor, Tensor] | None = None  # x_mean, x_std as tensors of dtype
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
         self.seed, self.standardize, self.dtype = int(seed), bool(standardize), torch_dtype
         self.image_shape = None if image_shape is None else [int(s) for s in image_shape]
@@ -301,60 +304,78 @@ class StreamDataModule(L.LightningDataModule):
         order = ids[np.lexsort((key, unit_pos[inv]))]
         return rng, order[rank::world_size]
 
-    def _buffers(self, ids: np.ndarray, rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, ...]]:
-        """Raw rows of blocks ``ids`` regrouped into fresh buffers ``(X, Y)`` of whole batches (but
-        the last), each of at least ``shuffle_buffer_rows`` rows and shuffled by ``rng`` if given."""
+    def _buffers(self, ids: np.ndarray, rng: np.random.Generator | None) -> Iterator[tuple]:
+        """Raw rows of blocks ``ids`` regrouped into fresh buffers ``(X, Y, order)`` of at least
+        ``shuffle_buffer_rows`` rows: ``order`` lists the rows to serve — whole batches but the
+        epoch's last — in a permutation by ``rng`` (``None``: all rows in order). The rows a
+        buffer leaves over (< one batch) open the next one."""
         assert self._source is not None
         xs, ys, rows = [], [], 0
         for X, Y in self._source.read(self._ranges(ids)):
             xs.append(X)
             ys.append(Y)
             rows += len(X)
-            if rows >= self.shuffle_buffer_rows:
-                X, Y = self._mix(xs, ys, rng)
+            if rows >= self.buffer_rows:
+                X, Y = np.concatenate(xs), np.concatenate(ys)
+                order = rng.permutation(rows) if rng is not None else np.arange(rows)
                 keep = rows - rows % self.batch_size
-                xs, ys, rows = [X[keep:].copy()], [Y[keep:].copy()], rows - keep  # < one batch
-                yield X[:keep], Y[:keep]
+                rest = order[keep:]
+                xs, ys, rows = [X[rest]], [Y[rest]], len(rest)  # copies of < one batch
+                yield X, Y, order[:keep]
         if rows:
-            yield self._mix(xs, ys, rng)
+            X, Y = np.concatenate(xs), np.concatenate(ys)
+            yield X, Y, rng.permutation(rows) if rng is not None else None
 
-    @staticmethod
-    def _mix(xs: list[np.ndarray], ys: list[np.ndarray], rng) -> tuple[np.ndarray, np.ndarray]:
-        """The pieces concatenated (and emptied from the lists), rows permuted by ``rng`` if given."""
-        X, Y = np.concatenate(xs), np.concatenate(ys)
-        xs.clear()
-        ys.clear()
-        if rng is None:
-            return X, Y
-        perm = rng.permutation(len(X))
-        return X[perm], Y[perm]
+    @property
+    def buffer_rows(self) -> int:
+        """Rows per shuffle buffer: ``shuffle_buffer_rows``, or by default about 64 MiB of features."""
+        if self.shuffle_buffer_rows is not None:
+            return self.shuffle_buffer_rows
+        d = self.info.raw_features
+        return max(self.batch_size, (64 << 20) // (4 * max(d, 1)))
 
     def stream(
         self, split: str, epoch: int = 0, rank: int = 0, world_size: int = 1, limit: int | None = None
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Generator of ``(X, Y)`` batches of ``split`` on the trainer's device (at most ``limit``)."""
+        """Generator of ``(X, Y)`` batches of ``split`` on the trainer's device (at most ``limit``).
+
+        Each buffer is converted and standardised in place once, moved to the device whole, and
+        its batches gathered there with ``index_select`` along its shuffled order (no shuffled
+        copy of the buffer)."""
         rng, ids = self._order(split, epoch, rank, world_size)
         device, done, b = self._device(), 0, self.batch_size
-        for X_raw, Y_raw in self._buffers(ids, rng):
+        for X_raw, Y_raw, order in self._buffers(ids, rng):
             X = self._features(X_raw, inplace=True).to(device)
             Y = self._targets(Y_raw).to(device)
             del X_raw, Y_raw
-            for start in range(0, len(X), b):
+            n = len(X) if order is None else len(order)
+            if order is not None:
+                order = torch.from_numpy(order).to(device)
+            for start in range(0, n, b):
                 if limit is not None and done >= limit:
                     return
-                yield X[start : start + b], Y[start : start + b]
+                if order is None:
+                    yield X[start : start + b], Y[start : start + b]
+                else:
+                    idx = order[start : start + b]
+                    yield X.index_select(0, idx), Y.index_select(0, idx)
                 done += 1
             del X, Y  # before the next buffer is read
 
     def _features(self, X_raw: np.ndarray, inplace: bool = False) -> Tensor:
-        """Raw (n, d) numbers → standardised tensor (n, d) of ``dtype`` (CPU); ``inplace``: X_raw
-        may be overwritten (when it is float64 already)."""
+        """Raw (n, d) numbers → standardised tensor (n, d) of ``dtype`` (CPU), standardised in
+        ``dtype`` with the float64 statistics rounded to it; ``inplace``: X_raw may be overwritten."""
         info = self.info
-        A = np.ascontiguousarray(X_raw).astype(np.float64, copy=not inplace)
+        X = torch.from_numpy(np.ascontiguousarray(X_raw))
+        X = X.to(self.dtype) if X.dtype != self.dtype else (X if inplace else X.clone())
         if info.x_mean is not None and info.x_std is not None:
-            A -= np.asarray(info.x_mean)
-            A /= np.asarray(info.x_std)
-        return torch.from_numpy(A).to(self.dtype)
+            if self._x_stats is None or self._x_stats[0].dtype != self.dtype:
+                self._x_stats = (
+                    torch.tensor(info.x_mean, dtype=self.dtype),
+                    torch.tensor(info.x_std, dtype=self.dtype),
+                )
+            X.sub_(self._x_stats[0]).div_(self._x_stats[1])
+        return X
 
     def _targets(self, Y_raw: np.ndarray) -> Tensor:
         """Raw (n, k) → int64 class ids (n,) for multiclass, else (n, K) of ``dtype`` (CPU)."""
@@ -428,6 +449,7 @@ class StreamDataModule(L.LightningDataModule):
         if self._source is not None and self._info is not None:
             self._check_restored(info, split, self._info, self._source.n_rows)
         self._info, self._restored_split = info, split
+        self._x_stats = None  # the standardisation tensors follow the restored statistics
 
 
 class NpyStreamDataModule(StreamDataModule):
