@@ -22,7 +22,7 @@ bias = Θ[:, 0]) for one warm-up epoch, is reset to those weights, and is then t
   ln-manual    ThetaMLP(backprop="manual"), validate_inputs=False, randperm loop, net.cost().backward()
   ln-autograd  the same with backprop="autograd"
   ln-app       lecturenn.training.ThetaMLPModule + Trainer over lecturenn.data.TensorBatches, in
-               batch groups of the module's steps_per_execution (8) mini-batches, as the app runs
+               batch groups of the module's steps_per_execution (32) mini-batches, as the app runs
   sklearn      scikit-learn MLPClassifier(solver="sgd", momentum=0, alpha=0), same initial weights
                (set as coefs_/intercepts_ after the warm-up fit, then refit with warm_start)
 

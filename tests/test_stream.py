@@ -122,7 +122,7 @@ def test_trains_to_good_accuracy_through_lightning(files, tmp_path):
     assert info.task == "multiclass" and info.classes == ["0", "1", "2"]
     assert model.n_train == info.n_train == dm.split_sizes()["train"]
     loader = dm.train_dataloader()  # batch groups, as the module asked for
-    assert loader.group_size == model.batch_group_size == 8
+    assert loader.group_size == model.batch_group_size == model.steps_per_execution == 32
     assert trainer.global_step == 4 * loader.num_batches
     assert result["test/acc"] > 0.93, result
     names = {p.name for p in plots.written}

@@ -223,7 +223,7 @@ class ThetaMLPModule(L.LightningModule):
         scheduler_monitor: str = "val/loss",
         init_seed: int | None = None,
         data_info: dict | None = None,
-        steps_per_execution: int = 8,
+        steps_per_execution: int = 32,
     ) -> None:
         super().__init__()
         self._automatic_override: bool | None = None
