@@ -12,6 +12,8 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from lecturenn.runtime import configure_malloc
+
 
 def fail(err: BaseException, code: int = 2):
     """One clear line on stderr and a non-zero exit (no traceback for a user's mistake)."""
@@ -70,6 +72,7 @@ def configure_threads(cfg: DictConfig) -> int:
     if n < 1:
         fail(ValueError(f"threads must be 'auto' or an int >= 1, got {threads!r}"))
     torch.set_num_threads(n)
+    configure_malloc()  # steady large-block reuse: no page-fault storms in the training loop
     return n
 
 

@@ -82,6 +82,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import lecturenn as ln
+from lecturenn.runtime import configure_malloc
 
 BASELINE = "hand"
 PATHS = {  # key -> row label, in table order
@@ -810,6 +811,11 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     p.add_argument("--seed", type=int, default=0, help="data, initial weights and shuffles (epoch mode)")
     p.add_argument("--json", default=None, help="also write the header and all rows here")
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="keep glibc's adaptive malloc thresholds (default: fixed, as the training app runs)",
+    )
     e = p.add_argument_group("epoch mode")
     e.add_argument("--rows", type=int, default=50_000, help="synthetic training rows")
     e.add_argument("--test-rows", type=int, default=10_000, help="held-out rows for the test accuracy")
@@ -914,6 +920,7 @@ def main(argv=None):
 
 
 def _main(args):
+    malloc = configure_malloc() if not args.default_malloc else False
     threads_explicit = args.threads is not None
     torch.set_num_threads(args.threads if threads_explicit else torch.get_num_threads())
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
@@ -921,6 +928,12 @@ def _main(args):
         raise SystemExit("--device cuda: no CUDA device available")
 
     header = make_header(args, device, dtype, threads_explicit)
+    header["malloc_configured"] = malloc
+    print(
+        "glibc malloc: fixed mmap/trim thresholds (lecturenn.runtime.configure_malloc)"
+        if malloc
+        else "malloc: the platform's defaults"
+    )
     if args.mode == "step":
         report = run_step_mode(args, device, dtype, header)
     else:

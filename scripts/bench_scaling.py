@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lecturenn.runtime import configure_malloc
+
 PATHS = ("hand", "app", "stream")
 
 
@@ -237,6 +239,7 @@ def main(argv=None) -> dict:
 
     import lightning  # noqa: F401  (configures its loggers on import: quiet them after)
 
+    configure_malloc()  # as the training app runs (lecturenn.runtime)
     warnings.filterwarnings("ignore")
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
