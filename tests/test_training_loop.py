@@ -214,3 +214,29 @@ def test_tensor_batches_group_size_is_checked():
         TensorBatches(X, Y, 4, shuffle=False, group_size=0)
     groups = list(TensorBatches(X, Y, 4, shuffle=False, group_size=2))
     assert [[len(b[0]) for b in g] for g in groups] == [[4, 4], [2]]
+
+
+def test_a_subclass_with_its_own_training_step_gets_automatic_optimisation():
+    """Subclasses written the usual Lightning way (training_step returns the loss) keep working:
+    automatic optimisation, one (X, Y) batch per step."""
+
+    class Own(ThetaMLPModule):
+        def training_step(self, batch, batch_idx):
+            X, Y = batch
+            assert isinstance(X, torch.Tensor)
+            return self.net.cost(X, Y, self.batch_lam(X.shape[0]))
+
+    dm = SklearnDataModule("iris", batch_size=8, seed=0)
+    dm.setup()
+    info = dm.info
+    model = Own(info.n_features, info.n_outputs, info.task, data_info=info.to_dict(), init_seed=0)
+    assert model.automatic_optimization and model.batch_group_size == 1
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, datamodule=dm)
+    assert trainer.global_step == 2 * 14

@@ -334,9 +334,12 @@ class ThetaMLPModule(L.LightningModule):
     @property
     def automatic_optimization(self) -> bool:
         """False (this module steps the optimizer itself) unless the Trainer asks for gradient
-        clipping or accumulation, which Lightning implements only for automatic optimisation."""
+        clipping or accumulation, which Lightning implements only for automatic optimisation, or a
+        subclass overrides ``training_step`` (and so returns a loss for Lightning to optimise)."""
         if self._automatic_override is not None:
             return self._automatic_override
+        if type(self).training_step is not ThetaMLPModule.training_step:
+            return True  # a subclass's own training_step returns a loss for Lightning to optimise
         trainer = self._trainer
         if trainer is None:
             return False
