@@ -54,3 +54,47 @@ def test_cpu_input_to_cuda_net_is_rejected():
     net = ln.ThetaMLP([3, 4, 1], device="cuda")
     with pytest.raises(ValueError, match="is on cpu but Θ is on cuda"):
         net(torch.randn(2, 3))
+
+
+@pytest.mark.parametrize("precision, direct", [("32-true", True), ("bf16-mixed", True), ("16-mixed", False)])
+def test_app_module_trains_in_batch_groups_on_cuda(precision, direct):
+    """The app's training loop on the GPU: batch groups of device-resident batches, direct steps
+    except under a gradient scaler (16-mixed), the exact step count, and a useful model."""
+    import functools
+
+    import lightning as L
+
+    from lecturenn.data import SklearnDataModule
+    from lecturenn.training import ThetaMLPModule
+
+    if precision == "bf16-mixed" and not torch.cuda.is_bf16_supported():
+        pytest.skip("no bf16 on this GPU")
+    dm = SklearnDataModule("digits", batch_size=64, seed=0)
+    dm.setup()
+    info = dm.info
+    model = ThetaMLPModule(
+        info.n_features,
+        info.n_outputs,
+        info.task,
+        hidden_sizes=[64],
+        data_info=info.to_dict(),
+        init_seed=0,
+        optimizer=functools.partial(torch.optim.Adam, lr=0.01),
+        steps_per_execution=8,
+    )
+    trainer = L.Trainer(
+        max_epochs=8,
+        accelerator="gpu",
+        devices=1,
+        precision=precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(model, datamodule=dm)
+    steps = -(-len(dm.train[0]) // 64)
+    assert trainer.global_step == 8 * steps
+    assert model._direct_steps is direct
+    assert model.net.thetas[0].is_cuda
+    (result,) = trainer.test(model, datamodule=dm, verbose=False)
+    assert result["test/acc"] > 0.9, result
