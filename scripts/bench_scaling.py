@@ -25,47 +25,23 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gc
 import json
-import logging
 import os
 import platform
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bench import PeakMemory, quiet_lightning  # scripts/bench.py, beside this file
 from torch import nn
 
 from lecturenn.runtime import configure_malloc
 
 PATHS = ("hand", "app", "stream")
-
-
-def peak_rss_reset() -> bool:
-    """Reset VmHWM to the current RSS (Linux); False where that is not possible."""
-    gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def status_kib(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def make_data(rows: int, d: int, k: int, seed: int, chunk: int = 65536):
@@ -111,7 +87,7 @@ def hand(X: torch.Tensor, y: torch.Tensor, sizes, batch: int, epochs: int) -> li
     return times[1:]
 
 
-def lightning_epochs(make_module, fit_kwargs, epochs: int) -> list[float]:
+def lightning_epochs(module, fit_kwargs, epochs: int) -> list[float]:
     import lightning as L
 
     class Clock(L.Callback):
@@ -137,14 +113,14 @@ def lightning_epochs(make_module, fit_kwargs, epochs: int) -> list[float]:
         limit_val_batches=0,
         callbacks=[clock],
     )
-    trainer.fit(make_module(), **fit_kwargs)
+    trainer.fit(module, **fit_kwargs)
     return [e - s for s, e in zip(clock.starts[1:], clock.ends[1:])]
 
 
-def module_factory(sizes, n_train: int):
+def make_module(sizes, n_train: int):
     from lecturenn.training import ThetaMLPModule
 
-    return lambda: ThetaMLPModule(
+    return ThetaMLPModule(
         n_features=sizes[0],
         n_outputs=sizes[-1],
         task="multiclass",
@@ -158,16 +134,17 @@ def module_factory(sizes, n_train: int):
 def run_row(path: str, X, y, sizes, args, directory: Path) -> dict:
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     files = write_npy(directory, X, y) if path == "stream" else None
-    peak_rss_reset()
-    before = status_kib("VmRSS")
+    memory = PeakMemory(torch.device("cpu"))
+    memory.start()
     extra = {}
     if path == "hand":
         times = hand(Xt, yt, sizes, args.batch, args.epochs)
     elif path == "app":
         from lecturenn.data import TensorBatches
 
-        loader = TensorBatches(Xt, yt, args.batch, shuffle=True, seed=0, group_size=8)
-        times = lightning_epochs(module_factory(sizes, len(X)), {"train_dataloaders": loader}, args.epochs)
+        module = make_module(sizes, len(X))  # batch groups of its steps_per_execution, as the app serves
+        loader = TensorBatches(Xt, yt, args.batch, shuffle=True, seed=0, group_size=module.batch_group_size)
+        times = lightning_epochs(module, {"train_dataloaders": loader}, args.epochs)
     else:
         from lecturenn.data import NpyStreamDataModule
 
@@ -185,8 +162,8 @@ def run_row(path: str, X, y, sizes, args, directory: Path) -> dict:
         dm.setup("fit")
         extra["setup_s"] = time.perf_counter() - t0
         extra["train_rows"] = dm.split_sizes()["train"]
-        times = lightning_epochs(module_factory(sizes, dm.info.n_train), {"datamodule": dm}, args.epochs)
-    peak = status_kib("VmHWM")
+        times = lightning_epochs(make_module(sizes, dm.info.n_train), {"datamodule": dm}, args.epochs)
+    peak = memory.stop()
     if files is not None:
         for f in files:
             f.unlink()
@@ -198,7 +175,7 @@ def run_row(path: str, X, y, sizes, args, directory: Path) -> dict:
         "s_per_epoch": s,
         "us_per_row": 1e6 * s / rows,
         "epoch_s": times,
-        "peak_added_mib": None if peak is None or before is None else (peak - before) / 1024,
+        "peak_added_mib": None if peak is None else peak[1],
         **extra,
     }
 
@@ -237,19 +214,16 @@ def main(argv=None) -> dict:
     if min(args.rows) < 10 * args.batch or args.epochs < 1:
         p.error("--rows must be >= 10 batches and --epochs >= 1")
 
-    import lightning  # noqa: F401  (configures its loggers on import: quiet them after)
+    import lightning  # noqa: F401  (it sets its loggers' levels on import: before quiet_lightning)
 
     configure_malloc()  # as the training app runs (lecturenn.runtime)
-    warnings.filterwarnings("ignore")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
         f"{torch.__version__} ({torch.get_num_threads()} threads), python {platform.python_version()}"
     )
     print(f"sizes {args.sizes}, batch {args.batch}, {args.epochs} timed epoch(s) after a warm-up; {paths}")
     results = []
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+    with quiet_lightning(), tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for rows in sorted(args.rows):
             X, y = make_data(rows, args.sizes[0], args.sizes[-1], seed=0)
             for path in paths:

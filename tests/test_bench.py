@@ -121,7 +121,8 @@ def test_epoch_mode_rounds_report_medians(bench):
 SCALING = Path(__file__).resolve().parents[1] / "scripts" / "bench_scaling.py"
 
 
-def test_scaling_script_fits_a_line_through_every_path(tmp_path):
+def test_scaling_script_fits_a_line_through_every_path(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(SCALING.parent))  # it imports scripts/bench.py, as a script would
     spec = importlib.util.spec_from_file_location("lecturenn_bench_scaling", SCALING)
     scaling = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(scaling)

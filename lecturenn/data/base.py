@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .batches import TensorBatches
+from .batches import TensorBatches, loader_settings
 from .checks import check_arrays, raw_rows
 from .errors import DataError
 from .info import DataInfo
@@ -238,22 +238,8 @@ class ArrayDataModule(L.LightningDataModule):
 
     def _batches(self, name: str, train: bool) -> TensorBatches:
         X, Y = self._served(name, self._device())
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if train and trainer is not None else (0, 1)
-        epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
-        module = getattr(trainer, "lightning_module", None) if train else None
-        group = getattr(module, "batch_group_size", 1)  # mini-batches per training_step
-        return TensorBatches(
-            X,
-            Y,
-            self.batch_size,
-            shuffle=train,
-            seed=self.seed,
-            epoch_fn=epoch_fn,
-            rank=rank,
-            world_size=world,
-            group_size=group,
-        )
+        settings = loader_settings(self.trainer, train)
+        return TensorBatches(X, Y, self.batch_size, shuffle=train, seed=self.seed, **settings)
 
     def train_dataloader(self) -> TensorBatches:
         """Shuffled every epoch by ``(seed, trainer.current_epoch)``; under DDP each rank gets a shard."""

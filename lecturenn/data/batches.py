@@ -18,11 +18,26 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["BatchGroup", "TensorBatches", "epoch_permutation", "grouped"]
+__all__ = ["BatchGroup", "TensorBatches", "epoch_permutation", "grouped", "loader_settings"]
 
 
 class BatchGroup(list):
     """Consecutive ``(X, Y)`` mini-batches handed to one ``training_step`` (a plain list otherwise)."""
+
+
+def loader_settings(trainer, train: bool) -> dict:
+    """What a data module's loader takes from the Trainer: ``rank`` and ``world_size`` (training
+    only: evaluation is not sharded), ``epoch_fn`` (the trainer's current epoch) and ``group_size``
+    (the mini-batches per ``training_step`` the LightningModule asks for, 1 otherwise)."""
+    if trainer is None:
+        return {"rank": 0, "world_size": 1, "epoch_fn": None, "group_size": 1}
+    module = getattr(trainer, "lightning_module", None) if train else None
+    return {
+        "rank": trainer.global_rank if train else 0,
+        "world_size": trainer.world_size if train else 1,
+        "epoch_fn": lambda: trainer.current_epoch,
+        "group_size": getattr(module, "batch_group_size", 1),
+    }
 
 
 def grouped(batches: Iterable, group_size: int) -> Iterator:

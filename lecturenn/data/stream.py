@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from .base import ArrayDataModule
-from .batches import BatchGroup, grouped
+from .batches import BatchGroup, grouped, loader_settings
 from .checks import raw_rows
 from .chunks import Moments, NpySource, ParquetSource, TargetScan, check_finite
 from .errors import DataError
@@ -394,12 +394,7 @@ class StreamDataModule(L.LightningDataModule):
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
     def _loader(self, split: str) -> StreamBatches:
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if split == "train" and trainer else (0, 1)
-        epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
-        module = getattr(trainer, "lightning_module", None) if split == "train" else None
-        group = getattr(module, "batch_group_size", 1)  # mini-batches per training_step
-        return StreamBatches(self, split, rank, world, epoch_fn, group)
+        return StreamBatches(self, split, **loader_settings(self.trainer, split == "train"))
 
     def train_dataloader(self) -> StreamBatches:
         """Shuffled by ``(seed, trainer.current_epoch)``; under DDP blocks are dealt round-robin."""

@@ -371,11 +371,7 @@ class ThetaMLPModule(L.LightningModule):
 
     def _epoch_means(self, stage: str) -> tuple[Tensor, Tensor]:
         """(mean J, mean train statistic) over the stage's epoch; clears its accumulator."""
-        means = self._means.pop(stage, None)
-        if means is None:
-            nan = torch.tensor(float("nan"))
-            return nan, nan
-        return means.means()
+        return self._means.pop(stage, _RunningMeans()).means()  # NaNs when nothing was recorded
 
     def _stage_means(self, stage: str) -> _RunningMeans:
         means = self._means.get(stage)
