@@ -3,21 +3,43 @@
 * :class:`AtomicCheckpointIO` writes ``path.tmp`` next to the target, flushes it to disk and
   renames it over ``path`` (``os.replace`` is atomic on POSIX), so a crash or SIGKILL in the middle
   of a save never leaves a torn ``last.ckpt``: readers see the old file or the new one.
-* :func:`load_checkpoint` reads with ``torch.load(weights_only=True)``: a checkpoint is data
-  (tensors, numbers, strings, dicts) and a pickle that tries to build arbitrary objects is refused.
-  A missing, truncated or corrupted file gives a :class:`CheckpointError` naming the file.
+* :func:`load_checkpoint` checks the file before unpickling anything: it must be a zip archive as
+  ``torch.save`` writes it (records stored, one ``data.pkl``) whose every record matches the CRC-32
+  stored for it (torch itself never checks them, so flipped bits in Θ would load silently); then
+  it reads it with ``torch.load(weights_only=True)``: a checkpoint is data (tensors, numbers,
+  strings, dicts) and a pickle that tries to build arbitrary objects is refused. Every failure is a
+  :class:`CheckpointError` naming the file and what is wrong with it.
+* :func:`load_module` builds a :class:`~lecturenn.training.ThetaMLPModule` from a checkpoint
+  without letting Lightning interpret it (``LightningModule.load_from_checkpoint`` imports and
+  calls a callable named by the checkpoint's ``hyper_parameters["_instantiator"]`` and restores
+  RNG states): the hyper-parameters must be plain values naming arguments of the module.
 """
 
 from __future__ import annotations
 
+import inspect
+import mmap
 import os
+import re
+import struct
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-__all__ = ["AtomicCheckpointIO", "CheckpointError", "load_checkpoint"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "CheckpointError",
+    "load_checkpoint",
+    "load_module",
+    "verify_checkpoint_file",
+]
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
 
 
 class CheckpointError(ValueError):
@@ -41,20 +63,208 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint(path, map_location=map_location)
 
 
-def load_checkpoint(path, map_location="cpu") -> dict[str, Any]:
-    """Load a checkpoint as data only (``weights_only=True``); clear errors for bad files."""
+def verify_checkpoint_file(path) -> None:
+    """Check that ``path`` is a whole, uncorrupted ``torch.save`` zip archive, reading every byte.
+
+    Raises :class:`CheckpointError`: "does not exist", "is not a PyTorch checkpoint" (not a zip
+    archive, or a zip archive that ``torch.save`` did not write), "is truncated or corrupted", or
+    "is corrupted (CRC mismatch in <record>)". A file written with torch's
+    ``compute_crc32=False`` (every CRC zero) has nothing to check against and passes.
+    """
     path = Path(path)
+    where = f"checkpoint {str(path)!r}"
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+        raise CheckpointError(f"{where} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(len(_ZIP_MAGIC))
+    if head != _ZIP_MAGIC:
+        what = "the file is empty" if not head else "not a zip archive written by torch.save"
+        raise CheckpointError(f"{where} is not a PyTorch checkpoint ({what})")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+            pickles = [
+                r.filename for r in records if r.filename.count("/") == 1 and r.filename.endswith("/data.pkl")
+            ]
+            if not pickles:
+                raise CheckpointError(f"{where} is not a PyTorch checkpoint (a zip archive without data.pkl)")
+            packed = [r.filename for r in records if r.compress_type != zipfile.ZIP_STORED]
+            if packed:  # torch.save stores records uncompressed; refusing also avoids zip bombs
+                raise CheckpointError(
+                    f"{where} is not a PyTorch checkpoint (compressed record {packed[0]!r}; "
+                    "torch.save stores records uncompressed)"
+                )
+            if not any(r.CRC for r in records if r.file_size):
+                return  # written without CRCs (torch's compute_crc32=False): nothing to verify
+            bad = _first_crc_mismatch(path, records)
+            if bad is not None:
+                raise CheckpointError(f"{where} is corrupted (CRC mismatch in {bad})")
+    except CheckpointError:
+        raise
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        NotImplementedError,
+    ) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if reason == "File is not a zip file":
+            reason = "its zip directory is missing (the end of the file was cut off?)"
+        raise CheckpointError(f"{where} is truncated or corrupted: {reason}") from None
+
+
+def _first_crc_mismatch(path: Path, records: list[zipfile.ZipInfo]) -> str | None:
+    """The first record whose bytes do not match its stored CRC-32 (None: all match).
+
+    Reads the file through a read-only memory map (about twice as fast as ``ZipFile.testzip``,
+    which copies every chunk); raises ``zipfile.BadZipFile`` for a record that is not where the
+    zip directory says it is.
+    """
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        view = memoryview(data)
+        try:
+            for record in records:
+                at = record.header_offset
+                header = data[at : at + 30]  # bytes (a memoryview slice would pin the map)
+                if len(header) < 30 or header[:4] != _ZIP_MAGIC:
+                    raise zipfile.BadZipFile(f"record {record.filename!r} is missing its local header")
+                name_len, extra_len = struct.unpack("<HH", header[26:30])
+                start = at + 30 + name_len + extra_len
+                if data[at + 30 : at + 30 + name_len].decode("utf-8", "replace") != record.filename:
+                    raise zipfile.BadZipFile(f"record {record.filename!r} does not match the zip directory")
+                end = start + record.compress_size
+                if end > len(view):
+                    raise zipfile.BadZipFile(f"record {record.filename!r} runs past the end of the file")
+                crc = 0
+                for chunk in range(start, end, 1 << 24):
+                    crc = zlib.crc32(view[chunk : min(chunk + (1 << 24), end)], crc)
+                if crc != record.CRC:
+                    return record.filename
+        finally:
+            view.release()
+    return None
+
+
+def _unsafe_reason(message: str) -> str:
+    """The offending global from torch's weights_only error, without its advice to disable the check."""
+    found = re.search(r"GLOBAL\s+([\w.]+)", message)
+    if found:
+        return f"Unsupported global: GLOBAL {found.group(1)}"
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]*)", message)
+    reason = found.group(1) if found else ""
+    reason = re.split(r"(?<=\.)\s|Please use|weights_only", reason)[0].strip().rstrip(".")
+    return reason or "content that is not tensors and plain data"
+
+
+def load_checkpoint(path, map_location="cpu") -> dict[str, Any]:
+    """Load a checkpoint as data only (``weights_only=True``), after :func:`verify_checkpoint_file`.
+
+    Raises :class:`CheckpointError` (one line naming the file) for a missing, foreign, truncated,
+    corrupted or unsafe file. No message suggests loading with ``weights_only=False``.
+    """
+    path = Path(path)
+    verify_checkpoint_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (
-        Exception
-    ) as err:  # torch raises many types for bad files (UnpicklingError, RuntimeError, EOFError)
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+    except Exception as err:  # torch raises many types for bad files (UnpicklingError, RuntimeError, ...)
+        message = str(err)
+        if "weights_only" in message or "Unsupported global" in message or "GLOBAL" in message:
             raise CheckpointError(
                 f"checkpoint {str(path)!r} holds objects other than tensors and plain data; refusing to "
-                f"unpickle it (it could run code): {reason}"
+                f"unpickle it (it could run code): {_unsafe_reason(message)}"
             ) from None
+        reason = message.strip().splitlines()[0] if message.strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted: {reason}") from None
+
+
+def _plain(value, depth: int = 0) -> bool:
+    """str/int/float/bool/None, or lists/dicts (str keys) of them."""
+    if depth > 8:
+        return False
+    if type(value) in _PLAIN_SCALARS:
+        return True
+    if type(value) in (list, tuple):
+        return all(_plain(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _module_parameters() -> tuple[list[str], list[str]]:
+    """(every, required) ``ThetaMLPModule.__init__`` argument that a checkpoint may carry."""
+    from .module import ThetaMLPModule
+
+    params = inspect.signature(ThetaMLPModule.__init__).parameters.values()
+    code = {"optimizer", "scheduler"}  # callables: never in a checkpoint (save_hyperparameters ignores them)
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names = [p.name for p in params if p.kind in kinds and p.name != "self" and p.name not in code]
+    required = [p.name for p in params if p.name in names and p.default is inspect.Parameter.empty]
+    return names, required
+
+
+def load_module(path, map_location="cpu"):
+    """A :class:`~lecturenn.training.ThetaMLPModule` with the checkpoint's weights, in eval mode.
+
+    Unlike ``ThetaMLPModule.load_from_checkpoint`` this never lets the file choose code: the
+    ``hyper_parameters`` must be plain values whose keys are arguments of ``ThetaMLPModule``
+    (not ``optimizer``/``scheduler``; e.g. Lightning's ``_instantiator`` is refused), the Θ shapes
+    must match them, and ``state_dict`` must fit the module exactly. RNG states in the checkpoint
+    are not restored (loading a model for eval/predict leaves the process's RNGs alone).
+    """
+    from .module import ThetaMLPModule
+
+    where = f"checkpoint {str(Path(path))!r}"
+    ckpt = load_checkpoint(path, map_location=map_location)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{where} has no state_dict; it is not a lecturenn training checkpoint")
+    hparams = ckpt.get("hyper_parameters")
+    if not isinstance(hparams, dict):
+        raise CheckpointError(
+            f"{where} has no hyper_parameters; it is not a lecturenn training checkpoint (ThetaMLPModule)"
+        )
+    names, required = _module_parameters()
+    unknown = [k for k in hparams if k not in names]
+    if unknown:
+        raise CheckpointError(
+            f"{where}: hyper-parameter {str(unknown[0])!r} is not an argument of ThetaMLPModule "
+            f"(expected some of {names}); refusing to load it"
+        )
+    missing = [k for k in required if k not in hparams]
+    if missing:
+        raise CheckpointError(
+            f"{where}: hyper-parameters lack {missing}; it is not a ThetaMLPModule checkpoint"
+        )
+    bad = [k for k, v in hparams.items() if not _plain(v)]
+    if bad:
+        raise CheckpointError(
+            f"{where}: hyper-parameter {bad[0]!r} is a {type(hparams[bad[0]]).__name__}, not a plain value "
+            "(str, int, float, bool, None or lists/dicts of them); refusing to load it"
+        )
+    state = ckpt["state_dict"]
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{where}: state_dict holds something other than named tensors")
+    # Θ shapes from the hyper-parameters, checked before building (a file claiming a huge network
+    # must not make us allocate it)
+    try:
+        sizes = [int(hparams["n_features"]), *[int(s) for s in hparams.get("hidden_sizes", [25])]]
+        sizes.append(int(hparams["n_outputs"]))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{where}: bad layer sizes in hyper_parameters ({err})") from None
+    expected = {f"net.thetas.{l}": (sizes[l + 1], sizes[l] + 1) for l in range(len(sizes) - 1)}
+    found = {k: tuple(v.shape) for k, v in state.items() if k.startswith("net.thetas.")}
+    if found != expected:
+        raise CheckpointError(
+            f"{where}: its Θ shapes {found} do not match the network its hyper-parameters describe "
+            f"(layer sizes {sizes}: {expected})"
+        )
+    try:
+        module = ThetaMLPModule(**hparams)
+        module.load_state_dict(state, strict=True)
+    except Exception as err:  # bad values (ValueError/TypeError), missing/unexpected keys (RuntimeError)
+        reason = " ".join(str(err).split())[:300] or type(err).__name__
+        raise CheckpointError(f"{where} cannot be loaded into a ThetaMLPModule: {reason}") from None
+    if map_location is not None and not callable(map_location) and not isinstance(map_location, dict):
+        module = module.to(map_location)
+    return module.eval()
