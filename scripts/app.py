@@ -11,14 +11,24 @@ from pathlib import Path
 import hydra
 import torch
 from omegaconf import DictConfig
+from runs import run_stamp  # noqa: F401  (registers the ${run_stamp:} resolver of conf/hydra)
 
 from lecturenn.runtime import configure_malloc
 
 
+class Failed(SystemExit):
+    """``SystemExit(code)`` that keeps its one-line message (a sweep's summary table shows it)."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(code)
+        self.message = message
+
+
 def fail(err: BaseException, code: int = 2):
     """One clear line on stderr and a non-zero exit (no traceback for a user's mistake)."""
-    print(f"error: {err}", file=sys.stderr)
-    raise SystemExit(code)
+    message = f"error: {err}"
+    print(message, file=sys.stderr)
+    raise Failed(message, code)
 
 
 def instantiate_list(node: DictConfig | None, resume: bool = False) -> list:

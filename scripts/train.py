@@ -11,7 +11,6 @@ checkpoint → ``metrics.json`` in the run directory. Returns the optimized metr
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import hydra
 import lightning as L
 from app import configure_threads, fail, instantiate_list, quiet_third_party_noise, validate_config
 from omegaconf import DictConfig
+from runs import is_multirun, strict_json, sweep_job
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -77,7 +77,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics["fit_seconds"] = round(fit_seconds, 3)
 
     if trainer.is_global_zero:
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        (out_dir / "metrics.json").write_text(strict_json(metrics))
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}
         print(f"test metrics: {shown}")
         print(f"fit: {trainer.current_epoch} epochs in {fit_seconds:.1f} s")
@@ -132,6 +132,8 @@ def check_resumable(ckpt_path, model) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    if is_multirun():  # a failing job is recorded and summarised, never aborts its siblings
+        return sweep_job(cfg, train)
     metrics = train(cfg)
     value = metrics.get(cfg.get("optimized_metric"))
     return None if value is None else float(value)

@@ -1,0 +1,182 @@
+"""Run directories and sweeps: one directory per run, never two runs' files mixed, a sweep summary.
+
+* ``${run_stamp:}`` (used by ``conf/hydra/default.yaml``) is the start time plus six random hex
+  digits, ``2026-11-30_06-40-12_3fa9c1``: two runs started in the same second get different
+  directories. It is cached per config, and Hydra copies the cache into every job of a sweep, so a
+  sweep's jobs (even in joblib workers) share one sweep directory.
+* :class:`RunDirectories` (a Hydra callback, set in ``conf/train.yaml``) refuses, before anything
+  is written, a run into a directory that already holds a run unless it resumes from a checkpoint
+  inside that directory, and a sweep into a sweep directory that already holds jobs. A resume
+  into its own directory keeps the earlier ``.hydra/*.yaml`` under ``.hydra/before-resume-N/``.
+* :func:`sweep_job` runs one job of a multirun so that a failing job (bad config → exit 2,
+  divergence → exit 3, a crash → traceback) is recorded in ``job.json`` instead of killing its
+  siblings; ``RunDirectories.on_multirun_end`` prints a table of every job and exits with the
+  first failed job's status.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import shutil
+import sys
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+JOB_FILE = "job.json"
+RUN_FILES = (".hydra", "checkpoints", "metrics.json", "csv", "plots", JOB_FILE)
+
+
+def run_stamp() -> str:
+    """Start time to the second plus 6 random hex digits (16.7 million values per second)."""
+    return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
+
+
+OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True, replace=True)
+
+
+def strict_json(value) -> str:
+    """JSON text with NaN/±inf written as null (plain ``json.dumps`` writes bare NaN/Infinity,
+    which is not JSON and which strict parsers reject)."""
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def holds_a_run(directory: Path) -> bool:
+    """Whether ``directory`` already holds the files of a run (its config, checkpoints, logs)."""
+    return any((directory / name).exists() for name in RUN_FILES)
+
+
+def _refuse(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class RunDirectories(Callback):
+    """Hydra callback: one directory per run, and a summary at the end of a sweep."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir"))).resolve()
+        if not holds_a_run(run_dir):
+            return
+        ckpt = config.get("ckpt_path")
+        resume = f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"
+        if not ckpt:
+            _refuse(
+                f"run directory {run_dir} already holds a run; resume it with {resume}, "
+                "or leave hydra.run.dir out to start a new run in a new directory"
+            )
+        if not Path(str(ckpt)).resolve().is_relative_to(run_dir):
+            _refuse(
+                f"run directory {run_dir} holds another run than checkpoint {ckpt}; resume into a new "
+                "directory (leave hydra.run.dir out) or into the checkpoint's own run directory"
+            )
+        previous = run_dir / ".hydra"
+        if previous.is_dir():  # Hydra is about to overwrite the earlier part's config: keep it
+            n = 1
+            while (previous / f"before-resume-{n}").exists():
+                n += 1
+            keep = previous / f"before-resume-{n}"
+            keep.mkdir()
+            for path in previous.glob("*.yaml"):
+                shutil.copy2(path, keep / path.name)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))).resolve()
+        jobs = [p.parent for p in sweep_dir.glob("*/.hydra")] if sweep_dir.is_dir() else []
+        if jobs:
+            _refuse(
+                f"sweep directory {sweep_dir} already holds {len(jobs)} job(s) of another sweep; "
+                "leave hydra.sweep.dir out to sweep into a new directory"
+            )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))).resolve()
+        records = []
+        for path in sweep_dir.rglob(JOB_FILE):
+            try:
+                records.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                records.append({"job": path.parent.name, "status": "unreadable job.json"})
+        if not records:
+            return
+        records.sort(key=lambda r: (isinstance(r.get("job"), str), r.get("job")))
+        print(summary_table(records, str(config.get("optimized_metric") or "metric"), sweep_dir))
+        failed = [r for r in records if r.get("status") != "completed"]
+        if failed:
+            code = failed[0].get("exit_code") or 1
+            print(f"error: {len(failed)} of {len(records)} jobs failed (table above)", file=sys.stderr)
+            raise SystemExit(code if isinstance(code, int) else 1)
+
+
+def summary_table(records: list[dict], metric: str, sweep_dir: Path) -> str:
+    """One row per job: number, status, the optimized metric, the overrides (and the error)."""
+    common = set.intersection(*(set(r.get("overrides", [])) for r in records)) if len(records) > 1 else set()
+    header = "overrides" + (f" (all jobs also: {' '.join(sorted(common))})" if common else "")
+    lines = [f"sweep summary: {sweep_dir}", f"  {'job':>4}  {'status':<12}  {metric:>14}  {header}"]
+    for r in records:
+        status = r.get("status", "?")
+        if r.get("exit_code"):
+            status = f"{status} ({r['exit_code']})"
+        value = r.get("value")
+        shown = f"{value:.6g}" if isinstance(value, (int, float)) else "-"
+        varied = " ".join(o for o in r.get("overrides", []) if o not in common)
+        line = f"  {r.get('job', '?')!s:>4}  {status:<12}  {shown:>14}  {varied}"
+        if r.get("error"):
+            line += f"\n{'':24}{r['error']}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def sweep_job(cfg: DictConfig, run: Callable[[DictConfig], dict]) -> float | None:
+    """Run one job of a sweep; record its outcome in ``<job dir>/job.json`` instead of raising.
+
+    A user error (``SystemExit`` from ``fail``: exit 2, or 3 for divergence) or a crash (its
+    traceback is printed) must not abort the launcher, which would kill the sibling jobs. Returns
+    the optimized metric, or NaN for a failed job (Optuna records a NaN trial as failed).
+    """
+    hydra_cfg = HydraConfig.get()
+    name = cfg.get("optimized_metric")
+    record = {"job": hydra_cfg.job.num, "overrides": list(hydra_cfg.overrides.task), "metric": name}
+    value = None
+    try:
+        metrics = run(cfg)
+        value = metrics.get(name) if name else None
+        record.update(status="completed", exit_code=0, value=value)
+    except SystemExit as err:
+        code = err.code if isinstance(err.code, int) else 1
+        message = getattr(err, "message", None)
+        record.update(status="completed" if code == 0 else "failed", exit_code=code, error=message)
+    except Exception as err:  # a genuine bug: show its traceback, keep the siblings running
+        traceback.print_exc()
+        record.update(status="crashed", exit_code=1, error=f"{type(err).__name__}: {err}")
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / JOB_FILE).write_text(strict_json(record))
+    if record["status"] != "completed":
+        return float("nan")
+    return None if value is None else float(value)
+
+
+def is_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # no Hydra config (called outside @hydra.main)
+        return False
