@@ -1,12 +1,23 @@
 """Evaluate a checkpoint on the test split: ``python scripts/eval.py ckpt_path=.../last.ckpt``.
 
-Prints the test metrics and writes them to ``eval_metrics.json`` in the eval run directory.
-The checkpoint is read as data only (``weights_only=True``).
+Prints the test metrics and writes them to ``eval_metrics.json`` (strict JSON: NaN/inf → null) in
+the eval run directory. Nothing read from disk can choose code to run:
+
+* the checkpoint is verified (CRC-32 of every record) and read as data only
+  (:func:`lecturenn.training.checkpoint.load_module`: ``weights_only=True``, hyper-parameters must
+  be plain arguments of ``ThetaMLPModule``; no Lightning ``load_from_checkpoint``);
+* without ``data=``, the data config comes from the training run's ``.hydra/config.yaml``, and
+  that file may only name one of lecturenn's own data modules (:data:`DATA_MODULES`) with plain
+  values for its arguments — it is validated and the class is called directly, never through
+  ``hydra.utils.instantiate``.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
+import re
 import sys
 from pathlib import Path
 
@@ -14,30 +25,200 @@ import hydra
 from app import configure_threads, fail, quiet_third_party_noise
 from omegaconf import DictConfig, OmegaConf
 
+# The only classes a run directory's config may name: the _target_s of conf/data/*.yaml and
+# conf/data/stream/*.yaml (tests/test_run_files.py checks that the two agree).
+DATA_MODULES = (
+    "lecturenn.data.PlaygroundDataModule",
+    "lecturenn.data.SklearnDataModule",
+    "lecturenn.data.TableDataModule",
+    "lecturenn.data.NpyStreamDataModule",
+    "lecturenn.data.ParquetStreamDataModule",
+)
+_RESOLVERS = (
+    "oc.env",
+)  # interpolation functions a run config may use (conf/paths: ${oc.env:PROJECT_ROOT,.})
+_NODE_REFERENCE = re.compile(r"\$\{[A-Za-z_][\w-]*(\.[A-Za-z_0-9][\w-]*)*\}")
+_PLAIN = (str, int, float, bool, type(None))
+_MAX_CONFIG_BYTES = 1 << 20
 
-def training_data_config(ckpt_path: Path) -> DictConfig:
-    """The ``data`` node of the run that wrote this checkpoint (``<run>/.hydra/config.yaml``)."""
+
+class RunConfigError(ValueError):
+    """A run directory's config that eval refuses to act on."""
+
+
+def _init_parameters(cls) -> tuple[list[str], list[str]]:
+    """(all, required) keyword arguments of ``cls``, following ``**kwargs`` up to the base class."""
+    names, required = [], []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        forwards = False
+        for p in list(inspect.signature(klass.__init__).parameters.values())[1:]:
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                forwards = True
+            elif p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+                if p.name not in names:
+                    names.append(p.name)
+                    if p.default is inspect.Parameter.empty:
+                        required.append(p.name)
+        if not forwards:
+            break
+    return names, required
+
+
+def _check_interpolations(raw, value, key: str, seen: set[str]) -> None:
+    """Every ``${...}`` reachable from ``value`` is a plain node reference or an allowed resolver."""
+    from omegaconf import grammar_parser
+    from omegaconf.errors import GrammarParseError
+
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_interpolations(raw, v, f"{key}.{k}", seen)
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_interpolations(raw, v, f"{key}[{i}]", seen)
+        return
+    if not isinstance(value, str) or "${" not in value:
+        return
+    try:
+        tree = grammar_parser.parse(value)
+    except GrammarParseError:
+        raise RunConfigError(f"{key}={value!r} is not a valid interpolation") from None
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        kind = type(node).__name__
+        if kind == "InterpolationResolverContext":
+            name = node.resolverName().getText()
+            if name not in _RESOLVERS:
+                raise RunConfigError(f"{key}={value!r} calls the resolver {name!r} (only {list(_RESOLVERS)})")
+        elif kind == "InterpolationNodeContext":
+            text = node.getText()
+            if not _NODE_REFERENCE.fullmatch(text):
+                raise RunConfigError(f"{key}={value!r}: only absolute references like ${{seed}} are allowed")
+            path = text[2:-1]
+            if path not in seen:
+                seen.add(path)
+                target = raw
+                for part in path.split("."):
+                    if isinstance(target, str):  # an interpolation on the way is resolved too
+                        break
+                    if isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                        target = target[int(part)]
+                    else:
+                        target = target.get(part) if isinstance(target, dict) else None
+                _check_interpolations(raw, target, path, seen)
+        stack.extend(node.getChildren() if hasattr(node, "getChildren") else [])
+
+
+def _check_plain(value, key: str) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str) or k.startswith("_"):
+                raise RunConfigError(
+                    f"{key}.{k} is not allowed (no Hydra instantiation keys in a run config)"
+                )
+            _check_plain(v, f"{key}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{key}[{i}]")
+    elif type(value) not in _PLAIN:
+        raise RunConfigError(f"{key} is a {type(value).__name__}, not a plain value")
+
+
+def data_module_from_run(run_config: Path):
+    """The DataModule a training run used, from its ``.hydra/config.yaml``, validated as data.
+
+    The ``data`` node must name one of :data:`DATA_MODULES`; after resolving its interpolations
+    (plain node references such as ``${seed}``, and ``oc.env``) against the run config, every key
+    must be an argument of that class and every value plain (str/int/float/bool/None and
+    lists/dicts of them, no ``_target_`` or other ``_..._`` key anywhere). Raises
+    :class:`RunConfigError` otherwise; the class is called directly (no ``hydra.utils.instantiate``).
+    """
+    import yaml
+
+    import lecturenn.data
+
+    try:
+        if run_config.stat().st_size > _MAX_CONFIG_BYTES:
+            raise RunConfigError(f"larger than {_MAX_CONFIG_BYTES} bytes")
+        text = run_config.read_text(encoding="utf-8")
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise RunConfigError("uses YAML aliases (Hydra never writes them)")
+        cfg = OmegaConf.create(text)
+    except RunConfigError:
+        raise
+    except Exception as err:  # unreadable file, YAML syntax errors, tags (!!python/...), ...
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise RunConfigError(f"cannot be read as a config: {reason}") from None
+    raw = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else None
+    if not isinstance(raw, dict) or not isinstance(raw.get("data"), dict):
+        raise RunConfigError("has no data node (a mapping)")
+    _check_interpolations(raw, raw["data"], "data", set())
+    try:
+        node = OmegaConf.to_container(cfg.data, resolve=True, throw_on_missing=True)
+    except Exception as err:  # missing values (???), references to absent keys, ...
+        raise RunConfigError(f"data: {' '.join(str(err).split())[:200]}") from None
+    target = node.pop("_target_", None)
+    if target not in DATA_MODULES:
+        raise RunConfigError(
+            f"data._target_={target!r} is not one of lecturenn's data modules ({', '.join(DATA_MODULES)})"
+        )
+    cls = getattr(lecturenn.data, target.rsplit(".", 1)[1])
+    names, required = _init_parameters(cls)
+    for key, value in node.items():
+        if key not in names:
+            raise RunConfigError(
+                f"data.{key} is not an argument of {target} (its arguments: {', '.join(names)})"
+            )
+        _check_plain(value, f"data.{key}")
+    missing = [name for name in required if name not in node]
+    if missing:
+        raise RunConfigError(f"data lacks {target}'s required argument(s) {missing}")
+    try:
+        return cls(**node)
+    except Exception as err:  # the class's own validation (ValueError, DataError, TypeError)
+        raise RunConfigError(f"data: {' '.join(str(err).split())[:300]}") from None
+
+
+def training_data_module(ckpt_path: Path):
+    """The data module of the run that wrote this checkpoint (``<run>/.hydra/config.yaml``)."""
     run_config = ckpt_path.resolve().parent.parent / ".hydra" / "config.yaml"
     if not run_config.is_file():
         fail(ValueError(f"no data config given and {run_config} not found; pass data=<name> (and data.*)"))
-    return OmegaConf.load(run_config).data
+    try:
+        return data_module_from_run(run_config)
+    except RunConfigError as err:
+        fail(ValueError(f"run config {run_config}: {err}; pass data=<name> to choose the data"))
+
+
+def strict_json(value):
+    """NaN/inf → None, recursively (``json.dumps(allow_nan=False)`` then succeeds)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
 
     from lecturenn.data import DataError
-    from lecturenn.training import ThetaMLPModule
-    from lecturenn.training.checkpoint import CheckpointError, load_checkpoint
+    from lecturenn.training.checkpoint import CheckpointError, load_module
 
     quiet_third_party_noise()
     configure_threads(cfg)
     ckpt_path = Path(cfg.ckpt_path)
     try:
-        load_checkpoint(ckpt_path)  # a clear error for a missing/corrupted/unsafe file
-        model = ThetaMLPModule.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-        data_cfg = cfg.data if cfg.get("data") else training_data_config(ckpt_path)
-        datamodule = hydra.utils.instantiate(data_cfg)
+        model = load_module(ckpt_path, map_location="cpu")  # verified, data only, no RNG restore
+        if cfg.get("data"):  # chosen on the command line: the user's own config
+            datamodule = hydra.utils.instantiate(cfg.data)
+        else:
+            datamodule = training_data_module(ckpt_path)
         datamodule.setup("test")
     except (CheckpointError, DataError, ValueError) as err:
         fail(err)
@@ -53,7 +234,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     out = Path(cfg.paths.output_dir) / "eval_metrics.json"
-    out.write_text(json.dumps({"checkpoint": str(ckpt_path), **metrics}, indent=2, sort_keys=True) + "\n")
+    record = strict_json({"checkpoint": str(ckpt_path), **metrics})
+    out.write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
     for name, value in sorted(metrics.items()):
         print(f"{name:12s} {value:.4f}")
     print(f"written: {out.resolve()}")

@@ -54,21 +54,65 @@ def feature_matrix(table: pd.DataFrame, info) -> np.ndarray:
     return X
 
 
+def network_inputs(X: np.ndarray, info, dtype):
+    """Raw feature rows (float64) → the net's inputs: the training split's standardisation applied
+    in float64 (:func:`lecturenn.data.scaling.standardise`, as the data modules do), then cast to
+    the net's ``dtype``. A value the cast turns into inf (e.g. a raw 1e39 seen by a float32 net) is
+    a ``DataError`` naming its column, not a NaN probability."""
+    import torch
+
+    from lecturenn.data import DataError
+    from lecturenn.data.scaling import standardise
+
+    Z = standardise(X, info.x_mean, info.x_std)
+    T = torch.from_numpy(np.ascontiguousarray(Z)).to(dtype)
+    bad = ~torch.isfinite(T)
+    if bad.any():
+        row, col = (int(i) for i in bad.nonzero()[0])
+        after = " after standardisation" if info.x_mean is not None else ""
+        raise DataError(
+            f"feature column {info.feature_names[col]!r} has a value (e.g. {X[row, col]:.6g} in row {row}, "
+            f"0-based) that is not finite in the model's {str(dtype).replace('torch.', '')}{after} "
+            f"(|z| > {torch.finfo(dtype).max:.3g}): far outside the training rows' range; fix or drop the row"
+        )
+    return T
+
+
+def checkpoint_data_info(model, ckpt_path):
+    """The checkpoint's :class:`~lecturenn.data.DataInfo`, checked against its network."""
+    from lecturenn.data import DataInfo
+    from lecturenn.training.checkpoint import CheckpointError
+
+    raw = model.hparams.get("data_info")
+    try:
+        info = DataInfo.from_dict(raw) if isinstance(raw, dict) else None
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {str(ckpt_path)!r} has an unusable data_info: {err}") from None
+    if info is None:
+        raise CheckpointError(
+            f"checkpoint {str(ckpt_path)!r} has no data_info (standardisation, class names)"
+        )
+    sizes = model.net.sizes
+    if (info.n_features, info.n_outputs) != (sizes[0], sizes[-1]):
+        raise CheckpointError(
+            f"checkpoint {str(ckpt_path)!r}: its data_info ({info.n_features} features, {info.n_outputs} "
+            f"outputs) does not match its network (layer sizes {list(sizes)})"
+        )
+    return info
+
+
 def predict(cfg: DictConfig) -> Path:
     import torch
 
-    from lecturenn.data import DataError, DataInfo
+    from lecturenn.data import DataError
     from lecturenn.data.files import read_table
-    from lecturenn.training import ThetaMLPModule
-    from lecturenn.training.checkpoint import CheckpointError, load_checkpoint
+    from lecturenn.training.checkpoint import CheckpointError, load_module
 
     try:
-        load_checkpoint(cfg.ckpt_path)
-        model = ThetaMLPModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
-        model.eval()
-        info = DataInfo.from_dict(model.hparams.data_info)
+        model = load_module(cfg.ckpt_path, map_location="cpu")  # verified, data only, eval mode
+        info = checkpoint_data_info(model, cfg.ckpt_path)
         table, _ = read_table(cfg.input)
-        X = feature_matrix(table, info)
+        X = network_inputs(feature_matrix(table, info), info, model.net.thetas[0].dtype)
         if info.classes is not None:
             for target in info.target_names:
                 if target in table.columns:
@@ -81,10 +125,9 @@ def predict(cfg: DictConfig) -> Path:
     except (CheckpointError, DataError, ValueError) as err:
         fail(err)
 
-    X = torch.as_tensor(X, dtype=model.net.thetas[0].dtype)
     outputs = []
     for start in range(0, len(X), int(cfg.batch_size)):
-        outputs.append(model.predict_tensor(model.standardize(X[start : start + int(cfg.batch_size)])))
+        outputs.append(model.predict_tensor(X[start : start + int(cfg.batch_size)]))
     out = torch.cat(outputs).numpy()
 
     result = table.copy()
