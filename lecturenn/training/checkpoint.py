@@ -211,7 +211,7 @@ def load_module(path, map_location="cpu"):
     ``hyper_parameters`` must be plain values whose keys are arguments of ``ThetaMLPModule``
     (not ``optimizer``/``scheduler``; e.g. Lightning's ``_instantiator`` is refused), the Θ shapes
     must match them, and ``state_dict`` must fit the module exactly. RNG states in the checkpoint
-    are not restored (loading a model for eval/predict leaves the process's RNGs alone).
+    are not restored and the process's RNGs are left as they were (the CUDA ones are never touched).
     """
     from .module import ThetaMLPModule
 
@@ -260,7 +260,8 @@ def load_module(path, map_location="cpu"):
             f"(layer sizes {sizes}: {expected})"
         )
     try:
-        module = ThetaMLPModule(**hparams)
+        with torch.random.fork_rng(devices=[]):  # Θ's throwaway initialisation draws on a copy (CPU only)
+            module = ThetaMLPModule(**hparams)
         module.load_state_dict(state, strict=True)
     except Exception as err:  # bad values (ValueError/TypeError), missing/unexpected keys (RuntimeError)
         reason = " ".join(str(err).split())[:300] or type(err).__name__
