@@ -16,9 +16,10 @@ import torch
 from torch import Tensor
 
 from .batches import TensorBatches, loader_settings
-from .checks import check_arrays, raw_rows
+from .checks import check_arrays, raw_rows, to_dtype
 from .errors import DataError
 from .info import DataInfo
+from .scaling import standardise
 from .split import check_fractions, split_indices, standardisation
 
 __all__ = ["ArrayDataModule"]
@@ -67,6 +68,7 @@ class ArrayDataModule(L.LightningDataModule):
         self.seed, self.standardize, self.dtype = int(seed), bool(standardize), torch_dtype
         self._info: DataInfo | None = None
         self._raw: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+        self._rows: dict[str, np.ndarray] = {}  # each split's data-row numbers (for messages)
         self._tensors: dict[str, tuple[Tensor, Tensor]] | None = None
         self._on_device: dict[tuple[str, str], tuple[Tensor, Tensor]] = {}
 
@@ -102,6 +104,7 @@ class ArrayDataModule(L.LightningDataModule):
         labels = y if task in ("binary", "multiclass") else None
         parts = split_indices(len(X), self.val_fraction, self.test_fraction, self.seed, labels, classes)
         raw = {name: (X[idx], y[idx]) for name, idx in zip(SPLITS, parts)}
+        self._rows = dict(zip(SPLITS, parts))
         info = self._fit_info(raw["train"], list(feature_names), list(target_names), task, classes)
         if self._info is not None:  # restored from a checkpoint before setup: keep its statistics
             self._check_compatible(self._info, info)
@@ -154,11 +157,19 @@ class ArrayDataModule(L.LightningDataModule):
 
     def _build_tensors(self) -> None:
         assert self._raw is not None
-        self._tensors = {name: (self._features(X), self._targets(y)) for name, (X, y) in self._raw.items()}
+        self._tensors = {
+            name: (self._features(X, self._rows.get(name)), self._targets(y, self._rows.get(name)))
+            for name, (X, y) in self._raw.items()
+        }
         self._on_device.clear()
 
-    def _features(self, X_raw: np.ndarray) -> Tensor:
-        """Raw (n, raw_features) float64 → expanded, standardised tensor (n, n_features) of ``dtype``."""
+    def _features(self, X_raw: np.ndarray, rows: np.ndarray | None = None) -> Tensor:
+        """Raw (n, raw_features) float64 → expanded, standardised tensor (n, n_features) of ``dtype``.
+
+        Standardised in float64 (:func:`~lecturenn.data.scaling.standardise`), then cast; a column
+        ``dtype`` cannot hold is a ``DataError`` quoting a value and its row (``rows``: data-row
+        numbers of the rows; default 0..n-1).
+        """
         info = self.info
         A = self.expand(X_raw, info.feature_names)
         if A.shape[1] != info.n_features:
@@ -166,18 +177,18 @@ class ArrayDataModule(L.LightningDataModule):
                 f"{type(self).__name__} gives {A.shape[1]} features but the data info has {info.n_features} "
                 f"({', '.join(info.feature_names)}): was the state loaded from another kind of data?"
             )
-        if info.x_mean is not None and info.x_std is not None:
-            A = (A - np.asarray(info.x_mean)) / np.asarray(info.x_std)
-        return torch.from_numpy(np.ascontiguousarray(A, dtype=np.float64)).to(self.dtype)
+        Z = standardise(A, info.x_mean, info.x_std)
+        scaled = info.x_mean is not None and info.x_std is not None
+        return to_dtype(Z, self.dtype, info.feature_names, "feature", A, rows, scaled)
 
-    def _targets(self, y: np.ndarray) -> Tensor:
+    def _targets(self, y: np.ndarray, rows: np.ndarray | None = None) -> Tensor:
         info = self.info
         if info.task == "multiclass":
             return torch.from_numpy(y.astype(np.int64))
         Y = y.reshape(len(y), -1).astype(np.float64)
-        if info.y_mean is not None and info.y_std is not None:
-            Y = (Y - np.asarray(info.y_mean)) / np.asarray(info.y_std)
-        return torch.from_numpy(np.ascontiguousarray(Y)).to(self.dtype)
+        Z = standardise(Y, info.y_mean, info.y_std)
+        scaled = info.y_mean is not None and info.y_std is not None
+        return to_dtype(Z, self.dtype, info.target_names, "target", Y, rows, scaled)
 
     # ---- results of setup -----------------------------------------------------------------------
     @property

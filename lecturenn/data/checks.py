@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from .errors import DataError
 from .info import TASKS
 
-__all__ = ["check_arrays", "encode_labels", "nonfinite_report", "raw_rows"]
+__all__ = ["check_arrays", "encode_labels", "nonfinite_report", "raw_rows", "to_dtype"]
 
 
 def nonfinite_report(A: np.ndarray, names: list[str], what: str) -> None:
@@ -22,6 +23,61 @@ def nonfinite_report(A: np.ndarray, names: list[str], what: str) -> None:
     raise DataError(
         f"{what} column {names[col]!r} has NaN/inf in {len(rows)} row(s) (0-based data rows {shown})"
     )
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def to_dtype(
+    Z: np.ndarray,
+    dtype: torch.dtype,
+    names: list[str],
+    what: str,
+    raw: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    standardized: bool = True,
+    file: str | None = None,
+) -> Tensor:
+    """``Z`` (m, d) float64 — the values the net will see — as a CPU tensor of ``dtype``, or a
+    ``DataError`` naming the first column that ``dtype`` cannot hold.
+
+    Refused: a value that becomes inf in ``dtype`` (e.g. 3e39 in float32), and — unless
+    ``standardized`` (a standardised column is O(1), or ~0 on purpose when constant) — a column
+    of non-zero values that all become 0 (e.g. 1e-50 in float32): either would silently change
+    what the net learns from. ``raw`` (m, d): the values to quote (default ``Z``); ``rows`` (m,)
+    or (m, d): their data-row numbers (default 0..m-1); ``file``: a name to start the message
+    with. Checked on each column's min and max (the cast is monotone), then cast.
+    """
+    Z = np.ascontiguousarray(Z, dtype=np.float64)
+    ends = np.stack([Z.min(axis=0), Z.max(axis=0)]) if len(Z) else np.zeros((2, Z.shape[1]))
+    cast = torch.from_numpy(ends).to(dtype).double().numpy()
+    over = ~np.isfinite(cast).all(axis=0)
+    lost = (cast == 0).all(axis=0) & (ends != 0).any(axis=0) & (not standardized)
+    if not (over.any() or lost.any()):
+        return torch.from_numpy(Z).to(dtype)
+    col = int((over | lost).argmax())
+    if over[col]:  # the first row that does not fit
+        fit = torch.from_numpy(Z[:, col]).to(dtype).double().numpy()
+        r = int((~np.isfinite(fit)).argmax())
+    else:
+        r = int((Z[:, col] != 0).argmax())
+    value = (Z if raw is None else raw)[r, col]
+    row = r if rows is None else int(rows[r] if np.ndim(rows) == 1 else rows[r, col])
+    kind, info = _dtype_name(dtype), torch.finfo(dtype)
+    head = f"{file}: " if file else ""
+    quote = f"{what} column {names[col]!r} has values (e.g. {value:.6g} in row {row}, 0-based)"
+    drop = " or leave it out with features=[...]" if what == "feature" else ""
+    if over[col] and standardized:
+        msg = (
+            f"that overflow {kind} after standardisation (|z| > {info.max:.3g}: a row far outside the "
+            f"training rows' range, or a column constant up to round-off); fix or rescale it{drop}"
+        )
+    elif over[col]:
+        msg = f"outside the {kind} range (|x| <= {info.max:.3g}); rescale it, set standardize=true{drop}"
+    else:
+        msg = f"that all round to 0 in {kind}; rescale it or set standardize=true"
+    raise DataError(f"{head}{quote} {msg}")
 
 
 def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, list[str]]:

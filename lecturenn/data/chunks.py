@@ -12,7 +12,8 @@ reads contiguous row ranges on demand, so a pass holds one range at a time:
 Both yield ``(X, Y)``: X (m, d) numbers (the file's dtype for .npy, float64 for Parquet; not yet
 checked for NaN) and Y (m, k) as stored (numbers, bools or strings).
 
-Accumulators — :class:`Moments` (column mean/std, merged chunk by chunk) and :class:`TargetScan`
+Accumulators — :class:`~lecturenn.data.scaling.Moments` (column mean/std, merged chunk by chunk,
+re-exported here), :class:`Extremes` (column min/max and their rows) and :class:`TargetScan`
 (task, classes and target checks), used by :class:`~lecturenn.data.stream.StreamDataModule`.
 """
 
@@ -26,10 +27,12 @@ import numpy as np
 
 from .errors import DataError
 from .files import missing_column
+from .scaling import Moments
 from .tables import MAX_CLASSES
 
 __all__ = [
     "MAX_LABELS",
+    "Extremes",
     "Moments",
     "NpySource",
     "ParquetSource",
@@ -266,36 +269,40 @@ def check_finite(A: np.ndarray, names: list[str], what: str, file: str, first_ro
         )
 
 
-class Moments:
-    """Per-column count, mean and sum of squared deviations M2 of a stream of chunks, in float64.
+class Extremes:
+    """Per-column min and max of a stream of chunks (m, d), and the rows where they first occur.
 
-    Chunks merge with the parallel formula of Chan, Golub & LeVeque (1979): for a part a seen so far
-    and a chunk b, δ = mean_b − mean_a, n = n_a + n_b,
-    mean = mean_a + δ·n_b/n and M2 = M2_a + M2_b + δ²·n_a·n_b/n (stable; no Σx² − n·mean²).
+    Standardisation is monotone in x, so these two rows per column are where the standardised
+    values are extreme: enough to check at load that every row fits the training dtype.
     """
 
     def __init__(self, d: int) -> None:
-        self.n, self.mean, self.m2 = 0, np.zeros(d), np.zeros(d)
+        self.lo, self.hi = np.full(d, np.inf), np.full(d, -np.inf)
+        self.lo_row, self.hi_row = np.zeros(d, dtype=np.int64), np.zeros(d, dtype=np.int64)
 
-    def add(self, A: np.ndarray) -> None:
-        """Fold in the rows of ``A`` (m, d)."""
-        m = len(A)
-        if m == 0:
-            return
-        A = np.asarray(A, dtype=np.float64)
-        mean_b = A.mean(axis=0)
-        m2_b = ((A - mean_b) ** 2).sum(axis=0)
-        n = self.n + m
-        delta = mean_b - self.mean
-        self.mean = self.mean + delta * (m / n)
-        self.m2 = self.m2 + m2_b + delta**2 * (self.n * m / n)
-        self.n = n
+    def add(self, A: np.ndarray, first_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fold in ``A`` (m, d) numbers whose row 0 is file row ``first_row``; returns A's own
+        column min and max (d,) (for :meth:`~lecturenn.data.scaling.Moments.add`)."""
+        if len(A) == 0:
+            return np.full_like(self.lo, np.inf), np.full_like(self.hi, -np.inf)
+        lo, hi = A.min(axis=0).astype(np.float64), A.max(axis=0).astype(np.float64)
+        for ext, rows, value, new in (
+            (self.lo, self.lo_row, lo, lo < self.lo),
+            (self.hi, self.hi_row, hi, hi > self.hi),
+        ):
+            if new.any():  # rare after the first chunks: locate the new extremes' rows
+                cols = np.flatnonzero(new)
+                ext[cols], rows[cols] = value[cols], first_row + (A[:, cols] == value[cols]).argmax(axis=0)
+        return lo, hi
 
-    def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
-        """Column mean and std (ddof=0), float64 (d,); a constant column's std is 1 (as ``split``)."""
-        std = np.sqrt(self.m2 / max(self.n, 1))
-        std[std <= 1e-12 * np.maximum(1.0, np.abs(self.mean))] = 1.0
-        return self.mean.copy(), std
+    def values(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, rows)``: (2, d) float64 min and max per column, and their file rows (2, d)."""
+        return np.stack([self.lo, self.hi]), np.stack([self.lo_row, self.hi_row])
+
+    @property
+    def absmax(self) -> np.ndarray:
+        """Max |x| per column (d,) float64."""
+        return np.maximum(np.abs(self.lo), np.abs(self.hi))
 
 
 class TargetScan:

@@ -1,4 +1,5 @@
-"""The seeded train/val/test split and the train-only standardisation statistics."""
+"""The seeded train/val/test split (and, re-exported from :mod:`~lecturenn.data.scaling`, the
+train-only standardisation statistics)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from .errors import DataError
+from .scaling import standardisation
 
 __all__ = ["check_fractions", "split_indices", "standardisation"]
 
@@ -79,16 +81,3 @@ def split_indices(
             f"{msg} (add rows or change val_fraction/test_fraction)"
         ) from None
     return np.sort(train), np.sort(val), np.sort(test)
-
-
-def standardisation(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean and std (ddof=0) of ``A`` (n, d): two float64 (d,).
-
-    A constant column's std (zero up to round-off: the mean of n copies of 0.1 is not exactly 0.1)
-    is replaced by 1, so the column standardises to 0 instead of to noise.
-    """
-    A = np.asarray(A, dtype=np.float64)
-    mean = A.mean(axis=0)
-    std = A.std(axis=0)
-    std[std <= 1e-12 * np.maximum(1.0, np.abs(mean))] = 1.0
-    return mean, std

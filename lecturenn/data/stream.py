@@ -9,8 +9,13 @@ The rows are never all in memory. How they are cut, split and served:
   blocks). Split sizes in rows are therefore multiples of ``block_rows``, up to the short blocks.
   Only per-block arrays are kept (a few bytes per block), never per-row indices.
 * **setup** — one streaming pass in file order: NaN/inf check (the file and first bad row named),
-  target summary (task, classes), and the train-split standardisation, merged chunk by chunk in
-  float64 (:class:`~lecturenn.data.chunks.Moments`).
+  target summary (task, classes), the train-split standardisation, merged chunk by chunk in
+  float64 without overflow for any finite numbers (:class:`~lecturenn.data.scaling.Moments`),
+  and every column's min and max (:class:`~lecturenn.data.chunks.Extremes`), from which a
+  column that would not fit ``dtype`` after standardisation (or raw, with ``standardize=False``)
+  is refused before training, naming the file, column and row.
+* **standardisation** — in ``dtype`` itself (fast, in place) when every value and statistic is
+  well inside its range (:func:`~lecturenn.data.scaling.fits`), else in float64 and then cast.
 * **training epoch** — a function of ``(seed, epoch)`` alone: the read units (.npy: blocks;
   Parquet: row groups) in a seeded order, the train blocks inside each in a seeded order; rows
   are gathered into a buffer of ``shuffle_buffer_rows`` rows, shuffled within it and cut into
@@ -37,10 +42,11 @@ from torch import Tensor
 
 from .base import ArrayDataModule
 from .batches import BatchGroup, grouped, loader_settings
-from .checks import raw_rows
-from .chunks import Moments, NpySource, ParquetSource, TargetScan, check_finite
+from .checks import raw_rows, to_dtype
+from .chunks import Extremes, Moments, NpySource, ParquetSource, TargetScan, check_finite
 from .errors import DataError
 from .info import TASKS, DataInfo
+from .scaling import fits, standardise
 from .split import check_fractions
 
 __all__ = ["NpyStreamDataModule", "ParquetStreamDataModule", "StreamBatches", "StreamDataModule"]
@@ -141,6 +147,8 @@ class StreamDataModule(L.LightningDataModule):
         self.task, self.batch_size, self.block_rows = task, int(batch_size), int(block_rows)
         self.shuffle_buffer_rows = None if rows is None else max(int(rows), self.batch_size)
         self._x_stats: tuple[Tensor, Tensor] | None = None  # x_mean, x_std as tensors of dtype
+        self._fast: bool | None = None  # standardise the file's rows in dtype (see fits)
+        self._extremes: tuple[Extremes, Extremes] | None = None  # features, targets: all rows
         self.val_fraction, self.test_fraction = float(val_fraction), float(test_fraction)
         self.seed, self.standardize, self.dtype = int(seed), bool(standardize), torch_dtype
         self.image_shape = None if image_shape is None else [int(s) for s in image_shape]
@@ -172,6 +180,7 @@ class StreamDataModule(L.LightningDataModule):
             self._check_restored(self._info, self._restored_split, info, source.n_rows)
         else:
             self._info = info
+        self._check_range(source)
         self._source = source
 
     def _blocks(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,21 +213,25 @@ class StreamDataModule(L.LightningDataModule):
         """The streaming pass: checks, target summary and train moments → :class:`DataInfo`."""
         names, targets = source.feature_names, source.target_names
         x_moments, y_moments = Moments(len(names)), Moments(len(targets))
+        x_ext, y_ext = Extremes(len(names)), Extremes(len(targets))
         scan = TargetScan(self.task, targets)
         for b, (X, Y) in enumerate(source.read(self._ranges(slice(None)))):
             first = int(self._starts[b])
             X = X.astype(np.float64, copy=False)
             check_finite(X, names, "feature", source.name, first)
+            x_range = x_ext.add(X, first)
             if Y.dtype.kind in "biuf":
                 check_finite(Y.astype(np.float64), targets, "target", source.target_file, first)
+                y_range = y_ext.add(Y, first)
             scan.add(Y)
             if self._split[b] == 0:
-                x_moments.add(X)
+                x_moments.add(X, *x_range)
                 if Y.dtype.kind in "biuf":
-                    y_moments.add(Y)
+                    y_moments.add(Y, *y_range)
         task = scan.decide(source.n_rows)
         classes = scan.classes() if task in ("binary", "multiclass") else None
         self._labels = scan.values if classes is not None else None
+        self._extremes, self._fast = (x_ext, y_ext), None
         x_mean = x_std = y_mean = y_std = None
         if self.standardize:
             x_mean, x_std = x_moments.mean_std()
@@ -239,6 +252,21 @@ class StreamDataModule(L.LightningDataModule):
             raw_features=len(names),
             n_train=x_moments.n,
         )
+
+    def _check_range(self, source: NpySource | ParquetSource) -> None:
+        """``DataError`` unless every row's features (and regression targets) fit ``dtype`` after
+        standardisation with ``info``'s statistics (or raw, without): checked on each column's min
+        and max over the whole file (standardisation is monotone, so those are its extremes)."""
+        assert self._extremes is not None
+        info = self.info
+        checks = [(self._extremes[0], info.x_mean, info.x_std, info.feature_names, "feature", source.name)]
+        if info.task in ("regression", "multilabel"):
+            names = info.target_names
+            checks.append((self._extremes[1], info.y_mean, info.y_std, names, "target", source.target_file))
+        for ext, mean, std, names, what, file in checks:
+            values, rows = ext.values()
+            Z = standardise(values, mean, std)
+            to_dtype(Z, self.dtype, names, what, values, rows, mean is not None and std is not None, file)
 
     def _split_key(self, n_rows: int) -> dict[str, Any]:
         """What fixes the split: a resumed run must use the same, or it would train on old val rows."""
@@ -362,10 +390,20 @@ class StreamDataModule(L.LightningDataModule):
                 done += 1
             del X, Y  # before the next buffer is read
 
-    def _features(self, X_raw: np.ndarray, inplace: bool = False) -> Tensor:
-        """Raw (n, d) numbers → standardised tensor (n, d) of ``dtype`` (CPU), standardised in
-        ``dtype`` with the float64 statistics rounded to it; ``inplace``: X_raw may be overwritten."""
+    def _features(self, X_raw: np.ndarray, inplace: bool = False, fast: bool | None = None) -> Tensor:
+        """Raw (n, d) numbers → standardised tensor (n, d) of ``dtype`` (CPU).
+
+        Standardised in ``dtype`` with the float64 statistics rounded to it when that is safe for
+        the file's rows (``fast``, default: decided once from the setup pass, see
+        :func:`~lecturenn.data.scaling.fits`), ``X_raw`` then possibly overwritten if ``inplace``;
+        otherwise in float64 (:func:`~lecturenn.data.scaling.standardise`) and cast.
+        """
         info = self.info
+        if fast is None:
+            fast = self._fast_for_file()
+        if not fast:
+            Z = standardise(X_raw, info.x_mean, info.x_std)
+            return torch.from_numpy(np.ascontiguousarray(Z)).to(self.dtype)
         X = torch.from_numpy(np.ascontiguousarray(X_raw))
         X = X.to(self.dtype) if X.dtype != self.dtype else (X if inplace else X.clone())
         if info.x_mean is not None and info.x_std is not None:
@@ -377,6 +415,15 @@ class StreamDataModule(L.LightningDataModule):
             X.sub_(self._x_stats[0]).div_(self._x_stats[1])
         return X
 
+    def _fast_for_file(self) -> bool:
+        """Whether the file's rows (all within the setup pass's min/max) standardise in ``dtype``."""
+        if self._fast is None:
+            self.setup()
+            assert self._extremes is not None
+            info = self.info
+            self._fast = fits(self.dtype, self._extremes[0].absmax, info.x_mean, info.x_std)
+        return self._fast
+
     def _targets(self, Y_raw: np.ndarray) -> Tensor:
         """Raw (n, k) → int64 class ids (n,) for multiclass, else (n, K) of ``dtype`` (CPU)."""
         info = self.info
@@ -384,9 +431,7 @@ class StreamDataModule(L.LightningDataModule):
             assert self._labels is not None
             ids = torch.from_numpy(np.searchsorted(self._labels, Y_raw[:, 0]).astype(np.int64))
             return ids if info.task == "multiclass" else ids[:, None].to(self.dtype)
-        Y = Y_raw.astype(np.float64)
-        if info.y_mean is not None and info.y_std is not None:
-            Y = (Y - np.asarray(info.y_mean)) / np.asarray(info.y_std)
+        Y = standardise(Y_raw, info.y_mean, info.y_std)
         return torch.from_numpy(np.ascontiguousarray(Y)).to(self.dtype)
 
     def _device(self) -> torch.device:
@@ -418,7 +463,14 @@ class StreamDataModule(L.LightningDataModule):
         A tensor keeps its device; numpy gives a CPU tensor. Needs only ``info``.
         """
         device = X_raw.device if isinstance(X_raw, Tensor) else torch.device("cpu")
-        return self._features(raw_rows(X_raw, self.info.raw_features), inplace=True).to(device)
+        info = self.info
+        A = raw_rows(X_raw, info.raw_features)
+        if not fits(self.dtype, np.abs(A).max(axis=0, initial=0.0), info.x_mean, info.x_std):
+            Z = standardise(A, info.x_mean, info.x_std)  # the checked float64 route
+            scaled = info.x_mean is not None and info.x_std is not None
+            return to_dtype(Z, self.dtype, info.feature_names, "feature", A, None, scaled).to(device)
+        fast = self._fast_for_file() if self._source is not None else True  # as the batches are
+        return self._features(A, inplace=True, fast=fast).to(device)
 
     def inverse_transform_y(self, Y: Tensor) -> Tensor:
         """Undo the regression target standardisation: Y (n, K) → original units (identity otherwise)."""
@@ -444,7 +496,9 @@ class StreamDataModule(L.LightningDataModule):
         if self._source is not None and self._info is not None:
             self._check_restored(info, split, self._info, self._source.n_rows)
         self._info, self._restored_split = info, split
-        self._x_stats = None  # the standardisation tensors follow the restored statistics
+        self._x_stats = self._fast = None  # the standardisation follows the restored statistics
+        if self._source is not None:
+            self._check_range(self._source)
 
 
 class NpyStreamDataModule(StreamDataModule):
