@@ -1,5 +1,11 @@
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+# the entry points' helpers (scripts/app.py, runs.py, train.py) import each other by module name
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
 def pytest_collection_modifyitems(config, items):

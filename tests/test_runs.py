@@ -1,0 +1,212 @@
+"""Runs you can trust: last.ckpt is the last epoch, one directory per run, sweeps whose jobs fail alone."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from runs import RUN_FILES, run_stamp, strict_json
+from test_app import QUIET, ROOT, make_cfg, run_script
+from train import train
+
+# A run whose best epoch is early: val/loss is lowest at epoch 1 and never improves again.
+XOR_EARLY_BEST = ["data=xor", "data.n=60", "data.noise=0.5", "model.lam=0", "optimizer.lr=0.2"]
+
+
+def ckpt(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def error_lines(proc):
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+# -- last.ckpt ----------------------------------------------------------------------------------------
+def test_last_ckpt_holds_the_last_epoch_and_resume_trains_only_the_new_epochs(tmp_path):
+    run = tmp_path / "run"
+    first = run_script(
+        "train.py", *XOR_EARLY_BEST, "trainer.max_epochs=10", f"hydra.run.dir={run}", *QUIET, cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    best, last = ckpt(metrics["best_checkpoint"]), ckpt(run / "checkpoints" / "last.ckpt")
+    assert best["epoch"] < 9, "the property needs a run whose best epoch is early"
+    assert last["epoch"] == 9 and last["global_step"] == 10 * 2  # 60 rows: 36 train, batch 32 -> 2 steps
+    assert not torch.equal(best["state_dict"]["net.thetas.0"], last["state_dict"]["net.thetas.0"])
+
+    resumed = run_script(
+        "train.py",
+        *XOR_EARLY_BEST,
+        "trainer.max_epochs=12",
+        f"hydra.run.dir={run}",
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trained = pd.read_csv(run / "csv" / "resume-1" / "metrics.csv").dropna(subset=["train/loss"])
+    assert sorted(trained["epoch"].astype(int)) == [10, 11]  # only the two new epochs
+    assert ckpt(run / "checkpoints" / "last.ckpt")["epoch"] == 11
+
+
+@pytest.mark.parametrize(
+    "extra", [["trainer.check_val_every_n_epoch=2"], ["callbacks=early_stopping"], ["optimizer=gd"]]
+)
+def test_last_ckpt_is_written_after_every_epoch(tmp_path, extra):
+    cfg = make_cfg(tmp_path, [*XOR_EARLY_BEST, "trainer.max_epochs=5", *extra, *QUIET])
+    train(cfg)
+    last = ckpt(tmp_path / "checkpoints" / "last.ckpt")
+    assert last["epoch"] == 4
+    best = [p for p in (tmp_path / "checkpoints").glob("epoch_*.ckpt")]
+    assert len(best) == 1 and best[0].name != "last.ckpt"
+
+
+# -- run directories ----------------------------------------------------------------------------------
+def test_run_stamps_differ_within_one_second():
+    stamps = {run_stamp() for _ in range(50)}
+    assert len(stamps) == 50
+    assert all(len(s) == len("2026-11-30_06-40-12_3fa9c1") for s in stamps)
+
+
+def test_two_runs_started_together_get_their_own_directories(tmp_path):
+    args = [sys.executable, str(ROOT / "scripts" / "train.py"), "data=iris", "trainer.max_epochs=1", *QUIET]
+    procs = [
+        subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in "ab"
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:]
+    runs = sorted((tmp_path / "outputs" / "train" / "runs").iterdir())
+    assert len(runs) == 2
+    for run in runs:  # each with its own complete set of files
+        assert (run / "metrics.json").is_file() and (run / ".hydra" / "config.yaml").is_file()
+        assert len(pd.read_csv(run / "csv" / "metrics.csv").dropna(subset=["train/loss"])) == 1
+
+
+def test_a_second_run_into_a_run_directory_is_refused(tmp_path):
+    run = tmp_path / "run"
+    first = run_script(
+        "train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={run}", *QUIET, cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+    again = run_script(
+        "train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={run}", *QUIET, cwd=tmp_path
+    )
+    assert again.returncode == 2
+    assert len(error_lines(again)) == 1 and "already holds a run" in error_lines(again)[0]
+    assert "ckpt_path=" in error_lines(again)[0] and "Traceback" not in again.stderr
+
+    other = tmp_path / "other"  # a checkpoint of another run cannot be resumed into this directory
+    run_script(
+        "train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={other}", *QUIET, cwd=tmp_path
+    )
+    foreign = run_script(
+        "train.py",
+        "data=iris",
+        "trainer.max_epochs=2",
+        f"hydra.run.dir={run}",
+        f"ckpt_path={other / 'checkpoints' / 'last.ckpt'}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    assert foreign.returncode == 2 and "holds another run" in error_lines(foreign)[0]
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before  # nothing was written into the first run's directory
+
+    resumed = run_script(
+        "train.py",
+        "data=iris",
+        "trainer.max_epochs=2",
+        f"hydra.run.dir={run}",
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (run / ".hydra" / "before-resume-1" / "config.yaml").read_bytes() == before[
+        run / ".hydra" / "config.yaml"
+    ]
+    assert not list((run / "checkpoints").glob("last-v*.ckpt"))
+
+
+def test_run_files_list_matches_what_a_run_writes(tmp_path):
+    train(make_cfg(tmp_path, ["data=iris", "trainer.max_epochs=1", *QUIET]))
+    assert {"checkpoints", "metrics.json", "csv", "plots"} <= set(RUN_FILES)
+    assert all((tmp_path / name).exists() for name in ("checkpoints", "metrics.json", "csv", "plots"))
+
+
+# -- sweeps -------------------------------------------------------------------------------------------
+def _check_sweep_with_one_bad_job(proc, sweep):
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    for job in ("0", "2"):  # the valid siblings finished
+        assert "test/acc" in json.loads((sweep / job / "metrics.json").read_text())
+    assert not (sweep / "1" / "metrics.json").exists()
+    jobs = {r["job"]: r for r in (json.loads(p.read_text()) for p in sweep.glob("*/job.json"))}
+    assert [jobs[i]["status"] for i in range(3)] == ["completed", "failed", "completed"]
+    assert jobs[1]["exit_code"] == 2 and "model.lam=-1" in jobs[1]["error"]
+    table = proc.stdout[proc.stdout.index("sweep summary") :]
+    rows = [line.split() for line in table.splitlines()[2:] if line.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["0", "1", "2"]
+    assert rows[0][1] == "completed" and rows[1][1:3] == ["failed", "(2)"]
+    assert "model.lam=-1" in table and "error: 1 of 3 jobs failed" in proc.stderr
+
+
+def test_a_failing_sweep_job_does_not_stop_its_siblings(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_script(
+        "train.py",
+        "-m",
+        "data=iris",
+        "trainer.max_epochs=1",
+        "model.lam=1,-1,2",
+        f"hydra.sweep.dir={sweep}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    _check_sweep_with_one_bad_job(proc, sweep)
+
+
+@pytest.mark.slow
+def test_a_failing_job_of_a_parallel_sweep_does_not_kill_its_siblings(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_script(
+        "train.py",
+        "-m",
+        "hydra/launcher=local_parallel",
+        "data=iris",
+        "trainer.max_epochs=1",
+        "model.lam=1,-1,2",
+        f"hydra.sweep.dir={sweep}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    _check_sweep_with_one_bad_job(proc, sweep)
+
+
+def test_a_sweep_into_a_used_sweep_directory_is_refused(tmp_path):
+    sweep = tmp_path / "sweep"
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    proc = run_script(
+        "train.py",
+        "-m",
+        "data=iris",
+        "trainer.max_epochs=1",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "already holds 1 job(s)" in error_lines(proc)[0]
+    assert not (sweep / "1").exists()
+
+
+def test_metrics_json_is_strict_json():
+    text = strict_json({"a": float("nan"), "b": [float("inf"), 1.5], "c": {"d": -float("inf")}})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}")) == {
+        "a": None,
+        "b": [None, 1.5],
+        "c": {"d": None},
+    }
