@@ -1,10 +1,23 @@
-"""DivergenceGuard: stop training as soon as J(Θ) or Θ stops being finite, before anything is saved.
+"""DivergenceGuard: stop training when J(Θ) or Θ stops being finite, or J explodes, before anything is saved.
 
-Each training step folds ``isfinite(J)`` into a flag on the device (no host sync in the hot loop)
-and remembers the first step whose loss was not finite. The flag and Θ are read once per epoch —
-before validation and before the checkpoint callbacks (Lightning runs those last), so a diverged
-epoch never reaches ``best`` or ``last.ckpt``. The error names the epoch, the step and the likely
-cause.
+Two kinds of divergence are caught:
+
+* **non-finite**: a step's J(Θ), or a weight, is NaN/inf;
+* **explosion** (finite but useless): the last ``window`` training steps' J(Θ) all exceed
+  ``factor`` × J_ref, where J_ref = max(J at the first step, J of the trivial predictor z^(L+1) = 0
+  on the first batch). The trivial predictor costs log K (softmax), K log 2 (sigmoid) or the mean
+  Σ_k y_k² (identity, ≈ K for standardised targets), so with the default factor 100 the criterion
+  means "a hundred times worse than predicting nothing and than the untrained network" — e.g. Adam
+  with lr = 10⁶ on digits reaches J ≈ 10⁸ while J_ref ≈ 2.4. A transient spike that recovers
+  within ``window`` steps is not divergence. J_ref is kept in the checkpoint, so a resumed run
+  keeps the reference of its first start.
+
+Each training step only folds device-side flags (no host sync in the hot loop). The flags and Θ
+are read once per epoch — before validation and before the checkpoint callbacks (Lightning runs
+those last), so a diverged epoch never reaches the best checkpoint or ``last.ckpt``. The error
+names the epoch, the step, what went wrong, and a likely cause taken from evidence: extreme input
+values (the network's inputs, after standardisation, above ``max_input``), an extreme
+initialisation (max |Θ| at the start above ``max_initial_theta``), or else the learning rate.
 """
 
 from __future__ import annotations
@@ -17,15 +30,60 @@ __all__ = ["DivergenceGuard", "TrainingDiverged"]
 
 
 class TrainingDiverged(FloatingPointError):
-    """Raised when the loss or the weights become NaN/inf."""
+    """Raised when the loss or the weights become NaN/inf, or the loss explodes."""
+
+
+def _first_batch(batch) -> tuple[Tensor, Tensor] | None:
+    """(X, Y) of the first mini-batch of a batch (X, Y) or of a group of them."""
+    while isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], (tuple, list)):
+        batch = batch[0]
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and all(isinstance(t, Tensor) for t in batch):
+        return batch[0], batch[1]
+    return None
 
 
 class DivergenceGuard(L.Callback):
-    """Raise :class:`TrainingDiverged` when the training loss or any parameter is not finite."""
+    """Raise :class:`TrainingDiverged` when training has diverged (see the module docstring).
 
-    def __init__(self) -> None:
+    Args:
+        factor: explosion threshold as a multiple of J_ref.
+        window: consecutive training steps that must all exceed it.
+        max_input: inputs larger than this (in absolute value, after standardisation) are named
+            as the likely cause.
+        max_initial_theta: an initial max |Θ| larger than this is named as the likely cause.
+    """
+
+    def __init__(
+        self, factor: float = 100.0, window: int = 5, max_input: float = 1e4, max_initial_theta: float = 100.0
+    ) -> None:
+        self.factor, self.window = float(factor), int(window)
+        self.max_input, self.max_initial_theta = float(max_input), float(max_initial_theta)
         self._ok: Tensor | None = None
         self._first_bad_step: Tensor | None = None
+        self._recent: Tensor | None = None  # the last `window` step losses (device)
+        self._start: Tensor | None = None  # [J at the first step, trivial predictor's J] (device)
+        self.reference: dict[str, float] = {}  # host copy of _start, kept in the checkpoint
+        self.initial_theta_max: float | None = None
+
+    # -- state kept in the checkpoint ---------------------------------------------------------
+    def state_dict(self) -> dict:
+        self._sync_reference()
+        return {"reference": dict(self.reference), "initial_theta_max": self.initial_theta_max}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.reference = {k: float(v) for k, v in state_dict.get("reference", {}).items()}
+        self.initial_theta_max = state_dict.get("initial_theta_max")
+
+    def _sync_reference(self) -> None:
+        if self._start is not None and not self.reference:
+            first, trivial = self._start.tolist()
+            self.reference = {"first_step": first, "trivial": trivial}
+
+    # -- hooks --------------------------------------------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.initial_theta_max is None:  # a resumed run keeps the value of its first start
+            with torch.no_grad():
+                self.initial_theta_max = max(float(p.detach().abs().max()) for p in pl_module.parameters())
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._ok = None
@@ -36,7 +94,9 @@ class DivergenceGuard(L.Callback):
         if not isinstance(loss, Tensor) or loss.numel() == 0:
             return
         # a 0-d loss (one step) or the losses of a batch group (k,), whose last step is global_step
-        losses = loss.detach().reshape(-1)
+        losses = loss.detach().reshape(-1).float()
+        if self._start is None and not self.reference:
+            self._start = torch.stack((losses[0], self._trivial_cost(pl_module, batch, losses)))
         finite = torch.isfinite(losses)
         first = (~finite).int().argmax()  # index of the first non-finite loss (0 if none)
         step = first + (trainer.global_step - losses.numel())
@@ -48,6 +108,20 @@ class DivergenceGuard(L.Callback):
             newly_bad = self._ok & ~finite
             self._first_bad_step = torch.where(newly_bad, step, self._first_bad_step)
             self._ok &= finite
+        recent = losses if self._recent is None else torch.cat((self._recent, losses))
+        self._recent = recent[-self.window :]
+
+    @staticmethod
+    def _trivial_cost(pl_module, batch, losses: Tensor) -> Tensor:
+        """J of the predictor z^(L+1) = 0 on the first mini-batch (data term only)."""
+        net, first = getattr(pl_module, "net", None), _first_batch(batch)
+        if net is None or first is None or not hasattr(net, "head"):
+            return losses[0]
+        X, Y = first
+        with torch.no_grad():
+            z = torch.zeros(X.shape[0], net.sizes[-1], dtype=losses.dtype, device=X.device)
+            Y = net.head.prepare_targets(Y, X.shape[0], net.sizes[-1], z.dtype, z.device)
+            return (net.head.cost_sum(z, Y) / X.shape[0]).float()
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -56,12 +130,13 @@ class DivergenceGuard(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._check(trainer, pl_module)
 
+    # -- the check ------------------------------------------------------------------------------
     def _check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         loss_ok = self._ok is None or bool(self._ok)
         bad_params = [name for name, p in pl_module.named_parameters() if not torch.isfinite(p).all()]
-        if loss_ok and not bad_params:
+        exploded = self._exploded() if loss_ok and not bad_params else None
+        if loss_ok and not bad_params and exploded is None:
             return
-        epoch = trainer.current_epoch
         what = []
         if not loss_ok:
             step = int(self._first_bad_step) if self._first_bad_step is not None else -1
@@ -69,15 +144,55 @@ class DivergenceGuard(L.Callback):
             what.append(f"the loss J(Θ) became NaN/inf{where}")
         if bad_params:
             what.append(f"non-finite weights in {', '.join(bad_params[:3])}")
-        lr = None
-        if trainer.optimizers:
-            lr = trainer.optimizers[0].param_groups[0].get("lr")
-        hint = (
-            f"the learning rate ({lr:g}) is probably too large — try one 10-100x smaller"
-            if lr is not None
-            else "the learning rate is probably too large"
-        )
+        if exploded is not None:
+            what.append(exploded)
         raise TrainingDiverged(
-            f"training diverged in epoch {epoch}: {'; '.join(what)}. Likely cause: {hint}. "
+            f"training diverged in epoch {trainer.current_epoch}: {'; '.join(what)}. "
+            f"Likely cause: {self._likely_cause(trainer, pl_module)}. "
             "No checkpoint was written for this epoch."
         )
+
+    def _exploded(self) -> str | None:
+        """A description of the explosion, or None (one host sync, once per epoch)."""
+        if self._recent is None or self._start is None and not self.reference:
+            return None
+        self._sync_reference()
+        first, trivial = self.reference["first_step"], self.reference["trivial"]
+        threshold = self.factor * max(first, trivial)
+        recent = self._recent
+        if not bool((recent > threshold).all()):
+            return None
+        return (
+            f"the loss J(Θ) exploded: the last {recent.numel()} step(s) were all above {self.factor:g} × "
+            f"{max(first, trivial):.3g} (J at the first step {first:.3g}, J of predicting z = 0 "
+            f"{trivial:.3g}); the last J = {float(recent[-1]):.3g}"
+        )
+
+    def _likely_cause(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
+        """Extreme inputs, an extreme initialisation, or the learning rate — from evidence."""
+        causes = []
+        X = getattr(getattr(trainer, "datamodule", None), "train", None)
+        X = X[0] if isinstance(X, (tuple, list)) and X and isinstance(X[0], Tensor) else None
+        if X is not None and X.numel():
+            col_max = X.detach().abs().amax(dim=0).float().nan_to_num(posinf=float("inf"))
+            j = int(col_max.argmax())
+            if not col_max[j] <= self.max_input:
+                names = (getattr(pl_module, "hparams", {}).get("data_info") or {}).get("feature_names") or []
+                name = f"feature column {names[j]!r}" if j < len(names) else f"input column {j}"
+                causes.append(
+                    f"extreme input values ({name} reaches |x| = {float(col_max[j]):.3g} as the network sees "
+                    "it) — rescale or standardise the features (data.standardize=true)"
+                )
+        if self.initial_theta_max is not None and not self.initial_theta_max <= self.max_initial_theta:
+            hp = getattr(pl_module, "hparams", {})
+            how = f" (model.init={hp.get('init')}, model.epsilon={hp.get('epsilon')})" if "init" in hp else ""
+            causes.append(
+                f"an extreme initialisation: max |Θ| was {self.initial_theta_max:.3g} at the start{how} — "
+                "use model.init=glorot or a small model.epsilon"
+            )
+        if causes:
+            return "; ".join(causes)
+        lr = trainer.optimizers[0].param_groups[0].get("lr") if trainer.optimizers else None
+        if lr is None:
+            return "the learning rate is probably too large"
+        return f"the learning rate ({lr:g}) is probably too large — try one 10-100x smaller"
