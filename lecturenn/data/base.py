@@ -19,7 +19,7 @@ from .batches import TensorBatches, loader_settings
 from .checks import check_arrays, raw_rows, to_dtype
 from .errors import DataError
 from .info import DataInfo
-from .scaling import standardise
+from .scaling import network_inputs, standardise
 from .split import check_fractions, split_indices, standardisation
 
 __all__ = ["ArrayDataModule"]
@@ -106,12 +106,17 @@ class ArrayDataModule(L.LightningDataModule):
         raw = {name: (X[idx], y[idx]) for name, idx in zip(SPLITS, parts)}
         self._rows = dict(zip(SPLITS, parts))
         info = self._fit_info(raw["train"], list(feature_names), list(target_names), task, classes)
-        if self._info is not None:  # restored from a checkpoint before setup: keep its statistics
-            self._check_compatible(self._info, info)
+        restored = self._info
+        if restored is not None:  # restored from a checkpoint before setup: keep its statistics
+            self._check_compatible(restored, info)
         else:
             self._info = info
         self._raw = raw
-        self._build_tensors()
+        try:
+            self._build_tensors()
+        except DataError:  # a column the dtype cannot hold: leave no half-set-up state behind
+            self._info, self._raw = restored, None
+            raise
 
     def _fit_info(
         self,
@@ -166,9 +171,9 @@ class ArrayDataModule(L.LightningDataModule):
     def _features(self, X_raw: np.ndarray, rows: np.ndarray | None = None) -> Tensor:
         """Raw (n, raw_features) float64 → expanded, standardised tensor (n, n_features) of ``dtype``.
 
-        Standardised in float64 (:func:`~lecturenn.data.scaling.standardise`), then cast; a column
-        ``dtype`` cannot hold is a ``DataError`` quoting a value and its row (``rows``: data-row
-        numbers of the rows; default 0..n-1).
+        :func:`~lecturenn.data.scaling.network_inputs`: standardised in float64, then cast; a
+        column ``dtype`` cannot hold is a ``DataError`` quoting a value and its row (``rows``:
+        data-row numbers of the rows; default 0..n-1).
         """
         info = self.info
         A = self.expand(X_raw, info.feature_names)
@@ -177,18 +182,18 @@ class ArrayDataModule(L.LightningDataModule):
                 f"{type(self).__name__} gives {A.shape[1]} features but the data info has {info.n_features} "
                 f"({', '.join(info.feature_names)}): was the state loaded from another kind of data?"
             )
-        Z = standardise(A, info.x_mean, info.x_std)
-        scaled = info.x_mean is not None and info.x_std is not None
-        return to_dtype(Z, self.dtype, info.feature_names, "feature", A, rows, scaled)
+        return network_inputs(A, info, self.dtype, rows)
 
     def _targets(self, y: np.ndarray, rows: np.ndarray | None = None) -> Tensor:
         info = self.info
         if info.task == "multiclass":
             return torch.from_numpy(y.astype(np.int64))
         Y = y.reshape(len(y), -1).astype(np.float64)
+        raw = to_dtype(Y, self.dtype, info.target_names, "target", Y, rows, False)  # predictions' units
+        if info.y_mean is None or info.y_std is None:
+            return raw
         Z = standardise(Y, info.y_mean, info.y_std)
-        scaled = info.y_mean is not None and info.y_std is not None
-        return to_dtype(Z, self.dtype, info.target_names, "target", Y, rows, scaled)
+        return to_dtype(Z, self.dtype, info.target_names, "target", Y, rows, True)
 
     # ---- results of setup -----------------------------------------------------------------------
     @property

@@ -45,9 +45,12 @@ def to_dtype(
     Refused: a value that becomes inf in ``dtype`` (e.g. 3e39 in float32), and — unless
     ``standardized`` (a standardised column is O(1), or ~0 on purpose when constant) — a column
     of non-zero values that all become 0 (e.g. 1e-50 in float32): either would silently change
-    what the net learns from. ``raw`` (m, d): the values to quote (default ``Z``); ``rows`` (m,)
-    or (m, d): their data-row numbers (default 0..m-1); ``file``: a name to start the message
-    with. Checked on each column's min and max (the cast is monotone), then cast.
+    what the net learns from. Regression targets are checked raw too (``standardized=False``):
+    the model reports its predictions and metrics in their units, in ``dtype``.
+
+    ``raw`` (m, d): the values to quote (default ``Z``); ``rows`` (m,) or (m, d): their data-row
+    numbers (default 0..m-1); ``file``: a name to start the message with. Checked on each
+    column's min and max (the cast is monotone), then cast.
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     ends = np.stack([Z.min(axis=0), Z.max(axis=0)]) if len(Z) else np.zeros((2, Z.shape[1]))
@@ -67,16 +70,24 @@ def to_dtype(
     kind, info = _dtype_name(dtype), torch.finfo(dtype)
     head = f"{file}: " if file else ""
     quote = f"{what} column {names[col]!r} has values (e.g. {value:.6g} in row {row}, 0-based)"
-    drop = " or leave it out with features=[...]" if what == "feature" else ""
+    feature = what == "feature"
+    units = "" if feature else ", the dtype of the predictions in its units"
     if over[col] and standardized:
         msg = (
             f"that overflow {kind} after standardisation (|z| > {info.max:.3g}: a row far outside the "
-            f"training rows' range, or a column constant up to round-off); fix or rescale it{drop}"
+            "training rows' range, or a column constant up to round-off); fix or rescale it"
+            + (", or leave it out with features=[...]" if feature else "")
         )
     elif over[col]:
-        msg = f"outside the {kind} range (|x| <= {info.max:.3g}); rescale it, set standardize=true{drop}"
+        fix = (
+            "rescale it, set standardize=true or leave it out with features=[...]"
+            if feature
+            else "rescale it"
+        )
+        msg = f"outside the {kind} range (|x| <= {info.max:.3g}){units}; {fix}"
     else:
-        msg = f"that all round to 0 in {kind}; rescale it or set standardize=true"
+        fix = "rescale it or set standardize=true" if feature else "rescale it"
+        msg = f"that all round to 0 in {kind}{units}; {fix}"
     raise DataError(f"{head}{quote} {msg}")
 
 

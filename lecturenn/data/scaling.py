@@ -11,15 +11,22 @@ where e = 0 is used) the results are bit-for-bit those of the plain formulas.
   data modules.
 * :func:`standardisation` — mean and std of an in-memory array (one chunk of :class:`Moments`).
 * :func:`standardise` — ``(A − mean) / std`` in float64 that does not overflow on the way.
+* :func:`network_inputs` — feature rows → the tensor the net sees (standardise, check, cast):
+  what the data modules serve and what ``predict.py`` must feed a checkpoint's model.
 * :func:`fits` — whether standardising in a narrower dtype's own arithmetic is as good.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-__all__ = ["SAFE_EXPONENT", "Moments", "fits", "standardisation", "standardise"]
+if TYPE_CHECKING:
+    from .info import DataInfo
+
+__all__ = ["SAFE_EXPONENT", "Moments", "fits", "network_inputs", "standardisation", "standardise"]
 
 # Columns whose max |x| lies in [2^-256, 2^256] need no scaling: their squares, and sums of up
 # to 2^400 of them, stay far inside float64's normal range.
@@ -119,6 +126,25 @@ def standardise(A: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) 
     e = np.frexp(np.maximum(np.abs(mean), std))[1]
     with np.errstate(over="ignore", invalid="ignore"):
         return (np.ldexp(A, -e) - np.ldexp(mean, -e)) / np.ldexp(std, -e)
+
+
+def network_inputs(
+    A: np.ndarray, info: DataInfo, dtype: torch.dtype, rows: np.ndarray | None = None
+) -> torch.Tensor:
+    """Feature rows ``A`` (n, info.n_features) (already expanded, e.g. Playground's x1², raw
+    units) → the CPU tensor (n, n_features) of ``dtype`` the net sees: standardised in float64
+    with ``info``'s statistics (:func:`standardise`; as is when ``info`` has none), then cast.
+
+    ``DataError`` (one line naming the column, a value and its row — ``rows``: the rows' numbers,
+    default 0..n-1) where ``dtype`` cannot hold the result; see
+    :func:`~lecturenn.data.checks.to_dtype`.
+    """
+    from .checks import to_dtype
+
+    A = np.asarray(A, dtype=np.float64)
+    scaled = info.x_mean is not None and info.x_std is not None
+    Z = standardise(A, info.x_mean, info.x_std)
+    return to_dtype(Z, dtype, info.feature_names, "feature", A, rows, scaled)
 
 
 def fits(dtype: torch.dtype, absmax: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> bool:

@@ -46,7 +46,7 @@ from .checks import raw_rows, to_dtype
 from .chunks import Extremes, Moments, NpySource, ParquetSource, TargetScan, check_finite
 from .errors import DataError
 from .info import TASKS, DataInfo
-from .scaling import fits, standardise
+from .scaling import fits, network_inputs, standardise
 from .split import check_fractions
 
 __all__ = ["NpyStreamDataModule", "ParquetStreamDataModule", "StreamBatches", "StreamDataModule"]
@@ -176,11 +176,16 @@ class StreamDataModule(L.LightningDataModule):
         self._starts, self._stops, self._units = self._blocks(source.units(self.block_rows))
         self._split = self._assign(len(self._starts), source.n_rows)
         info = self._scan(source)
-        if self._info is not None:  # restored from a checkpoint before setup: keep its statistics
-            self._check_restored(self._info, self._restored_split, info, source.n_rows)
+        restored = self._info
+        if restored is not None:  # restored from a checkpoint before setup: keep its statistics
+            self._check_restored(restored, self._restored_split, info, source.n_rows)
         else:
             self._info = info
-        self._check_range(source)
+        try:
+            self._check_range(source)
+        except DataError:  # a column the dtype cannot hold: leave no half-set-up state behind
+            self._info = restored
+            raise
         self._source = source
 
     def _blocks(self, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -255,14 +260,16 @@ class StreamDataModule(L.LightningDataModule):
 
     def _check_range(self, source: NpySource | ParquetSource) -> None:
         """``DataError`` unless every row's features (and regression targets) fit ``dtype`` after
-        standardisation with ``info``'s statistics (or raw, without): checked on each column's min
-        and max over the whole file (standardisation is monotone, so those are its extremes)."""
+        standardisation with ``info``'s statistics (or raw, without; targets raw in any case, see
+        :func:`~lecturenn.data.checks.to_dtype`): checked on each column's min and max over the
+        whole file (standardisation is monotone, so those are its extremes)."""
         assert self._extremes is not None
         info = self.info
         checks = [(self._extremes[0], info.x_mean, info.x_std, info.feature_names, "feature", source.name)]
-        if info.task in ("regression", "multilabel"):
-            names = info.target_names
-            checks.append((self._extremes[1], info.y_mean, info.y_std, names, "target", source.target_file))
+        if info.task == "regression":
+            names, file = info.target_names, source.target_file
+            checks.append((self._extremes[1], None, None, names, "target", file))  # predictions' units
+            checks.append((self._extremes[1], info.y_mean, info.y_std, names, "target", file))
         for ext, mean, std, names, what, file in checks:
             values, rows = ext.values()
             Z = standardise(values, mean, std)
@@ -466,9 +473,7 @@ class StreamDataModule(L.LightningDataModule):
         info = self.info
         A = raw_rows(X_raw, info.raw_features)
         if not fits(self.dtype, np.abs(A).max(axis=0, initial=0.0), info.x_mean, info.x_std):
-            Z = standardise(A, info.x_mean, info.x_std)  # the checked float64 route
-            scaled = info.x_mean is not None and info.x_std is not None
-            return to_dtype(Z, self.dtype, info.feature_names, "feature", A, None, scaled).to(device)
+            return network_inputs(A, info, self.dtype).to(device)  # the checked float64 route
         fast = self._fast_for_file() if self._source is not None else True  # as the batches are
         return self._features(A, inplace=True, fast=fast).to(device)
 
