@@ -27,6 +27,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from lecturenn.data import DataError
     from lecturenn.training.checkpoint import AtomicCheckpointIO, CheckpointError
     from lecturenn.training.guards import DivergenceGuard, TrainingDiverged
+    from lecturenn.training.resume import check_resumable
 
     out_dir = Path(cfg.paths.output_dir)
     validate_config(cfg)
@@ -41,7 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         fail(err)
     if cfg.get("ckpt_path"):
         try:
-            check_resumable(cfg.ckpt_path, model)
+            check_resumable(cfg.ckpt_path, model)  # same network, data and optimizer, or refused
         except (CheckpointError, ValueError) as err:
             fail(err)
 
@@ -101,33 +102,6 @@ def build(cfg: DictConfig):
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
     return datamodule, model
-
-
-def check_resumable(ckpt_path, model) -> None:
-    """Fail early, and clearly, when a checkpoint cannot resume this model/optimizer."""
-    from lecturenn.training.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(ckpt_path)
-    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    saved = {k: tuple(v.shape) for k, v in ckpt.get("state_dict", {}).items()}
-    if own != saved:
-        diff = sorted(k for k in own.keys() | saved.keys() if own.get(k) != saved.get(k))
-        raise ValueError(
-            f"checkpoint {ckpt_path} holds a different network (mismatch in {diff[:4]}); "
-            "resume with the model config it was trained with"
-        )
-    states = ckpt.get("optimizer_states") or []
-    if states:
-        optimizer = model.configure_optimizers()
-        optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-        want = set(optimizer.param_groups[0]) - {"params"}
-        have = set(states[0]["param_groups"][0]) - {"params"}
-        if not have <= want | {"initial_lr"}:
-            raise ValueError(
-                f"checkpoint {ckpt_path} was trained with a different optimizer (its settings "
-                f"{sorted(have - want)} do not exist in {type(optimizer).__name__}); "
-                "resume with the same optimizer"
-            )
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

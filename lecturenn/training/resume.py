@@ -1,0 +1,119 @@
+"""What a resume may change, and the check that refuses the rest.
+
+A checkpoint continues *one* training: the function being trained and the data it is trained on
+must be those of the checkpoint. Lightning restores Θ, the optimizer, the loops and the
+callbacks' state from the file, but builds the network and the data from the *current* config —
+so a different activation (same Θ shapes) or a different standardisation would silently train
+another function. :func:`check_resumable` compares the two before any work:
+
+=====================================  ==============================================================
+must match (refused if different)      ``model``: ``activation``, ``hidden_sizes``, ``batchnorm``,
+                                       ``dropout``; the task/head; the input features (names, count,
+                                       Playground expansion); the targets and classes; the data's
+                                       standardisation (which also pins the data source and its
+                                       split: ``data.path``, ``data.seed``, the val/test fractions);
+                                       the number of training rows N (λ/(2N)); the optimizer type
+may change                             ``trainer.max_epochs`` / ``max_steps`` / ``max_time``, the
+                                       learning rate and the other optimizer settings of the same
+                                       optimizer, the scheduler, ``model.lam`` (λ),
+                                       ``model.backprop`` (manual and autograd compute the same J),
+                                       ``model.steps_per_execution``, ``data.batch_size``,
+                                       logging, callbacks, threads, the device
+=====================================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .checkpoint import load_checkpoint
+
+__all__ = ["FIXED_DATA", "FIXED_MODEL", "check_resumable"]
+
+# ThetaMLPModule hyper-parameters that define the function h_Θ being trained: config key -> hparam
+FIXED_MODEL = {
+    "model.activation": "activation",
+    "model.hidden_sizes": "hidden_sizes",
+    "model.batchnorm": "batchnorm",
+    "model.dropout": "dropout",
+}
+# DataInfo fields that define the inputs, the targets and the standardisation
+FIXED_DATA = (
+    "task",
+    "n_features",
+    "n_outputs",
+    "raw_features",
+    "feature_names",
+    "target_names",
+    "classes",
+    "x_mean",
+    "x_std",
+    "y_mean",
+    "y_std",
+    "n_train",
+)
+
+
+def _same(a, b) -> bool:
+    """Equal, with floats compared to 1e-9 relative (statistics recomputed from the same rows)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_resumable(ckpt_path: str | Path, model) -> None:
+    """Raise ``ValueError`` naming the first difference that forbids resuming ``model`` from ``ckpt_path``.
+
+    Args:
+        ckpt_path: a checkpoint written by training a :class:`~lecturenn.training.ThetaMLPModule`.
+        model: the module the resumed run has built from its config.
+
+    Raises:
+        CheckpointError: the file cannot be read as a checkpoint (see :func:`load_checkpoint`).
+        ValueError: the network, the data or the optimizer differ (see the module docstring).
+    """
+    ckpt = load_checkpoint(ckpt_path)
+    saved_hp, own_hp = ckpt.get("hyper_parameters") or {}, dict(model.hparams)
+    fix = "resume with the settings it was trained with, or start a new run"
+    for key, name in FIXED_MODEL.items():
+        if name in saved_hp and not _same(saved_hp[name], own_hp.get(name)):
+            raise ValueError(
+                f"checkpoint {ckpt_path} was trained with {key}={_short(saved_hp[name])}, this run has "
+                f"{_short(own_hp.get(name))}: that would train another network; {fix}"
+            )
+    saved_info, own_info = saved_hp.get("data_info") or {}, own_hp.get("data_info") or {}
+    for name in FIXED_DATA:
+        if name in saved_info and not _same(saved_info[name], own_info.get(name)):
+            raise ValueError(
+                f"checkpoint {ckpt_path} was trained on other data: its {name} is "
+                f"{_short(saved_info[name])}, this run's is {_short(own_info.get(name))} (the data source, "
+                f"its features, its split or its standardisation changed); {fix}"
+            )
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in ckpt.get("state_dict", {}).items()}
+    if own != saved:
+        diff = sorted(k for k in own.keys() | saved.keys() if own.get(k) != saved.get(k))
+        raise ValueError(f"checkpoint {ckpt_path} holds a different network (mismatch in {diff[:4]}); {fix}")
+    states = ckpt.get("optimizer_states") or []
+    if states:
+        optimizer = model.configure_optimizers()
+        optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+        want = set(optimizer.param_groups[0]) - {"params"}
+        have = set(states[0]["param_groups"][0]) - {"params"}
+        if not have <= want | {"initial_lr"}:
+            raise ValueError(
+                f"checkpoint {ckpt_path} was trained with a different optimizer (its settings "
+                f"{sorted(have - want)} do not exist in {type(optimizer).__name__}); "
+                "resume with the same optimizer"
+            )

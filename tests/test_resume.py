@@ -1,0 +1,53 @@
+"""Resume refuses what changes the network or the data, and allows what may change."""
+
+import pytest
+from test_app import QUIET, make_cfg
+from train import train
+
+BASE = ["data=iris", "trainer.max_epochs=1", *QUIET]
+
+
+@pytest.fixture(scope="module")
+def last_ckpt(tmp_path_factory):
+    run = tmp_path_factory.mktemp("first")
+    train(make_cfg(run, BASE))
+    return run / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize(
+    "change,named",
+    [
+        ("model.activation=relu", "model.activation='sigmoid'"),
+        ("model.dropout=0.2", "model.dropout=0.0"),
+        ("model.batchnorm=true", "model.batchnorm=False"),
+        ("model.hidden_sizes=[7]", "model.hidden_sizes=[100]"),
+        ("data.standardize=false", "its x_mean"),
+        ("data.seed=1", "its x_mean"),  # another split of the same file
+        ("data.val_fraction=0.3", "its x_mean"),
+        ("data=wine", "its n_features"),
+        ("optimizer=sgd", "different optimizer"),
+    ],
+)
+def test_resume_refuses_a_different_network_or_data(tmp_path, capsys, last_ckpt, change, named):
+    with pytest.raises(SystemExit) as info:
+        train(make_cfg(tmp_path, [*BASE, change, "trainer.max_epochs=2", f"ckpt_path={last_ckpt}"]))
+    assert info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and named in errors[0] and str(last_ckpt) in errors[0], errors
+    assert not (tmp_path / "checkpoints").exists()  # refused before any work
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "optimizer.lr=0.01",
+        "model.lam=0.5",
+        "model.backprop=autograd",
+        "data.batch_size=16",
+        "model.steps_per_execution=1",
+        "scheduler=cosine",
+    ],
+)
+def test_resume_allows_training_settings_to_change(tmp_path, last_ckpt, change):
+    metrics = train(make_cfg(tmp_path, [*BASE, change, "trainer.max_epochs=2", f"ckpt_path={last_ckpt}"]))
+    assert metrics["epochs"] == 2
