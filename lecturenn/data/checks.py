@@ -38,6 +38,7 @@ def to_dtype(
     rows: np.ndarray | None = None,
     standardized: bool = True,
     file: str | None = None,
+    can_drop: bool = True,
 ) -> Tensor:
     """``Z`` (m, d) float64 — the values the net will see — as a CPU tensor of ``dtype``, or a
     ``DataError`` naming the first column that ``dtype`` cannot hold.
@@ -49,8 +50,9 @@ def to_dtype(
     the model reports its predictions and metrics in their units, in ``dtype``.
 
     ``raw`` (m, d): the values to quote (default ``Z``); ``rows`` (m,) or (m, d): their data-row
-    numbers (default 0..m-1); ``file``: a name to start the message with. Checked on each
-    column's min and max (the cast is monotone), then cast.
+    numbers (default 0..m-1); ``file``: a name to start the message with; ``can_drop``: whether
+    to suggest leaving a feature out with ``features=[...]``. Checked on each column's min and max
+    (the cast is monotone), then cast.
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     ends = np.stack([Z.min(axis=0), Z.max(axis=0)]) if len(Z) else np.zeros((2, Z.shape[1]))
@@ -70,21 +72,23 @@ def to_dtype(
     kind, info = _dtype_name(dtype), torch.finfo(dtype)
     head = f"{file}: " if file else ""
     quote = f"{what} column {names[col]!r} has values (e.g. {value:.6g} in row {row}, 0-based)"
-    feature = what == "feature"
+    feature, drop = what == "feature", "leave it out with features=[...]"
     units = "" if feature else ", the dtype of the predictions in its units"
     if over[col] and standardized:
         msg = (
             f"that overflow {kind} after standardisation (|z| > {info.max:.3g}: a row far outside the "
             "training rows' range, or a column constant up to round-off); fix or rescale it"
-            + (", or leave it out with features=[...]" if feature else "")
+            + (f", or {drop}" if feature and can_drop else "")
         )
-    elif over[col]:
+    elif over[col] and feature:
         fix = (
-            "rescale it, set standardize=true or leave it out with features=[...]"
-            if feature
-            else "rescale it"
+            f"rescale it, set standardize=true or {drop}"
+            if can_drop
+            else "rescale it or set standardize=true"
         )
-        msg = f"outside the {kind} range (|x| <= {info.max:.3g}){units}; {fix}"
+        msg = f"outside the {kind} range (|x| <= {info.max:.3g}); {fix}"
+    elif over[col]:
+        msg = f"outside the {kind} range (|x| <= {info.max:.3g}){units}; rescale it"
     else:
         fix = "rescale it or set standardize=true" if feature else "rescale it"
         msg = f"that all round to 0 in {kind}{units}; {fix}"

@@ -270,10 +270,12 @@ class StreamDataModule(L.LightningDataModule):
             names, file = info.target_names, source.target_file
             checks.append((self._extremes[1], None, None, names, "target", file))  # predictions' units
             checks.append((self._extremes[1], info.y_mean, info.y_std, names, "target", file))
+        can_drop = isinstance(source, ParquetSource)  # a .npy has no features=[...] to leave one out
         for ext, mean, std, names, what, file in checks:
             values, rows = ext.values()
             Z = standardise(values, mean, std)
-            to_dtype(Z, self.dtype, names, what, values, rows, mean is not None and std is not None, file)
+            scaled = mean is not None and std is not None
+            to_dtype(Z, self.dtype, names, what, values, rows, scaled, file, can_drop)
 
     def _split_key(self, n_rows: int) -> dict[str, Any]:
         """What fixes the split: a resumed run must use the same, or it would train on old val rows."""
