@@ -219,6 +219,17 @@ def test_a_row_far_outside_the_training_range_is_refused_with_its_row(tmp_path):
     )
 
 
+def test_restored_statistics_that_do_not_fit_are_refused_and_the_old_ones_kept(tmp_path):
+    dm = table(tmp_path, columns(a=signed(1.0)))
+    dm.setup()
+    before, X = dm.info, dm.train[0]
+    state = dm.state_dict()
+    state["info"]["x_std"] = [1e-40] * len(state["info"]["x_std"])  # z ≈ 1e40: not a float32
+    with pytest.raises(DataError, match="that overflow float32 after standardisation"):
+        dm.load_state_dict(state)
+    assert dm.info == before and torch.equal(dm.train[0], X)
+
+
 @pytest.mark.parametrize("standardize", [True, False])
 def test_regression_target_outside_float32_is_refused(tmp_path, standardize):
     frame = columns(a=signed(1.0), y=np.random.default_rng(8).uniform(1, 3, N) * 1e39)

@@ -38,8 +38,12 @@ class ArrayDataModule(L.LightningDataModule):
         val_fraction, test_fraction: shares of all rows (each in (0, 1), sum < 1); split sizes
             are ``round(fraction * n)``. Validation is mandatory (checkpointing monitors it).
         seed: seeds the split and the per-epoch shuffle.
-        standardize: standardise features (and regression targets) with train-split statistics.
-        dtype: torch floating dtype name of X (and of float targets), e.g. ``"float32"``.
+        standardize: standardise features (and regression targets) with train-split statistics
+            (computed in float64 for any finite numbers, :mod:`~lecturenn.data.scaling`).
+        dtype: torch floating dtype name of X (and of float targets), e.g. ``"float32"``. A
+            column it cannot hold — after standardisation, or raw with ``standardize=False``; a
+            regression target also raw — is a :class:`DataError` at setup naming it (see
+            :func:`~lecturenn.data.checks.to_dtype`).
 
     After :meth:`setup`: ``info`` (:class:`DataInfo`), ``train``/``val``/``test`` (CPU tensor
     pairs, already standardised) and ``raw`` (the unexpanded, unstandardised numpy splits).
@@ -306,6 +310,10 @@ class ArrayDataModule(L.LightningDataModule):
         info = DataInfo.from_dict(state_dict["info"])
         if self._raw is not None and self._info is not None:
             self._check_compatible(info, self._info)
-        self._info = info
+        previous, self._info = self._info, info
         if self._raw is not None:
-            self._build_tensors()
+            try:
+                self._build_tensors()
+            except DataError:  # the restored statistics do not fit this data: keep the old state
+                self._info = previous
+                raise

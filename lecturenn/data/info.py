@@ -38,8 +38,9 @@ class DataInfo:
         target_names: the target column name(s).
         classes: binary/multiclass class names in label-encoded order (index = class id);
             ``None`` for regression/multilabel.
-        x_mean, x_std: per-feature standardisation fitted on the train split (std with zeros
-            replaced by 1); ``None`` when not standardising.
+        x_mean, x_std: per-feature standardisation fitted on the train split, finite for any
+            finite data (a constant column — std 0 up to round-off — gets its value as mean and
+            std 1); ``None`` when not standardising.
         y_mean, y_std: regression target standardisation (train split); ``None`` otherwise.
         image_shape: e.g. ``[8, 8]`` for digits (rows of Θ^(1) as images); ``None`` otherwise.
         raw_features: raw input columns before feature expansion (2 for the playground sets).

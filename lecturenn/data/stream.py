@@ -107,7 +107,8 @@ class StreamDataModule(L.LightningDataModule):
         val_fraction, test_fraction: shares of the blocks (each in (0, 1), sum < 1).
         seed: seeds the block split and every epoch's order.
         standardize: standardise features (and regression targets) with train-split statistics.
-        dtype: torch floating dtype name of X (and of float targets), e.g. ``"float32"``.
+        dtype: torch floating dtype name of X (and of float targets), e.g. ``"float32"``; a column
+            it cannot hold is refused at setup (see the module docstring).
         block_rows: rows per block, the split granularity (see the module docstring).
         shuffle_buffer_rows: rows shuffled together while training (memory ∝ this × features);
             ``None``: about 64 MiB of features (e.g. 21 400 rows of 784 float32 numbers).
@@ -502,10 +503,15 @@ class StreamDataModule(L.LightningDataModule):
         info, split = DataInfo.from_dict(state_dict["info"]), state_dict.get("split")
         if self._source is not None and self._info is not None:
             self._check_restored(info, split, self._info, self._source.n_rows)
+        previous = self._info, self._restored_split
         self._info, self._restored_split = info, split
         self._x_stats = self._fast = None  # the standardisation follows the restored statistics
         if self._source is not None:
-            self._check_range(self._source)
+            try:
+                self._check_range(self._source)
+            except DataError:  # the restored statistics do not fit this file: keep the old state
+                self._info, self._restored_split = previous
+                raise
 
 
 class NpyStreamDataModule(StreamDataModule):
