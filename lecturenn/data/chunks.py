@@ -282,10 +282,13 @@ class Extremes:
 
     def add(self, A: np.ndarray, first_row: int) -> tuple[np.ndarray, np.ndarray]:
         """Fold in ``A`` (m, d) numbers whose row 0 is file row ``first_row``; returns A's own
-        column min and max (d,) (for :meth:`~lecturenn.data.scaling.Moments.add`)."""
+        column min and max, float64 (d,) (for :meth:`~lecturenn.data.scaling.Moments.add`; NaN
+        or inf in a column shows in them — such a chunk is not folded in)."""
         if len(A) == 0:
             return np.full_like(self.lo, np.inf), np.full_like(self.hi, -np.inf)
         lo, hi = A.min(axis=0).astype(np.float64), A.max(axis=0).astype(np.float64)
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+            return lo, hi
         for ext, rows, value, new in (
             (self.lo, self.lo_row, lo, lo < self.lo),
             (self.hi, self.hi_row, hi, hi > self.hi),

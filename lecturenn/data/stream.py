@@ -222,17 +222,18 @@ class StreamDataModule(L.LightningDataModule):
         x_ext, y_ext = Extremes(len(names)), Extremes(len(targets))
         scan = TargetScan(self.task, targets)
         for b, (X, Y) in enumerate(source.read(self._ranges(slice(None)))):
-            first = int(self._starts[b])
-            X = X.astype(np.float64, copy=False)
-            check_finite(X, names, "feature", source.name, first)
-            x_range = x_ext.add(X, first)
-            if Y.dtype.kind in "biuf":
-                check_finite(Y.astype(np.float64), targets, "target", source.target_file, first)
+            first, numeric = int(self._starts[b]), Y.dtype.kind in "biuf"
+            x_range = x_ext.add(X, first)  # NaN/inf anywhere shows in a column's min or max
+            if not np.isfinite(x_range).all():
+                check_finite(X.astype(np.float64), names, "feature", source.name, first)
+            if numeric:
                 y_range = y_ext.add(Y, first)
+                if not np.isfinite(y_range).all():
+                    check_finite(Y.astype(np.float64), targets, "target", source.target_file, first)
             scan.add(Y)
             if self._split[b] == 0:
                 x_moments.add(X, *x_range)
-                if Y.dtype.kind in "biuf":
+                if numeric:
                     y_moments.add(Y, *y_range)
         task = scan.decide(source.n_rows)
         classes = scan.classes() if task in ("binary", "multiclass") else None
