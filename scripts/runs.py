@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
 import shutil
 import sys
@@ -73,6 +74,8 @@ class RunDirectories(Callback):
     """Hydra callback: one directory per run, and a summary at the end of a sweep."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        if os.environ.get("LOCAL_RANK", "0") != "0":
+            return  # a DDP worker that Lightning started for this same run (it re-runs the script)
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir"))).resolve()
         if not holds_a_run(run_dir):
             return
