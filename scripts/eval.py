@@ -15,8 +15,6 @@ the eval run directory. Nothing read from disk can choose code to run:
 from __future__ import annotations
 
 import inspect
-import json
-import math
 import re
 import sys
 from pathlib import Path
@@ -24,6 +22,7 @@ from pathlib import Path
 import hydra
 from app import configure_threads, fail, quiet_third_party_noise
 from omegaconf import DictConfig, OmegaConf
+from runs import strict_json
 
 # The only classes a run directory's config may name: the _target_s of conf/data/*.yaml and
 # conf/data/stream/*.yaml (tests/test_run_files.py checks that the two agree).
@@ -193,17 +192,6 @@ def training_data_module(ckpt_path: Path):
         fail(ValueError(f"run config {run_config}: {err}; pass data=<name> to choose the data"))
 
 
-def strict_json(value):
-    """NaN/inf → None, recursively (``json.dumps(allow_nan=False)`` then succeeds)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    return value
-
-
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
 
@@ -234,8 +222,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     out = Path(cfg.paths.output_dir) / "eval_metrics.json"
-    record = strict_json({"checkpoint": str(ckpt_path), **metrics})
-    out.write_text(json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    out.write_text(strict_json({"checkpoint": str(ckpt_path), **metrics}))
     for name, value in sorted(metrics.items()):
         print(f"{name:12s} {value:.4f}")
     print(f"written: {out.resolve()}")

@@ -54,30 +54,6 @@ def feature_matrix(table: pd.DataFrame, info) -> np.ndarray:
     return X
 
 
-def network_inputs(X: np.ndarray, info, dtype):
-    """Raw feature rows (float64) → the net's inputs: the training split's standardisation applied
-    in float64 (:func:`lecturenn.data.scaling.standardise`, as the data modules do), then cast to
-    the net's ``dtype``. A value the cast turns into inf (e.g. a raw 1e39 seen by a float32 net) is
-    a ``DataError`` naming its column, not a NaN probability."""
-    import torch
-
-    from lecturenn.data import DataError
-    from lecturenn.data.scaling import standardise
-
-    Z = standardise(X, info.x_mean, info.x_std)
-    T = torch.from_numpy(np.ascontiguousarray(Z)).to(dtype)
-    bad = ~torch.isfinite(T)
-    if bad.any():
-        row, col = (int(i) for i in bad.nonzero()[0])
-        after = " after standardisation" if info.x_mean is not None else ""
-        raise DataError(
-            f"feature column {info.feature_names[col]!r} has a value (e.g. {X[row, col]:.6g} in row {row}, "
-            f"0-based) that is not finite in the model's {str(dtype).replace('torch.', '')}{after} "
-            f"(|z| > {torch.finfo(dtype).max:.3g}): far outside the training rows' range; fix or drop the row"
-        )
-    return T
-
-
 def checkpoint_data_info(model, ckpt_path):
     """The checkpoint's :class:`~lecturenn.data.DataInfo`, checked against its network."""
     from lecturenn.data import DataInfo
@@ -106,13 +82,14 @@ def predict(cfg: DictConfig) -> Path:
 
     from lecturenn.data import DataError
     from lecturenn.data.files import read_table
+    from lecturenn.data.scaling import network_inputs
     from lecturenn.training.checkpoint import CheckpointError, load_module
 
     try:
         model = load_module(cfg.ckpt_path, map_location="cpu")  # verified, data only, eval mode
         info = checkpoint_data_info(model, cfg.ckpt_path)
         table, _ = read_table(cfg.input)
-        X = network_inputs(feature_matrix(table, info), info, model.net.thetas[0].dtype)
+        X = network_inputs(feature_matrix(table, info), info, model.net.thetas[0].dtype)  # float64, cast
         if info.classes is not None:
             for target in info.target_names:
                 if target in table.columns:

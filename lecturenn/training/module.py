@@ -569,9 +569,20 @@ class ThetaMLPModule(L.LightningModule):
         return out[:, 0] if out.shape[1] == 1 else out
 
     @torch.no_grad()
-    def standardize(self, X_raw: Tensor) -> Tensor:
-        """Apply the training split's standardisation (stored in the checkpoint) to raw features."""
-        return (X_raw.to(self.x_mean) - self.x_mean) / self.x_std
+    def standardize(self, X_raw) -> Tensor:
+        """Raw feature rows (n, n_features) → the network's inputs: the training split's
+        standardisation (stored in the checkpoint) applied in float64, then cast to Θ's dtype — the
+        same transform as the data modules (:func:`lecturenn.data.scaling.network_inputs`).
+        ``DataError`` naming the column where a value does not fit that dtype."""
+        from ..data import DataInfo
+        from ..data.scaling import network_inputs
+
+        X = X_raw.detach().cpu().double().numpy() if isinstance(X_raw, Tensor) else X_raw
+        info = DataInfo.from_dict(self.hparams.data_info) if self.hparams.get("data_info") else None
+        if info is None:  # no data description: the buffers (identity unless set by hand)
+            X = torch.as_tensor(X, dtype=torch.float64)
+            return ((X - self.x_mean.double().cpu()) / self.x_std.double().cpu()).to(self.net.thetas[0])
+        return network_inputs(X, info, self.net.thetas[0].dtype).to(self.net.thetas[0].device)
 
     # -- checkpoint extras: RNG states, so a resumed run draws the same numbers (e.g. dropout) ----
     def on_save_checkpoint(self, checkpoint: dict) -> None:
