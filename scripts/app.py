@@ -96,10 +96,14 @@ class _DropMessages(logging.Filter):
 
 
 def quiet_third_party_noise() -> None:
-    """Hide two messages that say nothing about the user's run: Lightning's advert for a cloud
-    logger, and a torch-internal deprecation warning raised inside Lightning's pytree helper."""
+    """Hide messages that say nothing about the user's run: Lightning's advert for a cloud logger, a
+    torch-internal deprecation warning raised inside Lightning's pytree helper, and Lightning's
+    warning that a resumed run's checkpoint directory is not empty."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropMessages("litlogger"))
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # A run's checkpoint directory is its own (runs.RunDirectories refuses a second run into it), so
+    # it is non-empty only when a run resumes into it — the documented way, not a mistake.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 def validate_config(cfg: DictConfig) -> None:

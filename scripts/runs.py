@@ -7,7 +7,8 @@
 * :class:`RunDirectories` (a Hydra callback, set in ``conf/train.yaml``) refuses, before anything
   is written, a run into a directory that already holds a run unless it resumes from a checkpoint
   inside that directory, and a sweep into a sweep directory that already holds jobs. A resume
-  into its own directory keeps the earlier ``.hydra/*.yaml`` under ``.hydra/before-resume-N/``.
+  into its own directory keeps the earlier ``.hydra/*.yaml`` and ``metrics.json`` under
+  ``.hydra/before-resume-N/``.
 * :func:`sweep_job` runs one job of a multirun so that a failing job (bad config → exit 2,
   divergence → exit 3, a crash → traceback) is recorded in ``job.json`` instead of killing its
   siblings; ``RunDirectories.on_multirun_end`` prints a table of every job and exits with the
@@ -80,11 +81,17 @@ class RunDirectories(Callback):
         if not holds_a_run(run_dir):
             return
         ckpt = config.get("ckpt_path")
-        resume = f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if not ckpt and last.is_file():
+            _refuse(
+                f"run directory {run_dir} already holds a run; resume it with ckpt_path={last}, "
+                "or leave hydra.run.dir out to start a new run in a new directory"
+            )
         if not ckpt:
             _refuse(
-                f"run directory {run_dir} already holds a run; resume it with {resume}, "
-                "or leave hydra.run.dir out to start a new run in a new directory"
+                f"run directory {run_dir} already holds the files of a run that wrote no checkpoint (it "
+                "failed or stopped before its first epoch ended); leave hydra.run.dir out to start a new run "
+                "in a new directory, or delete that directory first"
             )
         if not Path(str(ckpt)).resolve().is_relative_to(run_dir):
             _refuse(
@@ -98,8 +105,9 @@ class RunDirectories(Callback):
                 n += 1
             keep = previous / f"before-resume-{n}"
             keep.mkdir()
-            for path in previous.glob("*.yaml"):
-                shutil.copy2(path, keep / path.name)
+            for path in [*previous.glob("*.yaml"), run_dir / "metrics.json"]:
+                if path.is_file():  # the earlier part's config and final metrics
+                    shutil.copy2(path, keep / path.name)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))).resolve()

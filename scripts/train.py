@@ -40,9 +40,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         info = datamodule.info
     except (DataError, ValueError, TypeError) as err:
         fail(err)
+    first_epoch = 0
     if cfg.get("ckpt_path"):
-        try:
-            check_resumable(cfg.ckpt_path, model)  # same network, data and optimizer, or refused
+        try:  # same network, data and optimizer, and epochs left to train, or refused
+            first_epoch = check_resumable(cfg.ckpt_path, model, cfg.trainer.get("max_epochs"))
         except (CheckpointError, ValueError) as err:
             fail(err)
 
@@ -81,7 +82,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         (out_dir / "metrics.json").write_text(strict_json(metrics))
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}
         print(f"test metrics: {shown}")
-        print(f"fit: {trainer.current_epoch} epochs in {fit_seconds:.1f} s")
+        trained = trainer.current_epoch - first_epoch
+        resumed = f" (resumed at epoch {first_epoch}: {trained} epochs trained now)" if first_epoch else ""
+        print(f"fit: {trainer.current_epoch} epochs{resumed} in {fit_seconds:.1f} s")
         print(f"outputs: {out_dir.resolve()}  (metrics.json, checkpoints/, plots/, csv/metrics.csv)")
     return metrics
 

@@ -51,3 +51,16 @@ def test_resume_refuses_a_different_network_or_data(tmp_path, capsys, last_ckpt,
 def test_resume_allows_training_settings_to_change(tmp_path, last_ckpt, change):
     metrics = train(make_cfg(tmp_path, [*BASE, change, "trainer.max_epochs=2", f"ckpt_path={last_ckpt}"]))
     assert metrics["epochs"] == 2
+
+
+def test_resume_with_nothing_left_to_train_is_refused(tmp_path, capsys, last_ckpt):
+    with pytest.raises(SystemExit) as info:
+        train(make_cfg(tmp_path, [*BASE, f"ckpt_path={last_ckpt}"]))  # max_epochs=1: already done
+    assert info.value.code == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "has already trained 1 epoch(s)" in line and "trainer.max_epochs above 1" in line
+
+
+def test_resumed_run_says_where_it_resumed(tmp_path, capsys, last_ckpt):
+    train(make_cfg(tmp_path, [*BASE, "trainer.max_epochs=3", f"ckpt_path={last_ckpt}"]))
+    assert "fit: 3 epochs (resumed at epoch 1: 2 epochs trained now)" in capsys.readouterr().out

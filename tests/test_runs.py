@@ -126,10 +126,23 @@ def test_a_second_run_into_a_run_directory_is_refused(tmp_path):
         cwd=tmp_path,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert (run / ".hydra" / "before-resume-1" / "config.yaml").read_bytes() == before[
-        run / ".hydra" / "config.yaml"
-    ]
+    kept = run / ".hydra" / "before-resume-1"
+    assert (kept / "config.yaml").read_bytes() == before[run / ".hydra" / "config.yaml"]
+    assert (kept / "metrics.json").read_bytes() == before[run / "metrics.json"]
     assert not list((run / "checkpoints").glob("last-v*.ckpt"))
+
+
+def test_a_directory_left_by_a_failed_run_is_refused_without_resume_advice(tmp_path):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)  # what a run refused or diverged in epoch 0 leaves behind
+    (run / "csv").mkdir()
+    proc = run_script(
+        "train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={run}", *QUIET, cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    line = error_lines(proc)[0]
+    assert "wrote no checkpoint" in line and "ckpt_path" not in line
+    assert not (run / "checkpoints").exists()
 
 
 def test_run_files_list_matches_what_a_run_writes(tmp_path):

@@ -72,18 +72,30 @@ def _short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_resumable(ckpt_path: str | Path, model) -> None:
-    """Raise ``ValueError`` naming the first difference that forbids resuming ``model`` from ``ckpt_path``.
+def check_resumable(ckpt_path: str | Path, model, max_epochs: int | None = None) -> int:
+    """Refuse, naming the first difference, a resume of ``model`` from ``ckpt_path`` that would
+    train another function or data, or that has nothing left to train.
 
     Args:
         ckpt_path: a checkpoint written by training a :class:`~lecturenn.training.ThetaMLPModule`.
         model: the module the resumed run has built from its config.
+        max_epochs: the resumed run's ``trainer.max_epochs`` (None or -1: no epoch limit).
+
+    Returns:
+        The number of epochs the checkpoint has completed (the resumed run starts at that epoch).
 
     Raises:
         CheckpointError: the file cannot be read as a checkpoint (see :func:`load_checkpoint`).
-        ValueError: the network, the data or the optimizer differ (see the module docstring).
+        ValueError: the network, the data or the optimizer differ (see the module docstring), or
+            the checkpoint has already trained ``max_epochs`` epochs.
     """
     ckpt = load_checkpoint(ckpt_path)
+    done = int(ckpt.get("epoch", -1)) + 1  # saved at the end of epoch e (0-based): e + 1 done
+    if max_epochs is not None and max_epochs >= 0 and done >= max_epochs:
+        raise ValueError(
+            f"checkpoint {ckpt_path} has already trained {done} epoch(s) and "
+            f"trainer.max_epochs={max_epochs}: nothing is left to train; set trainer.max_epochs above {done}"
+        )
     saved_hp, own_hp = ckpt.get("hyper_parameters") or {}, dict(model.hparams)
     fix = "resume with the settings it was trained with, or start a new run"
     for key, name in FIXED_MODEL.items():
@@ -117,3 +129,4 @@ def check_resumable(ckpt_path: str | Path, model) -> None:
                 f"{sorted(have - want)} do not exist in {type(optimizer).__name__}); "
                 "resume with the same optimizer"
             )
+    return done
