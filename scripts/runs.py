@@ -78,6 +78,8 @@ class RunDirectories(Callback):
         if os.environ.get("LOCAL_RANK", "0") != "0":
             return  # a DDP worker that Lightning started for this same run (it re-runs the script)
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir"))).resolve()
+        if run_dir.exists() and not run_dir.is_dir():
+            _refuse(f"hydra.run.dir {run_dir} is a file, not a directory; choose another hydra.run.dir")
         if not holds_a_run(run_dir):
             return
         ckpt = config.get("ckpt_path")
@@ -111,6 +113,8 @@ class RunDirectories(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))).resolve()
+        if sweep_dir.exists() and not sweep_dir.is_dir():
+            _refuse(f"hydra.sweep.dir {sweep_dir} is a file, not a directory; choose another hydra.sweep.dir")
         jobs = [p.parent for p in sweep_dir.glob("*/.hydra")] if sweep_dir.is_dir() else []
         if jobs:
             _refuse(

@@ -112,3 +112,30 @@ def test_reference_survives_a_checkpoint_round_trip():
     resumed._recent = torch.tensor([1e6] * 5)
     assert resumed.reference == pytest.approx({"first_step": 2.0, "trivial": 2.3})
     assert "above 100 × 2.3" in resumed._exploded()
+
+
+def test_full_batch_explosion_is_caught_at_its_second_step(tmp_path, capsys):
+    """Gradient descent takes one step per epoch: the first step (J_ref itself) is not evidence,
+    so an explosion at the second step stops the run there, before it reaches last.ckpt."""
+    overrides = ["data=iris", "optimizer=gd", "optimizer.lr=1e6", "trainer.max_epochs=4"]
+    code, line, names = diverge(tmp_path, capsys, overrides)
+    assert code == 3 and "diverged in epoch 1" in line, line
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+
+
+def test_resuming_with_a_larger_lambda_is_not_an_explosion(tmp_path):
+    first = tmp_path / "first"
+    train(make_cfg(first, ["data=iris", "trainer.max_epochs=2", *QUIET]))
+    last = first / "checkpoints" / "last.ckpt"
+    overrides = ["data=iris", "trainer.max_epochs=4", "model.lam=100000", f"ckpt_path={last}", *QUIET]
+    assert train(make_cfg(tmp_path / "resumed", overrides))["epochs"] == 4
+
+
+def test_first_step_never_counts_as_evidence():
+    guard = DivergenceGuard()
+
+    class Trainer:
+        global_step = 1
+
+    guard.on_train_batch_end(Trainer(), None, torch.tensor([1e9]), None, 0)  # one step: J_ref only
+    assert guard._recent is None and guard._exploded() is None

@@ -64,3 +64,15 @@ def test_resume_with_nothing_left_to_train_is_refused(tmp_path, capsys, last_ckp
 def test_resumed_run_says_where_it_resumed(tmp_path, capsys, last_ckpt):
     train(make_cfg(tmp_path, [*BASE, "trainer.max_epochs=3", f"ckpt_path={last_ckpt}"]))
     assert "fit: 3 epochs (resumed at epoch 1: 2 epochs trained now)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change", ["data.noise=0.3", "data.dataset=circle", "data.seed=1"])
+def test_resume_refuses_other_rows_even_without_standardisation(tmp_path, capsys, change):
+    xor = ["data=xor", "data.n=80", "data.standardize=false", *QUIET]
+    first = tmp_path / "first"
+    train(make_cfg(first, [*xor, "trainer.max_epochs=1"]))
+    last = first / "checkpoints" / "last.ckpt"
+    with pytest.raises(SystemExit) as info:
+        train(make_cfg(tmp_path / "again", [*xor, change, "trainer.max_epochs=2", f"ckpt_path={last}"]))
+    assert info.value.code == 2
+    assert "its train_digest is" in capsys.readouterr().err.strip().splitlines()[-1]

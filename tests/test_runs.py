@@ -145,6 +145,13 @@ def test_a_directory_left_by_a_failed_run_is_refused_without_resume_advice(tmp_p
     assert not (run / "checkpoints").exists()
 
 
+def test_a_run_directory_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "afile").write_text("not a directory")
+    proc = run_script("train.py", "data=iris", f"hydra.run.dir={tmp_path / 'afile'}", *QUIET, cwd=tmp_path)
+    assert proc.returncode == 2 and "is a file, not a directory" in error_lines(proc)[0]
+    assert "Traceback" not in proc.stderr
+
+
 def test_run_files_list_matches_what_a_run_writes(tmp_path):
     train(make_cfg(tmp_path, ["data=iris", "trainer.max_epochs=1", *QUIET]))
     assert {"checkpoints", "metrics.json", "csv", "plots"} <= set(RUN_FILES)

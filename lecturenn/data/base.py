@@ -20,7 +20,7 @@ from .checks import check_arrays, raw_rows, to_dtype
 from .errors import DataError
 from .info import DataInfo
 from .scaling import network_inputs, standardise
-from .split import check_fractions, split_indices, standardisation
+from .split import check_fractions, rows_digest, split_indices, standardisation
 
 __all__ = ["ArrayDataModule"]
 
@@ -155,6 +155,7 @@ class ArrayDataModule(L.LightningDataModule):
             image_shape=self.image_shape(),
             raw_features=X_raw.shape[1],
             n_train=len(X_raw),
+            train_digest=rows_digest(X_raw, y),
         )
 
     @staticmethod

@@ -45,6 +45,9 @@ class DataInfo:
         image_shape: e.g. ``[8, 8]`` for digits (rows of Θ^(1) as images); ``None`` otherwise.
         raw_features: raw input columns before feature expansion (2 for the playground sets).
         n_train: rows in the training split (N in the penalty λ/(2N) ΣΘ² of mini-batch training).
+        train_digest: SHA-256 of the training split's raw rows and targets (in-memory data
+            modules; ``None`` for the streaming ones): a resume must train on the same rows, even
+            when nothing is standardised (see :mod:`lecturenn.training.resume`).
     """
 
     task: str
@@ -60,6 +63,7 @@ class DataInfo:
     image_shape: list[int] | None
     raw_features: int
     n_train: int | None = None
+    train_digest: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

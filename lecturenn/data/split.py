@@ -3,13 +3,15 @@ train-only standardisation statistics)."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 
 from .errors import DataError
 from .scaling import standardisation
 
-__all__ = ["check_fractions", "split_indices", "standardisation"]
+__all__ = ["check_fractions", "rows_digest", "split_indices", "standardisation"]
 
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
@@ -81,3 +83,14 @@ def split_indices(
             f"{msg} (add rows or change val_fraction/test_fraction)"
         ) from None
     return np.sort(train), np.sort(val), np.sort(test)
+
+
+def rows_digest(X: np.ndarray, y: np.ndarray) -> str:
+    """SHA-256 (hex) of rows X (n, d) and targets y, as float64 / their own dtype, C order: the
+    identity of a training split, so that a resume can tell that its rows changed."""
+    digest = hashlib.sha256()
+    for A in (np.asarray(X, dtype=np.float64), np.asarray(y)):
+        A = np.ascontiguousarray(A)
+        digest.update(f"{A.dtype.str}{A.shape}".encode())
+        digest.update(A.data if A.dtype != object else repr(A.tolist()).encode())
+    return digest.hexdigest()

@@ -9,8 +9,9 @@ Two kinds of divergence are caught:
   Σ_k y_k² (identity, ≈ K for standardised targets), so with the default factor 100 the criterion
   means "a hundred times worse than predicting nothing and than the untrained network" — e.g. Adam
   with lr = 10⁶ on digits reaches J ≈ 10⁸ while J_ref ≈ 2.4. A transient spike that recovers
-  within ``window`` steps is not divergence. J_ref is kept in the checkpoint, so a resumed run
-  keeps the reference of its first start.
+  within ``window`` steps is not divergence; the first step (J_ref itself) never counts. J_ref
+  is kept in the checkpoint, so a resumed run keeps the reference of its first start — unless
+  it resumes with another λ, which changes the scale of J: then J_ref is measured again.
 
 Each training step only folds device-side flags (no host sync in the hot loop). The flags and Θ
 are read once per epoch — before validation and before the checkpoint callbacks (Lightning runs
@@ -64,6 +65,7 @@ class DivergenceGuard(L.Callback):
         self._start: Tensor | None = None  # [J at the first step, trivial predictor's J] (device)
         self.reference: dict[str, float] = {}  # host copy of _start, kept in the checkpoint
         self.initial_theta_max: float | None = None
+        self._lam: float | None = None  # λ the reference was measured with
 
     # -- state kept in the checkpoint ---------------------------------------------------------
     def state_dict(self) -> dict:
@@ -72,15 +74,21 @@ class DivergenceGuard(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.reference = {k: float(v) for k, v in state_dict.get("reference", {}).items()}
+        self._start = None
         self.initial_theta_max = state_dict.get("initial_theta_max")
 
     def _sync_reference(self) -> None:
         if self._start is not None and not self.reference:
             first, trivial = self._start.tolist()
             self.reference = {"first_step": first, "trivial": trivial}
+            if self._lam is not None:
+                self.reference["lam"] = float(self._lam)
 
     # -- hooks --------------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        lam = getattr(pl_module, "lam", None)
+        if self.reference and self.reference.get("lam", lam) != lam:
+            self.reference = {}  # resumed with another λ: J has another scale; measure it again
         if self.initial_theta_max is None:  # a resumed run keeps the value of its first start
             with torch.no_grad():
                 self.initial_theta_max = max(float(p.detach().abs().max()) for p in pl_module.parameters())
@@ -97,6 +105,10 @@ class DivergenceGuard(L.Callback):
         losses = loss.detach().reshape(-1).float()
         if self._start is None and not self.reference:
             self._start = torch.stack((losses[0], self._trivial_cost(pl_module, batch, losses)))
+            self._lam = getattr(pl_module, "lam", None)
+            losses = losses[1:]  # J at the first step is the reference itself, not evidence
+        if losses.numel() == 0:
+            return
         finite = torch.isfinite(losses)
         first = (~finite).int().argmax()  # index of the first non-finite loss (0 if none)
         step = first + (trainer.global_step - losses.numel())

@@ -10,9 +10,11 @@ another function. :func:`check_resumable` compares the two before any work:
 must match (refused if different)      ``model``: ``activation``, ``hidden_sizes``, ``batchnorm``,
                                        ``dropout``; the task/head; the input features (names, count,
                                        Playground expansion); the targets and classes; the data's
-                                       standardisation (which also pins the data source and its
-                                       split: ``data.path``, ``data.seed``, the val/test fractions);
-                                       the number of training rows N (λ/(2N)); the optimizer type
+                                       standardisation; the training rows themselves (their SHA-256:
+                                       ``data.path``, ``data.dataset``, ``data.noise``, ``data.seed``,
+                                       the val/test fractions; streaming modules: through the
+                                       statistics and N only); the number of training rows N
+                                       (λ/(2N)); the optimizer type
 may change                             ``trainer.max_epochs`` / ``max_steps`` / ``max_time``, the
                                        learning rate and the other optimizer settings of the same
                                        optimizer, the scheduler, ``model.lam`` (λ),
@@ -52,6 +54,7 @@ FIXED_DATA = (
     "y_mean",
     "y_std",
     "n_train",
+    "train_digest",
 )
 
 
