@@ -194,6 +194,7 @@ def training_data_module(ckpt_path: Path):
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
+    import torch
 
     from lecturenn.data import DataError
     from lecturenn.training.checkpoint import CheckpointError, load_module
@@ -217,6 +218,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                 f"network expects {model.net.sizes[0]}"
             )
         )
+    dtype = getattr(datamodule, "dtype", None)
+    if isinstance(dtype, torch.dtype) and dtype != model.net.thetas[0].dtype:
+        model = model.to(dtype)  # e.g. a float64 (64-true) checkpoint scored on float32 data
     L.seed_everything(cfg.seed, verbose=False)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[], enable_progress_bar=False)
     trainer.test(model, datamodule=datamodule, verbose=False)

@@ -449,3 +449,31 @@ def test_predict_refuses_a_value_beyond_float32(tmp_path, run):
     assert "feature column 'petal length (cm)' has values (e.g. 1e+39 in row 1, 0-based)" in line
     assert "float32" in line
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_float64_checkpoint_loads_and_evaluates_in_float64(tmp_path):
+    from test_app import make_cfg
+    from train import train
+
+    run = tmp_path / "run"
+    train(
+        make_cfg(
+            run,
+            [
+                "data=iris",
+                "trainer.max_epochs=1",
+                "trainer.precision=64-true",
+                "++data.dtype=float64",
+                *QUIET,
+            ],
+        )
+    )
+    last = run / "checkpoints" / "last.ckpt"
+    module = load_module(last)
+    assert module.net.thetas[0].dtype == torch.float64
+    saved = torch.load(last, weights_only=True)["state_dict"]["net.thetas.0"]
+    assert torch.equal(module.net.thetas[0].detach(), saved)  # not rounded through float32
+    proc = run_script(
+        "eval.py", f"ckpt_path={last}", "data=iris", f"hydra.run.dir={tmp_path / 'e'}", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -262,6 +262,9 @@ def load_module(path, map_location="cpu"):
     try:
         with torch.random.fork_rng(devices=[]):  # Θ's throwaway initialisation draws on a copy (CPU only)
             module = ThetaMLPModule(**hparams)
+        dtype = state["net.thetas.0"].dtype  # e.g. float64 from a trainer.precision=64-true run
+        if dtype.is_floating_point and dtype != module.net.thetas[0].dtype:
+            module = module.to(dtype)
         module.load_state_dict(state, strict=True)
     except Exception as err:  # bad values (ValueError/TypeError), missing/unexpected keys (RuntimeError)
         reason = " ".join(str(err).split())[:300] or type(err).__name__
