@@ -24,6 +24,8 @@ from runs import is_multirun, strict_json, sweep_job
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the metrics written to ``metrics.json``."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from lecturenn.data import DataError
     from lecturenn.training.checkpoint import AtomicCheckpointIO, CheckpointError
     from lecturenn.training.guards import DivergenceGuard, TrainingDiverged
@@ -67,6 +69,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         fail(err)
     except TrainingDiverged as err:
         fail(err, code=3)
+    except SIGTERMException:  # Lightning stops at the next step and exits with SystemExit(None): 0
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        resume = f"; resume with ckpt_path={last}" if last.is_file() else ""
+        fail(f"training stopped by SIGTERM in epoch {trainer.current_epoch}{resume}", code=128 + 15)
     fit_seconds = time.perf_counter() - start
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 

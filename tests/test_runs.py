@@ -230,3 +230,31 @@ def test_metrics_json_is_strict_json():
         "b": [None, 1.5],
         "c": {"d": None},
     }
+
+
+def test_sigterm_stops_with_a_non_zero_status_and_a_resumable_last_ckpt(tmp_path):
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.ckpt"
+    args = ["data=xor", "data.n=4000", "trainer.max_epochs=500", f"hydra.run.dir={run}", *QUIET]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not last.exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + 15, err[-2000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "stopped by SIGTERM" in errors[0] and f"ckpt_path={last}" in errors[0]
+    assert not (run / "metrics.json").exists() and ckpt(last)["epoch"] >= 0
