@@ -83,43 +83,83 @@ def test_a_normal_run_is_not_flagged(tmp_path):
 
 
 # -- the criterion, unit by unit --------------------------------------------------------------------
-def guard_with(first, trivial, recent):
-    guard = DivergenceGuard()
-    guard._start = torch.tensor([first, trivial])
-    guard._recent = torch.tensor(recent)
+class FakeTrainer:
+    global_step = 0
+
+
+def feed(guard, groups):
+    """Feed step losses through the hook as batch groups, like the module's training_step does."""
+    trainer = FakeTrainer()
+    for group in groups:
+        trainer.global_step += len(group)
+        guard.on_train_batch_end(trainer, None, torch.tensor(group), None, 0)
     return guard
 
 
+def guard_after(steps, group=1):
+    """A guard with J_ref = max(J first step = 2.0, trivial = 2.0 (no net)) = 2.0, fed `steps`."""
+    losses = [2.0, *steps]
+    return feed(DivergenceGuard(), [losses[i : i + group] for i in range(0, len(losses), group)])
+
+
+@pytest.mark.parametrize("group", [1, 3, 32])
 @pytest.mark.parametrize(
-    "recent,exploded",
+    "steps,exploded,holding",
     [
-        ([1e6] * 5, True),
-        ([2.0, 2.0, 1e6, 2.0, 2.0], False),  # a spike that recovers is not divergence
-        ([1e6, 1e6, 1e6, 1e6, 200.0], False),  # back under 100 × 2.3 at the last step
-        ([231.0] * 5, True),  # just above 100 × max(J_first = 2.0, J_trivial = 2.3)
-        ([229.0] * 5, False),
-        ([1e6], True),  # fewer steps than the window so far (full-batch GD: one step per epoch)
+        ([1e6] * 5, True, True),
+        ([2.0, 2.0, 1e6, 2.0, 2.0], False, False),  # a spike that recovers is not divergence
+        ([1e6] * 4 + [150.0], False, False),  # back under 100 × 2 at the last step
+        ([201.0] * 5, True, True),  # just above 100 × J_ref
+        ([199.0] * 5, False, False),
+        ([1e6] * 4, False, True),  # not yet 5 in a row, but nothing may be saved meanwhile
+        ([2.0] * 3 + [1e6] * 5, True, True),  # counted across groups and epochs
+        ([1e6] * 3 + [2.0] + [1e6] * 4, False, True),
     ],
 )
-def test_explosion_criterion(recent, exploded):
-    assert (guard_with(2.0, 2.3, recent)._exploded() is not None) is exploded
+def test_explosion_criterion(steps, exploded, holding, group):
+    guard = guard_after(steps, group)
+    assert (guard._exploded() is not None) is exploded
+    assert (guard._exploded(at_end=True) is not None) is holding
+
+
+def test_first_step_never_counts_as_evidence():
+    guard = feed(DivergenceGuard(), [[1e9]])  # one step: J_ref only
+    assert guard._run is None and guard._exploded(at_end=True) is None
 
 
 def test_reference_survives_a_checkpoint_round_trip():
-    state = guard_with(2.0, 2.3, [1.0]).state_dict()
+    state = guard_after([1.0]).state_dict()
     resumed = DivergenceGuard()
     resumed.load_state_dict(state)
-    resumed._recent = torch.tensor([1e6] * 5)
-    assert resumed.reference == pytest.approx({"first_step": 2.0, "trivial": 2.3})
-    assert "above 100 × 2.3" in resumed._exploded()
+    feed(resumed, [[1e6] * 5])
+    assert resumed.reference == pytest.approx({"first_step": 2.0, "trivial": 2.0})
+    assert "above 100 × 2" in resumed._exploded()
 
 
-def test_full_batch_explosion_is_caught_at_its_second_step(tmp_path, capsys):
-    """Gradient descent takes one step per epoch: the first step (J_ref itself) is not evidence,
-    so an explosion at the second step stops the run there, before it reaches last.ckpt."""
+def test_a_growing_explosion_never_reaches_last_ckpt(tmp_path, capsys):
+    """Full-batch GD whose J grows epoch by epoch: every epoch above the threshold is held back
+    from last.ckpt while the guard waits for 5 steps in a row."""
+    overrides = [
+        "experiment=regression",
+        "optimizer=gd",
+        "optimizer.lr=1.5",
+        "model.lam=0",
+        "trainer.max_epochs=20",
+    ]
+    code, line, _ = diverge(tmp_path, capsys, overrides)
+    assert code == 3 and "exploded" in line
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    history = pd.read_csv(tmp_path / "csv" / "metrics.csv").dropna(subset=["train/loss"])
+    loss_at = dict(zip(history["epoch"].astype(int), history["train/loss"]))
+    assert loss_at[last["epoch"]] < 100 * 1.5, loss_at  # J_ref ≈ 1 for standardised targets
+
+
+def test_a_run_that_ends_while_exploding_fails(tmp_path, capsys):
+    """Full-batch GD, lr = 1e6, 4 epochs: never 5 steps in a row, but the run ends above the
+    threshold — exit 3, and last.ckpt keeps epoch 0 (the last epoch below it)."""
     overrides = ["data=iris", "optimizer=gd", "optimizer.lr=1e6", "trainer.max_epochs=4"]
     code, line, names = diverge(tmp_path, capsys, overrides)
-    assert code == 3 and "diverged in epoch 1" in line, line
+    assert code == 3 and "training ended while diverging" in line, line
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
 
 
@@ -129,13 +169,3 @@ def test_resuming_with_a_larger_lambda_is_not_an_explosion(tmp_path):
     last = first / "checkpoints" / "last.ckpt"
     overrides = ["data=iris", "trainer.max_epochs=4", "model.lam=100000", f"ckpt_path={last}", *QUIET]
     assert train(make_cfg(tmp_path / "resumed", overrides))["epochs"] == 4
-
-
-def test_first_step_never_counts_as_evidence():
-    guard = DivergenceGuard()
-
-    class Trainer:
-        global_step = 1
-
-    guard.on_train_batch_end(Trainer(), None, torch.tensor([1e9]), None, 0)  # one step: J_ref only
-    assert guard._recent is None and guard._exploded() is None

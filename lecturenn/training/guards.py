@@ -4,14 +4,17 @@ Two kinds of divergence are caught:
 
 * **non-finite**: a step's J(Θ), or a weight, is NaN/inf;
 * **explosion** (finite but useless): the last ``window`` training steps' J(Θ) all exceed
-  ``factor`` × J_ref, where J_ref = max(J at the first step, J of the trivial predictor z^(L+1) = 0
-  on the first batch). The trivial predictor costs log K (softmax), K log 2 (sigmoid) or the mean
-  Σ_k y_k² (identity, ≈ K for standardised targets), so with the default factor 100 the criterion
-  means "a hundred times worse than predicting nothing and than the untrained network" — e.g. Adam
-  with lr = 10⁶ on digits reaches J ≈ 10⁸ while J_ref ≈ 2.4. A transient spike that recovers
-  within ``window`` steps is not divergence; the first step (J_ref itself) never counts. J_ref
-  is kept in the checkpoint, so a resumed run keeps the reference of its first start — unless
-  it resumes with another λ, which changes the scale of J: then J_ref is measured again.
+  ``factor`` × J_ref (consecutive steps, across epochs), where J_ref = max(J at the first step,
+  J of the trivial predictor z^(L+1) = 0 on the first batch). The trivial predictor costs
+  log K (softmax), K log 2 (sigmoid) or the mean Σ_k y_k² (identity, ≈ K for standardised
+  targets), so with the default factor 100 the criterion means "a hundred times worse than
+  predicting nothing and than the untrained network" — e.g. Adam with lr = 10⁶ on digits
+  reaches J ≈ 10⁸ while J_ref ≈ 2.4. A transient spike that recovers within ``window`` steps is
+  not divergence — but while the latest step is above the threshold, ``holding_checkpoints`` is
+  True and :class:`~lecturenn.training.last.LastCheckpoint` writes nothing, and a run that
+  *ends* above it fails too. The first step (J_ref itself) never counts. J_ref is kept in the
+  checkpoint, so a resumed run keeps the reference of its first start — unless it resumes with
+  another λ, which changes the scale of J: then J_ref is measured again.
 
 Each training step only folds device-side flags (no host sync in the hot loop). The flags and Θ
 are read once per epoch — before validation and before the checkpoint callbacks (Lightning runs
@@ -62,6 +65,9 @@ class DivergenceGuard(L.Callback):
         self._ok: Tensor | None = None
         self._first_bad_step: Tensor | None = None
         self._recent: Tensor | None = None  # the last `window` step losses (device)
+        self._run: Tensor | None = None  # consecutive latest steps above the threshold (device)
+        self._threshold_value: Tensor | None = None
+        self.holding_checkpoints = False  # the latest step is above the threshold: save nothing
         self._start: Tensor | None = None  # [J at the first step, trivial predictor's J] (device)
         self.reference: dict[str, float] = {}  # host copy of _start, kept in the checkpoint
         self.initial_theta_max: float | None = None
@@ -74,7 +80,7 @@ class DivergenceGuard(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.reference = {k: float(v) for k, v in state_dict.get("reference", {}).items()}
-        self._start = None
+        self._start = self._threshold_value = None
         self.initial_theta_max = state_dict.get("initial_theta_max")
 
     def _sync_reference(self) -> None:
@@ -89,6 +95,7 @@ class DivergenceGuard(L.Callback):
         lam = getattr(pl_module, "lam", None)
         if self.reference and self.reference.get("lam", lam) != lam:
             self.reference = {}  # resumed with another λ: J has another scale; measure it again
+            self._threshold_value = None
         if self.initial_theta_max is None:  # a resumed run keeps the value of its first start
             with torch.no_grad():
                 self.initial_theta_max = max(float(p.detach().abs().max()) for p in pl_module.parameters())
@@ -122,6 +129,22 @@ class DivergenceGuard(L.Callback):
             self._ok &= finite
         recent = losses if self._recent is None else torch.cat((self._recent, losses))
         self._recent = recent[-self.window :]
+        # consecutive steps above the threshold, up to the latest one (device-side, no sync)
+        above = losses > self._threshold(losses.device)
+        k = losses.numel()
+        last_below = torch.where(above, -1, torch.arange(k, device=losses.device)).max()
+        trailing = k - 1 - last_below
+        self._run = trailing if self._run is None else torch.where(above.all(), self._run + k, trailing)
+
+    def _threshold(self, device) -> Tensor:
+        """factor × J_ref as a device tensor (from the first step, or from the checkpoint)."""
+        if self._threshold_value is None:
+            if self._start is not None:
+                self._threshold_value = self.factor * self._start.max()
+            else:
+                ref = max(self.reference["first_step"], self.reference["trivial"])
+                self._threshold_value = torch.tensor(self.factor * ref, device=device)
+        return self._threshold_value
 
     @staticmethod
     def _trivial_cost(pl_module, batch, losses: Tensor) -> Tensor:
@@ -148,6 +171,7 @@ class DivergenceGuard(L.Callback):
         bad_params = [name for name, p in pl_module.named_parameters() if not torch.isfinite(p).all()]
         exploded = self._exploded() if loss_ok and not bad_params else None
         if loss_ok and not bad_params and exploded is None:
+            self.holding_checkpoints = self._run is not None and int(self._run) > 0
             return
         what = []
         if not loss_ok:
@@ -164,21 +188,31 @@ class DivergenceGuard(L.Callback):
             "No checkpoint was written for this epoch."
         )
 
-    def _exploded(self) -> str | None:
-        """A description of the explosion, or None (one host sync, once per epoch)."""
-        if self._recent is None or self._start is None and not self.reference:
+    def _exploded(self, at_end: bool = False) -> str | None:
+        """A description of the explosion, or None (one host sync, once per epoch): the last
+        ``window`` steps all above the threshold — or, when training ends (``at_end``), the last
+        step above it (its weights were never saved; the run must not pass as a success)."""
+        if self._run is None:
+            return None
+        run = int(self._run)
+        if run < (1 if at_end else self.window):
             return None
         self._sync_reference()
         first, trivial = self.reference["first_step"], self.reference["trivial"]
-        threshold = self.factor * max(first, trivial)
-        recent = self._recent
-        if not bool((recent > threshold).all()):
-            return None
         return (
-            f"the loss J(Θ) exploded: the last {recent.numel()} step(s) were all above {self.factor:g} × "
+            f"the loss J(Θ) exploded: the last {run} step(s) were all above {self.factor:g} × "
             f"{max(first, trivial):.3g} (J at the first step {first:.3g}, J of predicting z = 0 "
-            f"{trivial:.3g}); the last J = {float(recent[-1]):.3g}"
+            f"{trivial:.3g}); the last J = {float(self._recent[-1]):.3g}"
         )
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        exploded = self._exploded(at_end=True)
+        if exploded is not None:
+            raise TrainingDiverged(
+                f"training ended while diverging (epoch {trainer.current_epoch - 1}): {exploded}. "
+                f"Likely cause: {self._likely_cause(trainer, pl_module)}. "
+                "The checkpoints hold the last epoch whose loss was below the threshold."
+            )
 
     def _likely_cause(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
         """Extreme inputs, an extreme initialisation, or the learning rate — from evidence."""

@@ -52,6 +52,8 @@ class LastCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
+        if any(getattr(cb, "holding_checkpoints", False) for cb in trainer.callbacks):
+            return  # DivergenceGuard: the loss is above its explosion threshold — keep the last good state
         # the full state (optimizer, loops, callbacks); every rank takes part, the strategy writes on rank 0
         trainer.save_checkpoint(self.path, weights_only=False)
         self.last_model_path = str(self.path)
