@@ -25,7 +25,8 @@ def last_ckpt(tmp_path_factory):
         ("data.seed=1", "its x_mean"),  # another split of the same file
         ("data.val_fraction=0.3", "its x_mean"),
         ("data=wine", "its n_features"),
-        ("optimizer=sgd", "different optimizer"),
+        ("optimizer=sgd", "torch.optim.adam.Adam, this run uses torch.optim.sgd.SGD"),
+        ("optimizer=adamw", "this run uses torch.optim.adamw.AdamW"),  # same settings' names as Adam
     ],
 )
 def test_resume_refuses_a_different_network_or_data(tmp_path, capsys, last_ckpt, change, named):

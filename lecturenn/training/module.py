@@ -587,6 +587,10 @@ class ThetaMLPModule(L.LightningModule):
     # -- checkpoint extras: RNG states, so a resumed run draws the same numbers (e.g. dropout) ----
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng_states"] = _rng_states()
+        trainer = self._trainer
+        if trainer is not None and trainer.optimizers:  # the class, so a resume can refuse another one
+            kind = type(trainer.optimizers[0])
+            checkpoint["optimizer_class"] = f"{kind.__module__}.{kind.__qualname__}"
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "rng_states" in checkpoint:

@@ -124,6 +124,13 @@ def check_resumable(ckpt_path: str | Path, model, max_epochs: int | None = None)
     if states:
         optimizer = model.configure_optimizers()
         optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+        kind = f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
+        saved_kind = ckpt.get("optimizer_class")
+        if saved_kind is not None and saved_kind != kind:
+            raise ValueError(
+                f"checkpoint {ckpt_path} was trained with {saved_kind}, this run uses {kind}; "
+                "resume with the same optimizer (its learning rate and settings may change)"
+            )
         want = set(optimizer.param_groups[0]) - {"params"}
         have = set(states[0]["param_groups"][0]) - {"params"}
         if not have <= want | {"initial_lr"}:
