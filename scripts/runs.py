@@ -34,7 +34,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 JOB_FILE = "job.json"
-RUN_FILES = (".hydra", "checkpoints", "metrics.json", "csv", "plots", JOB_FILE)
+RUN_FILES = (".hydra", "checkpoints", "metrics.json", "csv", "plots", JOB_FILE, "eval_metrics.json")
 
 
 def run_stamp() -> str:
@@ -72,7 +72,15 @@ def _refuse(message: str) -> None:
 
 
 class RunDirectories(Callback):
-    """Hydra callback: one directory per run, and a summary at the end of a sweep."""
+    """Hydra callback: one directory per run, and a summary at the end of a sweep.
+
+    Args:
+        resumable: whether a run may continue in its own directory (``train.py`` with a
+            ``ckpt_path`` inside it); ``eval.py`` / ``predict.py`` always need a directory of their own.
+    """
+
+    def __init__(self, resumable: bool = True) -> None:
+        self.resumable = resumable
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         if os.environ.get("LOCAL_RANK", "0") != "0":
@@ -82,6 +90,11 @@ class RunDirectories(Callback):
             _refuse(f"hydra.run.dir {run_dir} is a file, not a directory; choose another hydra.run.dir")
         if not holds_a_run(run_dir):
             return
+        if not self.resumable:
+            _refuse(
+                f"run directory {run_dir} already holds the files of another run; leave hydra.run.dir out "
+                "to write into a new directory"
+            )
         ckpt = config.get("ckpt_path")
         last = run_dir / "checkpoints" / "last.ckpt"
         if not ckpt and last.is_file():

@@ -258,3 +258,14 @@ def test_sigterm_stops_with_a_non_zero_status_and_a_resumable_last_ckpt(tmp_path
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "stopped by SIGTERM" in errors[0] and f"ckpt_path={last}" in errors[0]
     assert not (run / "metrics.json").exists() and ckpt(last)["epoch"] >= 0
+
+
+@pytest.mark.parametrize("script,extra", [("eval.py", []), ("predict.py", ["input=rows.csv"])])
+def test_eval_and_predict_never_write_into_another_runs_directory(tmp_path, script, extra):
+    run = tmp_path / "run"
+    train(make_cfg(run, ["data=iris", "trainer.max_epochs=1", *QUIET]))
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    last = run / "checkpoints" / "last.ckpt"
+    proc = run_script(script, f"ckpt_path={last}", *extra, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 2 and "already holds the files of another run" in error_lines(proc)[0]
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
