@@ -275,12 +275,12 @@ def test_same_seed_same_result_different_seed_differs(tmp_path):
 
 
 @pytest.mark.slow
-def test_twenty_job_parallel_sweep(tmp_path):
+def test_eight_job_parallel_sweep(tmp_path):
     proc = run_script(
         "train.py",
         "-m",
         "hydra/launcher=local_parallel",
-        "seed=range(0,20)",
+        "seed=range(0,8)",
         "data=iris",
         "trainer.max_epochs=2",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
@@ -290,7 +290,7 @@ def test_twenty_job_parallel_sweep(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     files = sorted((tmp_path / "sweep").glob("*/metrics.json"), key=lambda p: int(p.parent.name))
-    assert [int(p.parent.name) for p in files] == list(range(20))
+    assert [int(p.parent.name) for p in files] == list(range(8))
     for path in files:
         metrics = json.loads(path.read_text())
         assert 0 <= metrics["test/acc"] <= 1 and metrics["epochs"] == 2

@@ -100,9 +100,7 @@ def test_a_second_run_into_a_run_directory_is_refused(tmp_path):
     assert "ckpt_path=" in error_lines(again)[0] and "Traceback" not in again.stderr
 
     other = tmp_path / "other"  # a checkpoint of another run cannot be resumed into this directory
-    run_script(
-        "train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={other}", *QUIET, cwd=tmp_path
-    )
+    train(make_cfg(other, ["data=iris", "trainer.max_epochs=1", *QUIET]))
     foreign = run_script(
         "train.py",
         "data=iris",
