@@ -24,6 +24,7 @@ from runs import is_multirun, strict_json, sweep_job
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the metrics written to ``metrics.json``."""
+    from lightning.pytorch.callbacks import Checkpoint
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from lecturenn.data import DataError
@@ -51,8 +52,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     callbacks = [DivergenceGuard(), *instantiate_list(cfg.get("callbacks"))]
     loggers = instantiate_list(cfg.get("logger"), resume=bool(cfg.get("ckpt_path")))
+    checkpointing = any(isinstance(cb, Checkpoint) for cb in callbacks)  # callbacks=none: no checkpoints
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=checkpointing,  # else Lightning adds its own ModelCheckpoint
     )
     if trainer.is_global_zero:
         rows = datamodule.split_sizes()

@@ -267,3 +267,14 @@ def test_eval_and_predict_never_write_into_another_runs_directory(tmp_path, scri
     proc = run_script(script, f"ckpt_path={last}", *extra, f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 2 and "already holds the files of another run" in error_lines(proc)[0]
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_callbacks_none_writes_no_checkpoints_and_tests_the_last_weights(tmp_path):
+    metrics = train(
+        make_cfg(
+            tmp_path,
+            ["data=iris", "trainer.max_epochs=2", "callbacks=none", "++trainer.enable_progress_bar=false"],
+        )
+    )
+    assert not list(tmp_path.rglob("*.ckpt")) and metrics["best_checkpoint"] == ""
+    assert "test/acc" in metrics
