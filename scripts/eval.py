@@ -14,7 +14,6 @@ the eval run directory. Nothing read from disk can choose code to run:
 
 from __future__ import annotations
 
-import inspect
 import re
 import sys
 from pathlib import Path
@@ -43,26 +42,6 @@ _MAX_CONFIG_BYTES = 1 << 20
 
 class RunConfigError(ValueError):
     """A run directory's config that eval refuses to act on."""
-
-
-def _init_parameters(cls) -> tuple[list[str], list[str]]:
-    """(all, required) keyword arguments of ``cls``, following ``**kwargs`` up to the base class."""
-    names, required = [], []
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        forwards = False
-        for p in list(inspect.signature(klass.__init__).parameters.values())[1:]:
-            if p.kind is inspect.Parameter.VAR_KEYWORD:
-                forwards = True
-            elif p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
-                if p.name not in names:
-                    names.append(p.name)
-                    if p.default is inspect.Parameter.empty:
-                        required.append(p.name)
-        if not forwards:
-            break
-    return names, required
 
 
 def _check_interpolations(raw, value, key: str, seen: set[str]) -> None:
@@ -138,6 +117,7 @@ def data_module_from_run(run_config: Path):
     import yaml
 
     import lecturenn.data
+    from lecturenn.training.checkpoint import init_arguments
 
     try:
         if run_config.stat().st_size > _MAX_CONFIG_BYTES:
@@ -165,7 +145,7 @@ def data_module_from_run(run_config: Path):
             f"data._target_={target!r} is not one of lecturenn's data modules ({', '.join(DATA_MODULES)})"
         )
     cls = getattr(lecturenn.data, target.rsplit(".", 1)[1])
-    names, required = _init_parameters(cls)
+    names, required = init_arguments(cls)
     for key, value in node.items():
         if key not in names:
             raise RunConfigError(

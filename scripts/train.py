@@ -76,7 +76,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     except TrainingDiverged as err:
         fail(err, code=3)
     except SIGTERMException:  # Lightning stops at the next step and exits with SystemExit(None): 0
-        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        last = out_dir / "checkpoints" / "last.ckpt"
         resume = f"; resume with ckpt_path={last}" if last.is_file() else ""
         fail(f"training stopped by SIGTERM in epoch {trainer.current_epoch}{resume}", code=128 + 15)
     fit_seconds = time.perf_counter() - start

@@ -26,7 +26,7 @@ from test_app import QUIET, ROOT, run_script
 
 from lecturenn.data import DataError, DataInfo
 from lecturenn.data.scaling import network_inputs
-from lecturenn.training.checkpoint import CheckpointError, load_checkpoint, load_module
+from lecturenn.training.checkpoint import CheckpointError, init_arguments, load_checkpoint, load_module
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import eval as eval_script  # noqa: E402  (scripts/eval.py)
@@ -96,7 +96,7 @@ def test_every_shipped_data_config_is_allowed():
         targets.add(node["_target_"])
         assert node["_target_"] in eval_script.DATA_MODULES, path
         cls = getattr(__import__("lecturenn.data", fromlist=["x"]), node["_target_"].rsplit(".", 1)[1])
-        names, _ = eval_script._init_parameters(cls)
+        names, _ = init_arguments(cls)
         assert set(node) - {"_target_"} <= set(names), path
     assert targets == set(eval_script.DATA_MODULES)
 

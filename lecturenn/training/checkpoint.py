@@ -33,6 +33,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 __all__ = [
     "AtomicCheckpointIO",
     "CheckpointError",
+    "init_arguments",
     "load_checkpoint",
     "load_module",
     "verify_checkpoint_file",
@@ -192,15 +193,24 @@ def _plain(value, depth: int = 0) -> bool:
     return False
 
 
-def _module_parameters() -> tuple[list[str], list[str]]:
-    """(every, required) ``ThetaMLPModule.__init__`` argument that a checkpoint may carry."""
-    from .module import ThetaMLPModule
-
-    params = inspect.signature(ThetaMLPModule.__init__).parameters.values()
-    code = {"optimizer", "scheduler"}  # callables: never in a checkpoint (save_hyperparameters ignores them)
+def init_arguments(cls, exclude=()) -> tuple[list[str], list[str]]:
+    """(every, required) keyword argument of ``cls(...)``, following ``**kwargs`` up the MRO to the
+    base classes' ``__init__`` — what a file may name when it describes an object of ``cls``."""
+    names, required = [], []
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    names = [p.name for p in params if p.kind in kinds and p.name != "self" and p.name not in code]
-    required = [p.name for p in params if p.name in names and p.default is inspect.Parameter.empty]
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        forwards = False
+        for p in list(inspect.signature(klass.__init__).parameters.values())[1:]:
+            if p.kind is inspect.Parameter.VAR_KEYWORD:
+                forwards = True
+            elif p.kind in kinds and p.name not in names and p.name not in exclude:
+                names.append(p.name)
+                if p.default is inspect.Parameter.empty:
+                    required.append(p.name)
+        if not forwards:
+            break
     return names, required
 
 
@@ -224,7 +234,8 @@ def load_module(path, map_location="cpu"):
         raise CheckpointError(
             f"{where} has no hyper_parameters; it is not a lecturenn training checkpoint (ThetaMLPModule)"
         )
-    names, required = _module_parameters()
+    # the optimizer/scheduler factories are code: never in a checkpoint (save_hyperparameters ignores them)
+    names, required = init_arguments(ThetaMLPModule, exclude=("optimizer", "scheduler"))
     unknown = [k for k in hparams if k not in names]
     if unknown:
         raise CheckpointError(
