@@ -64,7 +64,7 @@ class DivergenceGuard(L.Callback):
         self.max_input, self.max_initial_theta = float(max_input), float(max_initial_theta)
         self._ok: Tensor | None = None
         self._first_bad_step: Tensor | None = None
-        self._recent: Tensor | None = None  # the last `window` step losses (device)
+        self._last: Tensor | None = None  # the latest step's loss (device), for the message
         self._run: Tensor | None = None  # consecutive latest steps above the threshold (device)
         self._threshold_value: Tensor | None = None
         self.holding_checkpoints = False  # the latest step is above the threshold: save nothing
@@ -127,8 +127,7 @@ class DivergenceGuard(L.Callback):
             newly_bad = self._ok & ~finite
             self._first_bad_step = torch.where(newly_bad, step, self._first_bad_step)
             self._ok &= finite
-        recent = losses if self._recent is None else torch.cat((self._recent, losses))
-        self._recent = recent[-self.window :]
+        self._last = losses[-1]
         # consecutive steps above the threshold, up to the latest one (device-side, no sync)
         above = losses > self._threshold(losses.device)
         k = losses.numel()
@@ -202,7 +201,7 @@ class DivergenceGuard(L.Callback):
         return (
             f"the loss J(Θ) exploded: the last {run} step(s) were all above {self.factor:g} × "
             f"{max(first, trivial):.3g} (J at the first step {first:.3g}, J of predicting z = 0 "
-            f"{trivial:.3g}); the last J = {float(self._recent[-1]):.3g}"
+            f"{trivial:.3g}); the last J = {float(self._last):.3g}"
         )
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
