@@ -240,3 +240,56 @@ def test_a_subclass_with_its_own_training_step_gets_automatic_optimisation():
     )
     trainer.fit(model, datamodule=dm)
     assert trainer.global_step == 2 * 14
+
+
+class _RecordingPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    """ReduceLROnPlateau that records the metric it was stepped with (one entry per step)."""
+
+    def __init__(self, optimizer, **kw):
+        super().__init__(optimizer, **kw)
+        self.seen = []
+
+    def step(self, metrics, *args, **kw):
+        self.seen.append(float(metrics))
+        super().step(metrics, *args, **kw)
+
+
+class _LearningRates(L.Callback):
+    def __init__(self):
+        self.logged = []
+
+    # a callback's on_train_epoch_end runs before the module's (which logs): read it one hook later
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch:
+            self.logged.append(float(trainer.callback_metrics["train/lr"]))
+
+    def on_train_end(self, trainer, pl_module):
+        self.logged.append(float(trainer.callback_metrics["train/lr"]))
+
+
+@pytest.mark.parametrize("automatic", [False, True], ids=["manual", "automatic"])
+@pytest.mark.parametrize("every", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["plateau", "step", "cosine"])
+def test_every_scheduler_under_every_validation_cadence(kind, every, automatic):
+    """A val-watching scheduler steps only after a validation, on the loss of that validation;
+    epoch schedulers step every epoch; train/lr is the rate each epoch trained with."""
+    epochs = 6
+    scheduler = {
+        "plateau": functools.partial(_RecordingPlateau, patience=0, factor=0.5),
+        "step": functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
+        "cosine": functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=epochs),
+    }[kind]
+    lrs = _LearningRates()
+    trainer, model = fit(
+        scheduler=scheduler, epochs=epochs, automatic=automatic, check_val_every_n_epoch=every, callbacks=[lrs]
+    )
+    assert trainer.current_epoch == epochs
+    assert lrs.logged[0] == pytest.approx(0.2)
+    final = trainer.optimizers[0].param_groups[0]["lr"]
+    if kind == "plateau":
+        assert len(trainer.lr_scheduler_configs[0].scheduler.seen) == epochs // every
+    elif kind == "step":
+        assert lrs.logged == pytest.approx([0.2 * 0.5**e for e in range(epochs)])
+        assert final == pytest.approx(0.2 * 0.5**epochs)
+    else:
+        assert final == pytest.approx(0.0, abs=1e-12)

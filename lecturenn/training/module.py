@@ -284,6 +284,13 @@ class ThetaMLPModule(L.LightningModule):
         self._test_pred: list[Tensor] = []
         self.test_predictions: tuple[np.ndarray, np.ndarray] | None = None
 
+    def metric_names(self) -> list[str]:
+        """Every metric this module logs per epoch (what a checkpoint, early-stopping or scheduler
+        ``monitor`` and a sweep's ``optimized_metric`` may name)."""
+        train = ["train/loss", "train/mse" if self.task == "regression" else "train/acc", "train/lr"]
+        val = ["val/loss", *self.val_metrics.keys(keep_base=False), self.best_name]
+        return train + val + ["test/loss", *self.test_metrics.keys(keep_base=False)]
+
     def __setattr__(self, name: str, value) -> None:
         # Fast path for plain values of plain attributes: nn.Module.__setattr__ spends ~7 µs on
         # Parameter/Module/Tensor checks, and Lightning sets ``_current_fx_name`` twice per hook call
@@ -380,6 +387,12 @@ class ThetaMLPModule(L.LightningModule):
         return means
 
     def on_train_epoch_start(self) -> None:
+        self._validated_this_epoch = False
+        # read now: under automatic optimisation Lightning steps epoch schedulers before the
+        # module's on_train_epoch_end
+        optimizers = self.optimizers()
+        optimizer = optimizers[0] if isinstance(optimizers, list) else optimizers
+        self._epoch_lr = float(optimizer.param_groups[0]["lr"])
         self._means.pop("train", None)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
@@ -462,6 +475,7 @@ class ThetaMLPModule(L.LightningModule):
         loss, statistic = self._epoch_means("train")
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         self.log(name, statistic, sync_dist=True)
+        self.log("train/lr", self._epoch_lr)  # the rate this epoch trained with (same on every rank)
         if not self.automatic_optimization:
             self._step_epoch_schedulers()
 
@@ -474,6 +488,8 @@ class ThetaMLPModule(L.LightningModule):
             if scheduler is None:
                 continue
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if not self._validated_this_epoch:  # check_val_every_n_epoch > 1: nothing new to watch
+                    continue
                 metrics = self.trainer.callback_metrics
                 if self.scheduler_monitor not in metrics:
                     raise ValueError(
@@ -487,6 +503,7 @@ class ThetaMLPModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._means.pop("val", None)
+        self._validated_this_epoch = not self.trainer.sanity_checking
 
     def validation_step(self, batch, batch_idx: int) -> None:
         J, preds, targets = self.model_step(batch)
@@ -540,6 +557,9 @@ class ThetaMLPModule(L.LightningModule):
         plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
         if plateau and self.automatic_optimization:  # else _step_epoch_schedulers steps it
             config["monitor"] = self.scheduler_monitor
+            # step it on the epochs that validate: (epoch + 1) % check_val_every_n_epoch == 0
+            trainer = getattr(self, "_trainer", None)
+            config["frequency"] = int(getattr(trainer, "check_val_every_n_epoch", None) or 1)
         return {"optimizer": optimizer, "lr_scheduler": config}
 
     def setup(self, stage: str) -> None:
