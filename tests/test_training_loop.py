@@ -281,7 +281,11 @@ def test_every_scheduler_under_every_validation_cadence(kind, every, automatic):
     }[kind]
     lrs = _LearningRates()
     trainer, model = fit(
-        scheduler=scheduler, epochs=epochs, automatic=automatic, check_val_every_n_epoch=every, callbacks=[lrs]
+        scheduler=scheduler,
+        epochs=epochs,
+        automatic=automatic,
+        check_val_every_n_epoch=every,
+        callbacks=[lrs],
     )
     assert trainer.current_epoch == epochs
     assert lrs.logged[0] == pytest.approx(0.2)
