@@ -95,6 +95,77 @@ def test_plot_curves_with_nothing_logged(tmp_path, history):
     read_png(path, min_kb=2.0)
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plot functions save, drawn, as {title of each axes: axes} (before they are freed)."""
+    from lecturenn.training import plots
+
+    figures: list[dict] = []
+    save = plots._save
+
+    def draw_then_save(fig, path):
+        fig.canvas.draw()
+        figures.append(
+            {
+                ax.get_title(): dict(
+                    scale=ax.get_yscale(),
+                    offsets=(ax.xaxis.get_offset_text().get_text(), ax.yaxis.get_offset_text().get_text()),
+                    ticks=[t.get_text() for t in ax.get_yticklabels()],
+                    legend=[t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [],
+                )
+                for ax in fig.axes
+            }
+        )
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", draw_then_save)
+    return figures
+
+
+def test_curves_have_no_offset_notation(tmp_path, drawn):
+    # values that matplotlib's default ticks write as "1e-5 + 9.599e-1" and "×1e−5"
+    acc = [0.959990, 0.959995, 0.960001, 0.960004]
+    lr = [2.5e-5, 2.5e-5, 2.4e-5, 2.3e-5]  # spans < 10×: linear axis
+    history = {
+        "train/acc": list(enumerate(acc)),
+        "val/acc": list(enumerate(a - 1e-6 for a in acc)),
+        "train/lr": list(enumerate(lr)),
+        "test/acc": [(2, 0.960002)],
+    }
+    plot_curves(history, tmp_path / "curves.png", test_label="test (best epoch 2)")
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    for values in (acc, lr):  # the same data on matplotlib's default ticks does use an offset / factor
+        ax = FigureCanvasAgg(Figure()).figure.add_subplot()
+        ax.plot(range(len(values)), values)
+        ax.figure.canvas.draw()
+        assert ax.yaxis.get_offset_text().get_text() != ""
+
+    (panels,) = drawn
+    assert set(panels) == {"acc", "learning rate"}
+    for title, panel in panels.items():
+        assert panel["offsets"] == ("", ""), title
+        assert panel["scale"] == "linear"
+        assert len(set(panel["ticks"])) == len(panel["ticks"])  # each tick still tells its value apart
+    assert "test (best epoch 2): 0.96" in panels["acc"]["legend"]
+    assert "train (epoch 3): 0.96" in panels["acc"]["legend"]
+    assert any(t.startswith("0.95999") for t in panels["acc"]["ticks"])
+
+
+def test_learning_rate_spanning_more_than_10x_is_on_a_log_scale(tmp_path, drawn):
+    history = {
+        "train/loss": [(e, 1.0 / (e + 1)) for e in range(4)],
+        "train/lr": [(e, 0.1**e) for e in range(4)],
+    }
+    plot_curves(history, tmp_path / "curves.png")
+    (panels,) = drawn
+    assert panels["learning rate"]["scale"] == "log"
+    assert panels["loss"]["scale"] == "linear"
+    assert all(p["offsets"] == ("", "") for p in panels.values())
+
+
 # ------------------------------------------------------------------------------- decision boundary
 def _two_blobs(n: int, rng: np.random.Generator):
     """Raw 2-D points far from the origin (the plot must follow the data, not [-1, 1])."""
@@ -213,6 +284,13 @@ def test_plot_theta_images_digits_shape(tmp_path):
     assert 0.6 < w / h < 1.8 and h > 300
     with pytest.raises(ValueError, match="8×8"):
         plot_theta_images(theta1[:, :60], (8, 8), tmp_path / "bad.png")
+
+
+def test_theta_title_renders_the_superscript(tmp_path, drawn):
+    plot_theta_images(np.ones((3, 5)), (2, 2), tmp_path / "theta.png")
+    (panels,) = drawn
+    (title,) = [t for t in panels if "Theta" in t]
+    assert title.startswith(r"rows of $\Theta^{(1)}$ (bias column dropped)")  # mathtext, drawn above
 
 
 def test_plot_theta_images_caps_units(tmp_path):
@@ -354,7 +432,8 @@ def test_plot_callback_in_a_real_run(tmp_path):
         plots / n for n in ("curves.png", "confusion.png", "boundary.png", "theta.png")
     }
     assert len(callback.written) == 4  # curves.png rewritten, listed once
-    assert [e for e, _ in callback.history["test/acc"]] == [1]  # drawn at the last epoch
+    assert [e for e, _ in callback.history["test/acc"]] == [1]  # no checkpoint: the last epoch's weights
+    assert callback.test_label == "test (last epoch 1)"
     assert callback.state_dict()["history"]["val/loss"] == callback.history["val/loss"]
 
 
@@ -372,3 +451,95 @@ def test_plot_callback_failing_plot_only_warns(tmp_path):
     names = {p.name for p in callback.written}
     assert names == {"curves.png", "confusion.png", "boundary.png"}
     assert not (tmp_path / "figs" / "theta.png").exists()
+
+
+# ------------------------------------------------------------------------ the curves of a real run
+def _theta_mlp_run(tmp_path, epochs: int, ckpt_path=None, **trainer_kw):
+    """ThetaMLPModule on a small xor set with a halving learning rate. Its ModelCheckpoint's "best"
+    is epoch 0 by construction (val/acc_best never decreases, and only a strictly lower value
+    replaces the best), so the tested epoch is not the last one."""
+    import functools
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lecturenn.data import PlaygroundDataModule
+    from lecturenn.training import ThetaMLPModule
+    from lecturenn.training.last import LastCheckpoint
+
+    dm = PlaygroundDataModule("xor", n=120, noise=0.1, batch_size=16, seed=0)
+    dm.setup("fit")
+    info = dm.info
+    model = ThetaMLPModule(
+        info.n_features,
+        info.n_outputs,
+        info.task,
+        hidden_sizes=[4],
+        init_seed=0,
+        data_info=info.to_dict(),
+        optimizer=functools.partial(torch.optim.SGD, lr=0.5),
+        scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
+    )
+    best = ModelCheckpoint(
+        dirpath=tmp_path / "ck",
+        filename="epoch_{epoch:03d}",
+        monitor="val/acc_best",
+        mode="min",
+        auto_insert_metric_name=False,
+    )
+    callback = PlotCallback(out_dir=str(tmp_path / "plots"))
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[callback, best, LastCheckpoint(tmp_path / "ck")],
+        **trainer_kw,
+    )
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    return trainer, model, dm, callback, best
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_curves_hold_every_epoch_with_the_values_metrics_json_reports(tmp_path, drawn):
+    trainer, model, dm, callback, best = _theta_mlp_run(tmp_path, epochs=3)
+    final = {k: float(v) for k, v in trainer.callback_metrics.items()}  # what train.py writes to metrics.json
+    assert {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc"} <= set(callback.history)
+    for name, points in callback.history.items():
+        assert [e for e, _ in points] == [0, 1, 2], name  # one point per epoch, the last one included
+        assert points[-1][1] == final[name], name  # the last point is the final value, not the one before
+    assert [v for _, v in callback.history["train/lr"]] == pytest.approx([0.5, 0.25, 0.125])
+    legend = [p for p in drawn if "loss" in p][-1]["loss"]["legend"]
+    assert f"train (epoch 2): {final['train/loss']:.4g}" in legend
+    assert f"val (epoch 2): {final['val/loss']:.4g}" in legend
+
+    # the test point sits at the epoch of the checkpoint that was tested (the best one), named so
+    best_epoch = 0
+    assert Path(best.best_model_path).name == f"epoch_{best_epoch:03d}.ckpt"
+    trainer.test(model, datamodule=dm, ckpt_path=best.best_model_path, verbose=False)
+    tested = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    assert callback.history["test/acc"] == [(best_epoch, tested["test/acc"])]
+    assert callback.test_label == f"test (best epoch {best_epoch})"
+    legend = [p for p in drawn if "loss" in p][-1]["loss"]["legend"]
+    assert f"test (best epoch {best_epoch}): {tested['test/loss']:.4g}" in legend
+    assert [e for e, _ in callback.history["train/loss"]] == [0, 1, 2]  # loading the checkpoint cut nothing
+    for panels in drawn:
+        assert all(p["offsets"] == ("", "") for p in panels.values())
+
+    # last.ckpt (written after the module's on_train_epoch_end) carries the last epoch's train point:
+    # a resumed run's curves have no gap
+    trainer, *_, resumed, _ = _theta_mlp_run(
+        tmp_path / "again", epochs=4, ckpt_path=tmp_path / "ck" / "last.ckpt"
+    )
+    assert [e for e, _ in resumed.history["train/loss"]] == [0, 1, 2, 3]
+    assert [e for e, _ in resumed.history["val/loss"]] == [0, 1, 2, 3]
+    assert resumed.history["train/loss"][:3] == callback.history["train/loss"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_validation_every_second_epoch_is_plotted_where_it_ran(tmp_path):
+    trainer, *_, callback, _ = _theta_mlp_run(tmp_path, epochs=4, check_val_every_n_epoch=2)
+    assert [e for e, _ in callback.history["train/loss"]] == [0, 1, 2, 3]
+    assert [e for e, _ in callback.history["val/loss"]] == [1, 3]
+    assert callback.history["val/loss"][-1][1] == float(trainer.callback_metrics["val/loss"])

@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import Formatter, MaxNLocator
 
 __all__ = [
     "PlotCallback",
@@ -43,6 +43,8 @@ STAGE_STYLE = {
     "val": dict(color="tab:orange", linestyle="-", marker="s"),
     "test": dict(color="tab:green", linestyle="--", marker="*"),
 }
+LR_FAMILY = "lr"  # "train/lr": drawn as a low strip under the other panels
+LR_STRIP_HEIGHT = 2.2  # inches
 FAMILY_ORDER = ("loss", "acc", "accuracy", "f1", "auroc", "precision", "recall", "mse", "rmse", "mae", "r2")
 
 # TensorFlow-Playground colours: class 0 orange, class 1 blue, white at p = 0.5
@@ -124,22 +126,92 @@ def _group_history(history: dict) -> dict[str, dict[str, list[tuple[int, float]]
     return {f: families[f] for f in sorted(families, key=_family_key)}
 
 
-def _draw_series(ax, name: str, points: list[tuple[int, float]]) -> None:
-    """One metric series: a line with markers, its last value in the legend."""
+def _draw_series(ax, name: str, points: list[tuple[int, float]], test_label: str | None = None) -> None:
+    """One metric series: a line with markers; the legend names its last epoch and value."""
     stage, _ = _split_metric(name)
     style = STAGE_STYLE.get(stage, dict(color=None, linestyle="-", marker="."))
     epochs, values = zip(*points)
     ms = 10 if style["marker"] == "*" else 4
-    label = f"{stage or name} ({values[-1]:.4g})"
-    ax.plot(epochs, values, label=label, markersize=ms, linewidth=1.6, **style)
+    if stage == "test":
+        where = test_label or f"test (epoch {epochs[-1]})"
+    else:
+        where = f"{stage or name} (epoch {epochs[-1]})"
+    ax.plot(epochs, values, label=f"{where}: {values[-1]:.4g}", markersize=ms, linewidth=1.6, **style)
 
 
-def plot_curves(history: dict[str, list[tuple[int, float]]], path) -> Path:
+class _PlainTickFormatter(Formatter):
+    """Tick labels that each state their own value in full: never an offset or a common factor
+    ("1e-5+9.599e-1", "×1e−3") that a reader has to combine with the label.
+
+    Fixed-point with as many decimals as the tick step needs; ticks of magnitude below 1e-4 (a
+    small learning rate) as "%g" with as many significant digits as needed ("2.5e-05").
+    """
+
+    _format = "{:g}"
+    _zero = 0.0
+
+    def set_locs(self, locs) -> None:
+        """Choose one format for this set of ticks (called by the axis before labelling them)."""
+        ticks = sorted({float(v) for v in locs if math.isfinite(v)})
+        if not ticks:
+            self._format, self._zero = "{:g}", 0.0
+            return
+        step = min((b - a for a, b in zip(ticks, ticks[1:])), default=abs(ticks[0]) or 1.0)
+        tol, self._zero = 1e-6 * step, 1e-9 * step
+        if max(abs(v) for v in ticks) >= 1e-4:
+            decimals = max(0, -math.floor(math.log10(step)))
+            while decimals < 15 and any(abs(round(v, decimals) - v) > tol for v in ticks):
+                decimals += 1
+            self._format = f"{{:.{decimals}f}}"
+        else:
+            digits = 1
+            while digits < 15 and any(abs(float(f"{v:.{digits}g}") - v) > tol for v in ticks):
+                digits += 1
+            self._format = f"{{:.{digits}g}}"
+
+    def __call__(self, x, pos=None) -> str:
+        return "0" if abs(x) <= self._zero else self._format.format(x)
+
+
+def _plain_ticks(*axes) -> None:
+    """Full tick labels (no offset, no common factor) on every linear axis of ``axes``."""
+    for ax in axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if axis.get_scale() == "linear":
+                axis.set_major_formatter(_PlainTickFormatter())
+
+
+def _lr_scale(ax, points: list[tuple[int, float]]) -> None:
+    """Log scale when the learning rate spans more than a factor of 10 (and stays positive)."""
+    values = [v for _, v in points if math.isfinite(v)]
+    if values and min(values) > 0 and max(values) > 10 * min(values):
+        ax.set_yscale("log")
+
+
+def _draw_panel(ax, family: str, series: dict, test_label: str | None) -> None:
+    for name, points in sorted(series.items(), key=lambda kv: _stage_rank(kv[0])):
+        _draw_series(ax, name, points, test_label)
+    ax.set_title("learning rate" if family == LR_FAMILY else family)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(family)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if family == LR_FAMILY:
+        _lr_scale(ax, [p for pts in series.values() for p in pts])
+    _plain_ticks(ax)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def plot_curves(history: dict[str, list[tuple[int, float]]], path, *, test_label: str | None = None) -> Path:
     """Learning curves: one panel per metric family, train / val / test as lines, x = epoch.
 
     ``history`` maps a metric name ("train/loss", "val/acc", ...) to ``[(epoch, value), ...]``. The
-    family is the part after the stage prefix, so "train/loss" and "val/loss" share a panel. Empty
-    series are skipped; with nothing to plot the figure says "no metrics logged".
+    family is the part after the stage prefix, so "train/loss" and "val/loss" share a panel. The
+    learning rate ("train/lr") gets a low strip of its own under the panels, on a log scale when it
+    spans more than a factor of 10. Each legend entry names the series' last epoch and value; test
+    series are labelled ``test_label`` (e.g. "test (best epoch 3)", default "test (epoch N)").
+    Tick labels are written out in full (no offset notation). Empty series are skipped; with
+    nothing to plot the figure says "no metrics logged".
     """
     families = _group_history(history)
     if not families:
@@ -150,18 +222,15 @@ def plot_curves(history: dict[str, list[tuple[int, float]]], path) -> Path:
         fig.suptitle("learning curves")
         return _save(fig, path)
 
+    lr = families.pop(LR_FAMILY) if len(families) > 1 and LR_FAMILY in families else None
     rows, cols = (1, len(families)) if len(families) <= 3 else _grid_shape(len(families))
-    fig = _new_figure(4.6 * cols, 3.4 * rows)
+    strip = LR_STRIP_HEIGHT if lr else 0.0
+    fig = _new_figure(4.6 * cols, 3.4 * rows + strip)
+    grid = fig.add_gridspec(rows + bool(lr), cols, height_ratios=[3.4] * rows + ([strip] if lr else []))
     for i, (family, series) in enumerate(families.items()):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        for name, points in sorted(series.items(), key=lambda kv: _stage_rank(kv[0])):
-            _draw_series(ax, name, points)
-        ax.set_title(family)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(family)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, title="stage (last)", title_fontsize=8)
+        _draw_panel(fig.add_subplot(grid[i // cols, i % cols]), family, series, test_label)
+    if lr:
+        _draw_panel(fig.add_subplot(grid[rows, :]), LR_FAMILY, lr, test_label)
     fig.suptitle("learning curves")
     return _save(fig, path)
 
@@ -391,6 +460,7 @@ def plot_decision_boundary(
         subtitle = _accuracy_text(predict_fn, X_train, y_train, X_test, y_test)
     ax.set_xlim(xx.min(), xx.max())
     ax.set_ylim(yy.min(), yy.max())
+    _plain_ticks(ax)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     default = "regression surface" if regression else "decision boundary"
@@ -477,7 +547,7 @@ def plot_theta_images(
     path,
     *,
     max_units: int = 100,
-    title: str = "rows of Θ^(1) (bias column dropped)",
+    title: str = r"rows of $\Theta^{(1)}$ (bias column dropped)",
 ) -> Path:
     """What the hidden units look for: each row Θ^(1)[j, 1:] shown as an image of ``image_shape``.
 
@@ -524,10 +594,10 @@ def _scalar(value) -> float | None:
 class PlotCallback(pl.Callback):
     """Collects per-epoch metrics and writes the PNGs into ``out_dir`` (default: ``default_root_dir/plots``).
 
-    * Every ``train/*`` metric (at the end of each training epoch) and ``val/*`` metric (at the end
-      of each validation epoch, sanity check excluded) of ``trainer.callback_metrics`` is appended
-      to ``history`` as ``(epoch, value)``; Lightning's ``*_epoch`` suffix is dropped and
-      ``*_step`` values are skipped. ``test/*`` metrics are added at the end of ``trainer.test``.
+    * Every scalar ``train/*`` and ``val/*`` metric of ``trainer.callback_metrics`` is appended to
+      ``history`` as ``(epoch, value)`` — one point per epoch, read once the epoch's value is final;
+      Lightning's ``*_epoch`` suffix is dropped and ``*_step`` values are skipped. ``test/*`` metrics
+      are added at the end of ``trainer.test``, at the epoch whose weights were tested.
     * ``every_n_epochs > 0``: curves.png is also rewritten every that many epochs.
     * End of fit: ``curves.png``. End of test: ``curves.png`` again, plus, when the module and the
       datamodule offer them,
@@ -538,6 +608,20 @@ class PlotCallback(pl.Callback):
         {"train": (X_raw, y), "test": (X_raw, y)} with 2-D X_raw,
         ``datamodule.transform(X_raw) -> Tensor`` and ``pl_module.predict_scores(Tensor) -> np.ndarray``;
       - ``theta.png``: ``datamodule.info.image_shape`` set; Θ^(1) is ``pl_module.net.theta(1)``.
+
+    When the values are read. Lightning calls a callback's ``on_train_epoch_end`` and
+    ``on_validation_epoch_end`` *before* the LightningModule's, which is where ThetaMLPModule logs
+    its epoch metrics — reading there plots each epoch's predecessor and drops the last one. So
+    ``val/*`` is read in ``on_validation_end`` (after the module's hook, where ModelCheckpoint reads
+    it too) and an epoch's ``train/*`` in the next ``on_train_epoch_start``, or in
+    ``on_train_end`` for the last epoch. A checkpoint written in between (``last.ckpt``, after
+    the module's ``on_train_epoch_end``) stores the epoch's train values already.
+
+    The test point. ``trainer.test(ckpt_path=...)`` draws the test metrics at the epoch stored in
+    that checkpoint, labelled "test (best epoch N)" when it is a ModelCheckpoint's best model,
+    "test (epoch N)" otherwise (at the last epoch, "test (epoch unknown)", for a weights-only
+    checkpoint); without a checkpoint the module's current weights — the last epoch's — are tested
+    ("test (last epoch N)").
 
     A plot that fails only warns; training goes on. Only global rank 0 collects and writes.
     ``written`` lists the paths written (each once, in order of first writing).
@@ -551,6 +635,9 @@ class PlotCallback(pl.Callback):
         self.every_n_epochs = int(every_n_epochs)
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.written: list[Path] = []
+        self.test_label: str | None = None  # the legend of the test point
+        self._train_pending: int | None = None  # an epoch whose train/* values are not read yet
+        self._loaded_epoch: int | None = None  # the epoch of the checkpoint trainer.test loaded
 
     # ---- state (so that a resumed run keeps its curves)
     def state_dict(self) -> dict:
@@ -563,16 +650,33 @@ class PlotCallback(pl.Callback):
         if not self.history:
             self.history = {k: [tuple(p) for p in v] for k, v in state_dict.get("history", {}).items()}
 
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        # A checkpoint written after the module's on_train_epoch_end (LastCheckpoint, ModelCheckpoint
+        # without validation) holds the epoch's final train values: store them, or a run resumed
+        # from it would miss that epoch's train point. The in-memory history reads them again later.
+        if self._train_pending is None or not trainer.is_global_zero:
+            return
+        history = {k: list(v) for k, v in self.history.items()}
+        self._record_into(history, trainer, "train", self._train_pending)
+        checkpoint.setdefault("callbacks", {})[self.state_key] = {"history": history}
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        if trainer.state.fn == "test":
+            epoch = checkpoint.get("epoch")
+            self._loaded_epoch = int(epoch) if isinstance(epoch, int) else None
+
     # ---- collection
     def plot_dir(self, trainer: pl.Trainer) -> Path:
         """Where the PNGs go."""
         return Path(self.out_dir) if self.out_dir is not None else Path(trainer.default_root_dir) / "plots"
 
-    def _record(self, trainer: pl.Trainer, stage: str, epoch: int | None = None) -> None:
+    @staticmethod
+    def _record_into(history: dict, trainer: pl.Trainer, stage: str, epoch: int) -> None:
         """Append (epoch, value) for every scalar ``{stage}/*`` metric; one point per epoch (last wins)."""
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        epoch = trainer.current_epoch if epoch is None else epoch
         for name, value in trainer.callback_metrics.items():
             if not name.startswith(f"{stage}/") or name.endswith("_step"):
                 continue
@@ -580,24 +684,43 @@ class PlotCallback(pl.Callback):
             if v is None:
                 continue
             name = name.removesuffix("_epoch")
-            points = self.history.setdefault(name, [])
+            points = history.setdefault(name, [])
             if points and points[-1][0] == epoch:
                 points[-1] = (epoch, v)
             else:
                 points.append((epoch, v))
 
-    def _last_epoch(self, trainer: pl.Trainer) -> int:
-        """The epoch of the latest train/val point (where a test result is drawn)."""
-        epochs = [p[0] for name, pts in self.history.items() if not name.startswith("test/") for p in pts]
-        return max(epochs) if epochs else trainer.current_epoch
+    def _record(self, trainer: pl.Trainer, stage: str, epoch: int | None = None) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        self._record_into(self.history, trainer, stage, trainer.current_epoch if epoch is None else epoch)
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._record(trainer, "train")
+    def _last_epoch(self, trainer: pl.Trainer) -> int | None:
+        """The epoch of the latest train/val point (None when there is none)."""
+        epochs = [p[0] for name, pts in self.history.items() if not name.startswith("test/") for p in pts]
+        return max(epochs) if epochs else None
+
+    def _read_train_epoch(self, trainer: pl.Trainer) -> None:
+        """Record the train/* values of the epoch that ended last (final once its hooks have run)."""
+        epoch, self._train_pending = self._train_pending, None
+        if epoch is None:
+            return
+        self._record(trainer, "train", epoch)
         n = self.every_n_epochs
-        if n and trainer.is_global_zero and (trainer.current_epoch + 1) % n == 0:
+        if n and trainer.is_global_zero and (epoch + 1) % n == 0:
             self._write_curves(trainer)
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._read_train_epoch(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # runs before the module's on_train_epoch_end: the values are read once that has logged them
+        self._train_pending = trainer.current_epoch
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._read_train_epoch(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == "fit":
             self._record(trainer, "val")
 
@@ -605,10 +728,35 @@ class PlotCallback(pl.Callback):
         if trainer.is_global_zero:
             self._write_curves(trainer)
 
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.ckpt_path is None:  # nothing loaded: whatever a checkpoint hook said before is stale
+            self._loaded_epoch = None
+
+    def _test_point(self, trainer: pl.Trainer) -> tuple[int, str]:
+        """(epoch, legend label) of the weights this test ran on."""
+        if trainer.ckpt_path is not None and self._loaded_epoch is not None:
+            best = {
+                str(cb.best_model_path)
+                for cb in trainer.checkpoint_callbacks
+                if getattr(cb, "best_model_path", "")
+            }
+            kind = "best epoch" if str(trainer.ckpt_path) in best else "epoch"
+            return self._loaded_epoch, f"test ({kind} {self._loaded_epoch})"
+        last = self._last_epoch(trainer)
+        if trainer.ckpt_path is None and last is not None:
+            return last, f"test (last epoch {last})"
+        if trainer.ckpt_path is not None:  # a checkpoint without callback states: its epoch is not known here
+            return (last if last is not None else trainer.current_epoch), "test (epoch unknown)"
+        return trainer.current_epoch, "test"
+
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        self._record(trainer, "test", epoch=self._last_epoch(trainer))
+        epoch, self.test_label = self._test_point(trainer)
+        self._loaded_epoch = None
+        for name in [n for n in self.history if n.startswith("test/")]:
+            del self.history[name]  # one test point: this test's (a second test replaces it)
+        self._record(trainer, "test", epoch=epoch)
         self._write_curves(trainer)
         datamodule = getattr(trainer, "datamodule", None)
         info = getattr(datamodule, "info", None)
@@ -636,7 +784,8 @@ class PlotCallback(pl.Callback):
             self.written.append(path)
 
     def _write_curves(self, trainer: pl.Trainer) -> None:
-        self._attempt("curves.png", lambda: plot_curves(self.history, self.plot_dir(trainer) / "curves.png"))
+        path = self.plot_dir(trainer) / "curves.png"
+        self._attempt("curves.png", lambda: plot_curves(self.history, path, test_label=self.test_label))
 
     @staticmethod
     def _confusion(pl_module, info, path: Path) -> Path:
