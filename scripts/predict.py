@@ -11,6 +11,9 @@ class (binary: the positive class); regression adds ``prediction`` (or one colum
 
 from __future__ import annotations
 
+import math
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -54,6 +57,159 @@ def feature_matrix(table: pd.DataFrame, info) -> np.ndarray:
     return X
 
 
+def _number(value) -> float | None:
+    """``value`` as a float when it is a number or a string that spells one (``"2.0"``, ``" 2"``), else
+    None. Booleans are not numbers here (the classes of a boolean target are "False" and "True")."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _blank(value) -> bool:
+    return (isinstance(value, str) and not value.strip()) or (
+        not isinstance(value, str) and bool(pd.isna(value))
+    )
+
+
+def _label_text(value) -> str:
+    """A label as the user wrote it, near enough: 3.0 read from a partly blank integer column is ``3``."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def unseen_labels(column: pd.Series, classes: list[str]) -> list[str]:
+    """The distinct non-blank values of a label ``column`` that name none of ``classes``, sorted.
+
+    Blank cells (NaN, empty or whitespace-only strings) are rows to predict, not labels. A value names
+    a class when its text equals the class name, or when both spell a number and the numbers are equal
+    (``2.0``, ``"2.0"`` and ``2`` all name the class ``"2"``).
+    """
+    names = set(classes)
+    numbers = {n for n in map(_number, classes) if n is not None}
+    unseen = set()
+    for value in column.unique():
+        if _blank(value) or str(value) in names:
+            continue
+        number = _number(value)
+        if number is None or number not in numbers:
+            unseen.add(_label_text(value))
+    return sorted(unseen)
+
+
+def check_labels(table: pd.DataFrame, info) -> None:
+    """``DataError`` when the input's label column (optional) holds a label the model never saw."""
+    from lecturenn.data import DataError
+
+    if info.classes is None:
+        return
+    for target in info.target_names:
+        if target in table.columns:
+            unseen = unseen_labels(table[target], info.classes)
+            if unseen:
+                raise DataError(
+                    f"column {target!r} has label(s) {unseen[:5]} never seen in training "
+                    f"(known classes: {info.classes}); blank labels are fine (rows to predict)"
+                )
+
+
+def output_path(cfg: DictConfig) -> Path:
+    """The output file, checked before any work; one ``error:`` line and exit 2 when it cannot be written.
+
+    Refused: a directory, a file in a directory that does not exist (or is not writable), the input
+    or the checkpoint file itself, and an existing file unless ``overwrite=true``.
+    """
+    overwrite = cfg.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        fail(ValueError(f"config: overwrite={overwrite!r} is invalid; expected true or false"))
+    text = str(cfg.get("output") or "").strip()
+    if not text:
+        fail(ValueError("config: output is empty; name the file to write the predictions to"))
+    path = Path(text).expanduser()
+    if path.is_dir():
+        fail(
+            ValueError(
+                f"output {str(path)!r} is a directory; name a file, e.g. output={path / 'predictions.csv'}"
+            )
+        )
+    parent = path.parent
+    if not parent.exists():
+        fail(ValueError(f"output directory {str(parent)!r} does not exist (create it first)"))
+    if not parent.is_dir():
+        fail(ValueError(f"output {str(path)!r}: {str(parent)!r} is not a directory"))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        fail(ValueError(f"output directory {str(parent)!r} is not writable"))
+    for key in ("input", "ckpt_path"):
+        if not str(cfg.get(key) or "").strip():
+            continue
+        other = Path(str(cfg.get(key)).strip()).expanduser()
+        same = path.resolve() == other.resolve()  # symbolic links followed
+        if not same and path.exists() and other.exists():
+            same = os.path.samefile(path, other)  # hard links
+        if same:
+            fail(
+                ValueError(f"output {str(path)!r} is the {key} file itself; write the predictions elsewhere")
+            )
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        _exists(path)
+    return path
+
+
+def _exists(path: Path):
+    fail(FileExistsError(f"output {str(path)!r} already exists; pass overwrite=true to replace it"))
+
+
+_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd", ".zip": "zip"}
+
+
+def _write(table: pd.DataFrame, tmp: Path, name: str) -> None:
+    """``table`` into ``tmp`` in the format the final ``name`` asks for."""
+    lower = name.lower()
+    if lower.endswith((".parquet", ".pq")):
+        table.to_parquet(tmp, index=False)
+        return
+    suffix = Path(lower).suffix
+    method = _COMPRESSIONS.get(suffix)
+    stem = lower.removesuffix(suffix) if method else lower
+    compression = (
+        {"method": method, "archive_name": name[: len(name) - len(suffix)]} if method == "zip" else method
+    )
+    table.to_csv(tmp, index=False, sep="\t" if stem.endswith(".tsv") else ",", compression=compression)
+
+
+def write_atomically(table: pd.DataFrame, path: Path, overwrite: bool) -> None:
+    """Write ``table`` to a temporary file next to ``path``, flush it to disk and move it into place.
+
+    Without ``overwrite`` the move is a hard link, which fails rather than replace a file that
+    appeared since :func:`output_path` checked (rename where the file system has no hard links).
+    A failure removes the temporary file and leaves ``path`` as it was.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        _write(table, tmp, path.name)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                _exists(path)
+            except OSError:  # no hard links here (e.g. some network or FUSE file systems)
+                if path.exists():
+                    _exists(path)
+                os.replace(tmp, path)
+    except (OSError, ImportError, ValueError) as err:
+        fail(ValueError(f"cannot write output {str(path)!r}: {err}"))
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def checkpoint_data_info(model, ckpt_path):
     """The checkpoint's :class:`~lecturenn.data.DataInfo`, checked against its network."""
     from lecturenn.data import DataInfo
@@ -85,20 +241,14 @@ def predict(cfg: DictConfig) -> Path:
     from lecturenn.data.scaling import network_inputs
     from lecturenn.training.checkpoint import CheckpointError, load_module
 
+    path = output_path(cfg)  # before any work: a bad output must not cost a prediction run
+    overwrite = bool(cfg.get("overwrite", False))
     try:
         model = load_module(cfg.ckpt_path, map_location="cpu")  # verified, data only, eval mode
         info = checkpoint_data_info(model, cfg.ckpt_path)
         table, _ = read_table(cfg.input)
         X = network_inputs(feature_matrix(table, info), info, model.net.thetas[0].dtype)  # float64, cast
-        if info.classes is not None:
-            for target in info.target_names:
-                if target in table.columns:
-                    unseen = sorted(set(table[target].astype(str)) - set(info.classes))
-                    if unseen:
-                        raise DataError(
-                            f"column {target!r} has label(s) {unseen[:5]} never seen in training "
-                            f"(known classes: {info.classes})"
-                        )
+        check_labels(table, info)
     except (CheckpointError, DataError, ValueError) as err:
         fail(err)
 
@@ -123,8 +273,7 @@ def predict(cfg: DictConfig) -> Path:
         result["prediction"] = np.asarray(info.classes)[out.argmax(axis=1)]
         for k, name in enumerate(info.classes):
             result[f"prob_{name}"] = out[:, k]
-    path = Path(cfg.output)
-    result.to_csv(path, index=False)
+    write_atomically(result, path, overwrite)
     print(f"{len(result)} predictions written to {path.resolve()}")
     return path
 
