@@ -39,12 +39,11 @@ import torch
 from lightning.pytorch.plugins.precision import DoublePrecision, HalfPrecision, MixedPrecision, Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import Tensor
-from torchmetrics import MaxMetric, MetricCollection, MinMetric
-from torchmetrics.classification import AUROC, Accuracy, F1Score, MulticlassF1Score
-from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
+from torchmetrics import MaxMetric, MinMetric
 
 from ..data.batches import BatchGroup
 from ..network import ThetaMLP
+from .metrics import StageMetrics, classification_metrics, regression_metrics
 
 __all__ = ["ThetaMLPModule", "TASK_HEADS"]
 
@@ -59,16 +58,6 @@ def _plain(value):
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return [_plain(v) for v in value]
     return value
-
-
-class BinaryMacroF1(MulticlassF1Score):
-    """Macro-F1 over the classes 0 and 1 from P(y = 1) scores (n,)."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(num_classes=2, average="macro", **kwargs)
-
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        super().update((preds > 0.5).long(), target)
 
 
 def _rng_states() -> dict:
@@ -101,25 +90,14 @@ def _set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _classification_metrics(task: str, K: int) -> MetricCollection:
-    kind = {"binary": {"task": "binary"}, "multiclass": {"task": "multiclass", "num_classes": K}}.get(
-        task, {"task": "multilabel", "num_labels": K}
-    )
-    f1 = BinaryMacroF1(validate_args=False) if task == "binary" else F1Score(**kind, average="macro")
-    return MetricCollection(
-        {
-            "acc": Accuracy(**kind, validate_args=False),
-            "f1": f1,
-            "auroc": AUROC(**kind, validate_args=False),
-        }
-    )
+def _classification_metrics(task: str, K: int) -> StageMetrics:
+    """acc, f1, auroc; macro averages over the classes a split can score (:mod:`.metrics`)."""
+    return classification_metrics(task, K)
 
 
-def _regression_metrics(K: int) -> MetricCollection:
-    r2 = R2Score(multioutput="uniform_average") if K > 1 else R2Score()
-    return MetricCollection(
-        {"mse": MeanSquaredError(num_outputs=K), "mae": MeanAbsoluteError(num_outputs=K), "r2": r2}
-    )
+def _regression_metrics(K: int, target_names: Sequence[str] | None = None) -> StageMetrics:
+    """mse, mae, r2 averaged over the outputs, plus ``<metric>_<target>`` per output when K > 1."""
+    return regression_metrics(K, target_names)
 
 
 class _RunningMeans:
@@ -273,7 +251,11 @@ class ThetaMLPModule(L.LightningModule):
             )
 
         regression = task == "regression"
-        metrics = _regression_metrics(n_outputs) if regression else _classification_metrics(task, n_outputs)
+        metrics = (
+            _regression_metrics(n_outputs, info.get("target_names"))
+            if regression
+            else _classification_metrics(task, n_outputs)
+        )
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self._means: dict[str, _RunningMeans] = {}  # per stage: Σ J·n, Σ n, Σ train statistic
@@ -288,8 +270,8 @@ class ThetaMLPModule(L.LightningModule):
         """Every metric this module logs per epoch (what a checkpoint, early-stopping or scheduler
         ``monitor`` and a sweep's ``optimized_metric`` may name)."""
         train = ["train/loss", "train/mse" if self.task == "regression" else "train/acc", "train/lr"]
-        val = ["val/loss", *self.val_metrics.keys(keep_base=False), self.best_name]
-        return train + val + ["test/loss", *self.test_metrics.keys(keep_base=False)]
+        val = ["val/loss", *self.val_metrics.names(), self.best_name]
+        return train + val + ["test/loss", *self.test_metrics.names()]
 
     def __setattr__(self, name: str, value) -> None:
         # Fast path for plain values of plain attributes: nn.Module.__setattr__ spends ~7 µs on
@@ -512,7 +494,7 @@ class ThetaMLPModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/loss", self._epoch_means("val")[0], prog_bar=True, sync_dist=True)
-        values = self.val_metrics.compute()  # torchmetrics already reduces across processes
+        values = self.val_metrics.compute()  # scalars only; torchmetrics already reduces across processes
         self.log_dict(values, sync_dist=True)
         if not self.trainer.sanity_checking:
             self.val_best(values[self.best_name.removesuffix("_best")])
