@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -26,7 +27,7 @@ from .backprop import ridge_penalty, theta_cost, theta_forward
 from .heads import HEADS, get_head
 from .theta import check_input, init_theta, make_generator
 
-__all__ = ["ThetaMLP", "Propagation", "BACKPROPS"]
+__all__ = ["ThetaMLP", "Propagation", "BACKPROPS", "as_array"]
 
 BACKPROPS = ("manual", "autograd")
 
@@ -42,6 +43,28 @@ class Propagation:
     def h(self) -> Tensor:
         """h_Θ(x) = a^(L+1)."""
         return self.a[max(self.a)]
+
+
+def as_array(A):
+    """Numbers in any form scikit-learn accepts, by position, as a C-contiguous numpy array.
+
+    A pandas DataFrame or Series (whatever its index: rows are taken by position, not by label),
+    a list, a numpy array in any memory order (Fortran, strided views) → ``np.ndarray`` in C
+    order; a tensor is returned as it is. What numpy cannot turn into an array (a ragged list,
+    ``None``, a string) is returned as given, for the caller's checks to name. The one conversion
+    of inputs: the network's X and Y, the estimators' arrays and the data modules' raw rows.
+    """
+    if isinstance(A, Tensor) or A is None or isinstance(A, (str, bytes)):
+        return A
+    to_numpy = getattr(A, "to_numpy", None)  # pandas (and polars) objects: by position
+    if callable(to_numpy) and not isinstance(A, np.ndarray):
+        with contextlib.suppress(TypeError, ValueError):
+            A = to_numpy()
+    try:
+        A = np.asarray(A)
+    except (TypeError, ValueError, RuntimeError):  # ragged lists, CUDA tensors in a list
+        return A
+    return A if A.flags.c_contiguous else np.ascontiguousarray(A)
 
 
 def _check_sizes(sizes) -> list[int]:
@@ -233,13 +256,13 @@ class ThetaMLP(nn.Module):
     # -- checks ---------------------------------------------------------------------------------
     def _check_X(self, X) -> Tensor:
         """Structural checks on X (no pass over the data): type, 2-D, s_1 columns, dtype, device."""
-        return check_input(X, self.sizes[0], self.thetas._parameters["0"], name="X", units="s_1")
+        return check_input(as_array(X), self.sizes[0], self.thetas._parameters["0"], name="X", units="s_1")
 
     def check_batch(self, X, Y, lam: float = 0.0) -> tuple[Tensor, Tensor]:
         """Full validation of a batch, values included; returns (X, Y) ready for the cost."""
         _check_lam(lam)
         X = self._check_X(X)
-        Y = self.head.prepare_targets(Y, X.shape[0], self.sizes[-1], X.dtype, X.device)
+        Y = self.head.prepare_targets(as_array(Y), X.shape[0], self.sizes[-1], X.dtype, X.device)
         self._diagnose(X, Y)  # X values, label range / target values, Θ
         return X, Y
 
@@ -341,7 +364,7 @@ class ThetaMLP(nn.Module):
         lam = _check_lam(lam)
         X = self._check_X(X)
         n, K = X.shape[0], self.sizes[-1]
-        Y = Y_raw = self.head.prepare_targets(Y, n, K, X.dtype, X.device)
+        Y = Y_raw = self.head.prepare_targets(as_array(Y), n, K, X.dtype, X.device)
         if self.validate_inputs:
             # All value checks fused into one boolean and a single host sync, after the forward
             # pass and before anything is written. A sum is finite iff every term is (an overflow

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..network import as_array
 from .errors import DataError
 from .info import TASKS
 
@@ -101,12 +102,25 @@ def encode_labels(labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return ids.astype(np.int64).reshape(-1), [str(v) for v in values]
 
 
+def _array(A, what: str) -> np.ndarray:
+    """:func:`~lecturenn.network.as_array`, or a ``DataError`` for what is no array of numbers."""
+    A = as_array(A)
+    if not isinstance(A, np.ndarray):
+        raise DataError(f"{what} expects an array of numbers; got {type(A).__name__}")
+    return A
+
+
 def raw_rows(X_raw: np.ndarray | torch.Tensor, raw_features: int) -> np.ndarray:
-    """Rows (n, raw_features) or one row (raw_features,), numpy or tensor → float64 (n, raw_features).
+    """Rows (n, raw_features) or one row (raw_features,) → float64 (n, raw_features): a tensor, or
+    anything :func:`~lecturenn.network.as_array` takes (numpy in any order, lists, pandas by position).
 
     ``DataError`` for a wrong number of columns, non-numeric values, or rows with NaN/inf.
     """
-    A = X_raw.detach().cpu().double().numpy() if isinstance(X_raw, torch.Tensor) else np.asarray(X_raw)
+    A = (
+        X_raw.detach().cpu().double().numpy()
+        if isinstance(X_raw, torch.Tensor)
+        else _array(X_raw, "transform")
+    )
     if A.ndim == 1:
         A = A[None, :]
     if A.ndim != 2 or A.shape[1] != raw_features:
@@ -138,7 +152,7 @@ def check_arrays(
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
-    X = np.asarray(X)
+    X = _array(X, "features")
     if X.ndim != 2:
         raise DataError(f"features must be a 2-D array (rows, columns); got shape {X.shape}")
     try:
@@ -149,7 +163,7 @@ def check_arrays(
         raise DataError(f"{X.shape[1]} feature columns but {len(feature_names)} feature names")
     if X.shape[1] == 0:
         raise DataError("no feature columns")
-    y = np.asarray(y)
+    y = _array(y, "targets")
     if y.shape[0] != X.shape[0]:
         raise DataError(f"{X.shape[0]} feature rows but {y.shape[0]} target rows")
     nonfinite_report(X, feature_names, "feature")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..activations import get_activation
-from ..network import ThetaMLP
+from ..network import ThetaMLP, as_array
 
 _DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np.float64)}
 
@@ -89,10 +89,11 @@ def cpu_threads(device: torch.device, sizes: list[int], batch_size: int):
 
 
 def as_tensor(X, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """A validated (dense or sparse) array as a tensor on ``device``, without numpy warnings."""
+    """A validated (dense or sparse) array as a C-contiguous tensor on ``device``, without numpy
+    warnings (a DataFrame ``y`` validates to a Fortran-order array; batches are views of rows)."""
     if sp.issparse(X):
         X = X.toarray()
-    X = np.asarray(X)
+    X = as_array(X)
     if not X.flags.writeable:  # read-only memmaps: torch.from_numpy warns on those
         X = X.copy()
     return torch.from_numpy(X).to(device=device, dtype=dtype)
