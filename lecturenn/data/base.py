@@ -20,7 +20,7 @@ from .checks import check_arrays, raw_rows, to_dtype
 from .errors import DataError
 from .info import DataInfo
 from .scaling import network_inputs, standardise
-from .split import check_fractions, rows_digest, split_indices, standardisation
+from .split import R2_ROWS, check_fractions, rows_digest, split_indices, standardisation
 
 __all__ = ["ArrayDataModule"]
 
@@ -106,7 +106,10 @@ class ArrayDataModule(L.LightningDataModule):
         X, y, feature_names, target_names, task, classes = self.load_arrays()
         X, y, classes = check_arrays(X, y, list(feature_names), list(target_names), task, classes)
         labels = y if task in ("binary", "multiclass") else None
-        parts = split_indices(len(X), self.val_fraction, self.test_fraction, self.seed, labels, classes)
+        eval_rows, why = (2, R2_ROWS) if task == "regression" else (1, "")
+        parts = split_indices(
+            len(X), self.val_fraction, self.test_fraction, self.seed, labels, classes, eval_rows, why
+        )
         raw = {name: (X[idx], y[idx]) for name, idx in zip(SPLITS, parts)}
         self._rows = dict(zip(SPLITS, parts))
         info = self._fit_info(raw["train"], list(feature_names), list(target_names), task, classes)

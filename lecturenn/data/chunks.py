@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .files import missing_column
+from .files import UNIQUE, check_roles, check_unique, missing_column
 from .scaling import Moments
 from .tables import MAX_CLASSES
 
@@ -190,7 +190,9 @@ class ParquetSource:
         except (pa.ArrowException, OSError) as e:
             raise DataError(f"cannot read {self.name} as Parquet: {_one_line(e)}") from None
         columns, types = list(schema.names), dict(zip(schema.names, schema.types))
+        check_unique(columns, f"{self.name}: column name {{name}} occurs {{count}} times; {UNIQUE}")
         targets = [target] if isinstance(target, str) else list(target)
+        check_roles(targets, None if features is None else list(features), self.name)
         for t in targets:
             if t not in types:
                 raise missing_column("target", t, columns, self.name)
@@ -204,8 +206,6 @@ class ParquetSource:
         for f in features:
             if f not in types:
                 raise missing_column("feature", f, columns, self.name)
-            if f in targets:
-                raise DataError(f"column {f!r} is both a feature and a target")
             if not _numeric(types[f]):
                 raise DataError(
                     f"feature column {f!r} of {self.name} is not numeric (type {types[f]}); "
@@ -321,20 +321,32 @@ class TargetScan:
         self.numeric: bool | None = None
         self.boolean = self.integral = self.zero_one = True
         self.values: np.ndarray | None = None  # distinct labels; None: not tracked or too many
+        self.train_values: np.ndarray | None = None  # the distinct labels of the training chunks
         self.track = len(target_names) == 1 and task in ("auto", "binary", "multiclass")
+        self.ones = self.train_ones = np.zeros(len(target_names), dtype=bool)  # columns with a 1
 
-    def add(self, Y: np.ndarray) -> None:
-        """Fold in a chunk Y (m, k) (numbers already checked finite by the caller)."""
+    def add(self, Y: np.ndarray, train: bool = False) -> None:
+        """Fold in a chunk Y (m, k) (numbers already checked finite by the caller); ``train``: the
+        chunk belongs to the training split."""
         if self.numeric is None:
             self.numeric = Y.dtype.kind in "biuf"
             self.boolean = Y.dtype.kind == "b"
-            self.values = np.unique(Y[:0]) if self.track else None
+            self.values = self.train_values = np.unique(Y[:0]) if self.track else None
         if self.numeric:
             if Y.dtype.kind == "f":
                 self.integral &= bool((Y == np.round(Y)).all())
-            self.zero_one &= bool(((Y == 0) | (Y == 1)).all())
+            one = Y == 1
+            self.zero_one &= bool((one | (Y == 0)).all())
+            if self.zero_one:  # which labels a multilabel target has, in all rows and in train
+                seen = one.any(axis=0)
+                self.ones = self.ones | seen
+                if train:
+                    self.train_ones = self.train_ones | seen
         if self.values is not None:
-            self.values = np.union1d(self.values, np.unique(Y[:, 0]))
+            labels = np.unique(Y[:, 0])
+            self.values = np.union1d(self.values, labels)
+            if train:
+                self.train_values = np.union1d(self.train_values, labels)
             cap = MAX_CLASSES if self.task == "auto" and self.numeric else MAX_LABELS
             if len(self.values) > cap:
                 if self.task != "auto" or not self.numeric:
@@ -342,7 +354,7 @@ class TargetScan:
                         f"target {self.target_names[0]!r} has more than {MAX_LABELS} distinct labels; "
                         "is it a regression target?"
                     )
-                self.values = None  # auto, numeric, many values: a regression target
+                self.values = self.train_values = None  # auto, numeric, many values: regression
 
     def decide(self, n: int) -> str:
         """The task (the rule of :func:`~lecturenn.data.tables.infer_task`), checked against the data."""
@@ -375,6 +387,20 @@ class TargetScan:
         elif task == "multilabel" and not self.zero_one:
             raise DataError("multilabel targets must be 0/1 in every column")
         return task
+
+    def untrained(self, task: str) -> str | None:
+        """What the training chunks lack: ``"class 'c' has no row"`` (binary/multiclass) or ``"label
+        column 'y[1]' has no 1"`` (multilabel) for the first such; ``None`` when they lack nothing."""
+        if task in ("binary", "multiclass") and self.values is not None and self.train_values is not None:
+            absent = np.setdiff1d(self.values, self.train_values)
+            if len(absent):
+                name = self.classes()[int(np.searchsorted(self.values, absent[0]))]
+                return f"class {name!r} has no row"
+        if task == "multilabel":
+            absent = np.flatnonzero(self.ones & ~self.train_ones)
+            if len(absent):
+                return f"label column {self.target_names[int(absent[0])]!r} has no 1"
+        return None
 
     def classes(self) -> list[str]:
         """Class names in label-encoded (sorted) order; an integral float label 1.0 is named "1"."""

@@ -10,8 +10,9 @@ import pandas as pd
 
 from .errors import DataError
 
-__all__ = ["TABLE_SUFFIXES", "missing_column", "read_table"]
+__all__ = ["TABLE_SUFFIXES", "check_roles", "check_unique", "missing_column", "read_table"]
 
+UNIQUE = "rename or drop the copies so that every column has its own name"
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq", ".npz")
 
 
@@ -21,6 +22,46 @@ def missing_column(kind: str, name: str, columns: list[str], where: str) -> Data
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     shown = ", ".join(columns[:20]) + (f", ... ({len(columns)} in all)" if len(columns) > 20 else "")
     return DataError(f"{kind} column {name!r} not found in {where}{hint} columns: {shown}")
+
+
+def check_unique(names: list[str], message: str) -> None:
+    """``DataError`` for the first name that occurs more than once in ``names``: ``message`` with
+    ``{name}`` and ``{count}`` filled in (and ``{copy}``, pandas' name for the second one)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            count = sum(n == name for n in names)
+            raise DataError(message.format(name=repr(name), count=count, copy=repr(f"{name}.1")))
+        seen.add(name)
+
+
+def check_roles(targets: list[str], features: list[str] | None, where: str) -> None:
+    """``DataError`` for a column named twice in ``target`` or in ``features``, or in both (it would
+    be learned from itself, or counted twice)."""
+    check_unique(
+        targets, f"{where}: target names column {{name}} {{count}} times; name each target column once"
+    )
+    if features is None:
+        return
+    check_unique(features, f"{where}: features names column {{name}} {{count}} times; name each feature once")
+    both = next((f for f in features if f in targets), None)
+    if both is not None:
+        raise DataError(
+            f"{where}: column {both!r} is both a feature and a target; leave it out of features=[...]"
+        )
+
+
+def _csv_header(path: Path, sep: str) -> list[str]:
+    """The header's names as written (pandas renames a repeated 'label' to 'label.1')."""
+    head = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False)
+    return [str(c) for c in head.iloc[0]] if len(head) else []
+
+
+def _parquet_names(path: Path) -> list[str]:
+    """The Parquet schema's column names (pandas cannot read a file that repeats one)."""
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
 
 
 def _read_npz(path: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
@@ -48,8 +89,11 @@ def _read_npz(path: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
         targets = ["y"] if y.ndim == 1 else [f"y[{j}]" for j in range(Y.shape[1])]
     if len(targets) != Y.shape[1]:
         raise DataError(f"{path.name}: {len(targets)} target_names for {Y.shape[1]} columns of y")
-    if len(set(names + targets)) != len(names) + len(targets):
-        raise DataError(f"{path.name}: feature and target names must be distinct; got {names + targets}")
+    check_unique(
+        names + targets,
+        f"{path.name}: name {{name}} occurs {{count}} times in feature_names and target_names; "
+        "give every column of X and y its own name",
+    )
     frame = pd.concat(
         [pd.DataFrame(X, columns=names), pd.DataFrame({t: Y[:, j] for j, t in enumerate(targets)})], axis=1
     )
@@ -79,9 +123,19 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
         if suffix == ".npz":
             frame, groups = _read_npz(path)
         elif suffix in (".parquet", ".pq"):
+            check_unique(
+                _parquet_names(path), f"{path.name}: column name {{name}} occurs {{count}} times; {UNIQUE}"
+            )
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, sep="\t" if suffix.startswith(".tsv") else ",")
+            sep = "\t" if suffix.startswith(".tsv") else ","
+            header = [c for c in _csv_header(path, sep) if c.strip()]  # blank ones become 'Unnamed: k'
+            check_unique(
+                header,
+                f"{path.name}: column name {{name}} occurs {{count}} times in the header (pandas would "
+                f"read the second one as another column, {{copy}}); {UNIQUE}",
+            )
+            frame = pd.read_csv(path, sep=sep)
     except pd.errors.EmptyDataError:
         raise DataError(f"data file is empty: {path}") from None
     except ImportError as e:
@@ -93,4 +147,5 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     if len(frame) == 0:
         raise DataError(f"data file has no rows: {path} (columns: {', '.join(map(str, frame.columns))})")
     frame.columns = [str(c) for c in frame.columns]
+    check_unique(list(frame.columns), f"{path.name}: column name {{name}} occurs {{count}} times; {UNIQUE}")
     return frame, groups

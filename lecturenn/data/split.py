@@ -11,7 +11,18 @@ from sklearn.model_selection import train_test_split
 from .errors import DataError
 from .scaling import standardisation
 
-__all__ = ["check_fractions", "rows_digest", "split_indices", "standardisation"]
+#: why a regression's val and test splits need 2 rows
+R2_ROWS = "a regression's R² needs at least 2 rows in val and in test"
+
+__all__ = [
+    "R2_ROWS",
+    "check_fractions",
+    "min_rows",
+    "rows_digest",
+    "split_indices",
+    "split_sizes",
+    "standardisation",
+]
 
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
@@ -30,6 +41,25 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
         )
 
 
+def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """Rows ``(train, val, test)`` of a split of n rows: ``max(1, round(fraction * n))`` for val and
+    test, the rest for train."""
+    n_test, n_val = max(1, round(test_fraction * n)), max(1, round(val_fraction * n))
+    return n - n_val - n_test, n_val, n_test
+
+
+def min_rows(val_fraction: float, test_fraction: float, eval_rows: int = 1, train_rows: int = 1) -> int:
+    """The fewest rows whose split (:func:`split_sizes`) has at least ``eval_rows`` rows in each of
+    val and test and ``train_rows`` in train."""
+    # round(f * n) >= k > 1 needs f * n >= k - 1/2: start just below the larger of the two bounds
+    n = 3 if eval_rows <= 1 else max(3, int((eval_rows - 0.5) / min(val_fraction, test_fraction)) - 2)
+    while True:
+        train, val, test = split_sizes(n, val_fraction, test_fraction)
+        if min(val, test) >= eval_rows and train >= train_rows:
+            return n
+        n += 1
+
+
 def split_indices(
     n: int,
     val_fraction: float,
@@ -37,24 +67,23 @@ def split_indices(
     seed: int,
     labels: np.ndarray | None = None,
     classes: list[str] | None = None,
+    eval_rows: int = 1,
+    why: str = "",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row indices ``(train, val, test)`` (int64, each sorted) of a seeded three-way split.
 
-    Sizes are ``round(fraction * n)`` (at least 1) for val and test, the rest for train.
-    ``labels`` (n,) class ids → stratified (each split keeps the class proportions).
-    Raises ``DataError`` when there are too few rows (or too few of some class) for the split.
+    Sizes are :func:`split_sizes`. ``labels`` (n,) class ids → stratified (each split keeps the
+    class proportions, so each holds at least one row of every class). ``eval_rows``: the rows
+    val and test need at least (2 for a regression's R²; ``why`` says so in the message).
+    Raises ``DataError`` when there are too few rows (or too few of some class) for the split,
+    naming the fewest rows that would do.
     """
+    fractions = f"val_fraction={val_fraction}, test_fraction={test_fraction}"
     if n < 3:
-        raise DataError(f"need at least 3 rows for a train/val/test split; got {n}")
-    n_test = max(1, round(test_fraction * n))
-    n_val = max(1, round(val_fraction * n))
-    n_train = n - n_test - n_val
-    if n_train < 1:
-        raise DataError(
-            f"{n} rows are too few for val_fraction={val_fraction}, test_fraction={test_fraction} "
-            f"(val {n_val} + test {n_test} rows leave none for training)"
-        )
-    rows = np.arange(n)
+        m = min_rows(val_fraction, test_fraction, eval_rows)
+        raise DataError(f"need at least 3 rows for a train/val/test split; got {n} (use at least {m} rows)")
+    n_train, n_val, n_test = split_sizes(n, val_fraction, test_fraction)
+    kind, need, need_train = "", eval_rows, 1
     if labels is not None:
         ids, counts = np.unique(labels, return_counts=True)
         worst = int(np.argmin(counts))
@@ -64,6 +93,16 @@ def split_indices(
                 f"class {name!r} has only {counts[worst]} row(s); a stratified train/val/test split "
                 "needs at least 3 rows of every class"
             )
+        kind, need, need_train = "stratified ", max(need, len(ids)), len(ids)
+        why = f"a stratified split needs at least {len(ids)} rows (one per class) in each part"
+    if min(n_val, n_test) < need or n_train < need_train:
+        m = min_rows(val_fraction, test_fraction, need, need_train)
+        why = why or "each part needs at least one row"
+        raise DataError(
+            f"cannot make a {kind}split of {n} rows into train/val/test = {n_train}/{n_val}/{n_test} "
+            f"({fractions}): {why}; use at least {m} rows, or change val_fraction/test_fraction"
+        )
+    rows = np.arange(n)
     try:
         rest, test = train_test_split(
             rows, test_size=n_test, random_state=seed, stratify=labels, shuffle=True
@@ -76,7 +115,6 @@ def split_indices(
             shuffle=True,
         )
     except ValueError as e:  # sklearn's own message is precise; make it one line and say what to change
-        kind = "stratified " if labels is not None else ""
         msg = " ".join(str(e).split())
         raise DataError(
             f"cannot make a {kind}split of {n} rows into train/val/test = {n_train}/{n_val}/{n_test}: "

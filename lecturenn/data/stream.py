@@ -47,7 +47,7 @@ from .chunks import Extremes, Moments, NpySource, ParquetSource, TargetScan, che
 from .errors import DataError
 from .info import TASKS, DataInfo
 from .scaling import fits, network_inputs, standardise
-from .split import check_fractions
+from .split import R2_ROWS, check_fractions
 
 __all__ = ["NpyStreamDataModule", "ParquetStreamDataModule", "StreamBatches", "StreamDataModule"]
 
@@ -230,12 +230,13 @@ class StreamDataModule(L.LightningDataModule):
                 y_range = y_ext.add(Y, first)
                 if not np.isfinite(y_range).all():
                     check_finite(Y.astype(np.float64), targets, "target", source.target_file, first)
-            scan.add(Y)
+            scan.add(Y, train=self._split[b] == 0)
             if self._split[b] == 0:
                 x_moments.add(X, *x_range)
                 if numeric:
                     y_moments.add(Y, *y_range)
         task = scan.decide(source.n_rows)
+        self._check_parts(source, task, scan.untrained(task))
         classes = scan.classes() if task in ("binary", "multiclass") else None
         self._labels = scan.values if classes is not None else None
         self._extremes, self._fast = (x_ext, y_ext), None
@@ -259,6 +260,27 @@ class StreamDataModule(L.LightningDataModule):
             raw_features=len(names),
             n_train=x_moments.n,
         )
+
+    def _check_parts(self, source: NpySource | ParquetSource, task: str, untrained: str | None) -> None:
+        """``DataError`` when the block split starves a part: a class (or a multilabel label) with
+        no row in the training blocks, or a regression's val or test with fewer than 2 rows."""
+        split = f"the split takes whole blocks of block_rows={self.block_rows} rows"
+        if untrained is not None:
+            raise DataError(
+                f"{source.target_file}: {untrained} in the training split ({split}, so a file sorted "
+                "by label can leave all of a class in val/test blocks); shuffle the file's rows, or "
+                "lower block_rows"
+            )
+        rows = self._rows_per_split()
+        if task == "regression" and min(rows["val"], rows["test"]) < 2:
+            raise DataError(
+                f"{source.name}: the split gives val {rows['val']} and test {rows['test']} row(s) "
+                f"({split}); {R2_ROWS}: add rows, or change block_rows or val_fraction/test_fraction"
+            )
+
+    def _rows_per_split(self) -> dict[str, int]:
+        sizes = self._stops - self._starts
+        return {name: int(sizes[self._split == code].sum()) for code, name in enumerate(SPLITS)}
 
     def _check_range(self, source: NpySource | ParquetSource) -> None:
         """``DataError`` unless every row's features (and regression targets) fit ``dtype`` after
@@ -308,8 +330,7 @@ class StreamDataModule(L.LightningDataModule):
     def split_sizes(self) -> dict[str, int]:
         """Rows per split: ``{"train": n, "val": n, "test": n}``."""
         self.setup()
-        sizes = self._stops - self._starts
-        return {name: int(sizes[self._split == code].sum()) for code, name in enumerate(SPLITS)}
+        return self._rows_per_split()
 
     def n_batches(self, split: str, world_size: int = 1) -> int:
         """Batches per epoch of ``split``; for train under DDP, what every rank is sure to have.

@@ -11,7 +11,7 @@ import pandas as pd
 from .base import ArrayDataModule
 from .checks import encode_labels
 from .errors import DataError
-from .files import missing_column, read_table
+from .files import check_roles, missing_column, read_table
 from .info import TASKS
 
 __all__ = ["TableDataModule", "infer_task"]
@@ -32,12 +32,41 @@ def _integral(col: pd.Series) -> bool:
     return False
 
 
-def _example(col: pd.Series) -> str:
-    """A non-numeric value of ``col`` and its row, for error messages."""
-    coerced = pd.to_numeric(col, errors="coerce")
-    bad = np.flatnonzero(coerced.isna().to_numpy() & col.notna().to_numpy())
-    row = int(bad[0]) if len(bad) else 0
-    return f"e.g. {col.iloc[row]!r} in row {row}"
+def _not_a_number(col: pd.Series) -> tuple[int, str] | None:
+    """The first row of ``col`` whose value does not read as a number (``(row, "")``), else the first
+    number stored as text (``(row, "a number stored as text")``), else ``None`` (not text: a dtype
+    such as datetime64)."""
+    values = col.astype(object) if isinstance(col.dtype, pd.CategoricalDtype) else col
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        return None
+    parsed = pd.to_numeric(values, errors="coerce")
+    bad = np.flatnonzero(parsed.isna().to_numpy() & values.notna().to_numpy())
+    if len(bad):
+        return int(bad[0]), ""
+    text = np.flatnonzero([isinstance(v, str) for v in values.to_numpy()])  # only on the way to an error
+    return (int(text[0]), "a number stored as text") if len(text) else None
+
+
+def _non_numeric(frame: pd.DataFrame, columns: list[str]) -> tuple[str, str] | None:
+    """``(column, "e.g. 'x' in row 3")`` for the first non-numeric column among ``columns``: the
+    column whose first value that is not a number comes first (the row, then the column order);
+    numbers stored as text or a non-numeric dtype (dates, categories) only when no column has such
+    a value. ``None`` when every column is numeric."""
+    found = []
+    for c in columns:
+        if _numeric(frame[c]):
+            continue
+        first = _not_a_number(frame[c])
+        if first is None:  # a dtype such as datetime64: quote row 0 and the dtype
+            first, rank = (0, f"dtype {frame[c].dtype}"), 2
+        else:
+            rank = 1 if first[1] else 0
+        found.append((rank, first[0], c, first[1]))
+    if not found:
+        return None
+    _, row, c, why = min(found, key=lambda f: (f[0], f[1]))
+    value = frame[c].iloc[row]
+    return c, f"e.g. {value!r} in row {row}" + (f", {why}" if why else "")
 
 
 def infer_task(frame: pd.DataFrame, targets: list[str]) -> str:
@@ -115,9 +144,8 @@ class TableDataModule(ArrayDataModule):
             for f in self.features:
                 if f not in frame.columns:
                     raise missing_column("feature", f, columns, where)
-                if f in targets:
-                    raise DataError(f"column {f!r} is both a feature and a target")
             features = list(self.features)
+        check_roles(targets, features, where)
         if not features:
             raise DataError(f"{where} has no feature columns besides the target(s) {targets}")
         return features, targets
@@ -125,12 +153,13 @@ class TableDataModule(ArrayDataModule):
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str], list[str], str, list[str] | None]:
         frame, groups = read_table(self.path)
         features, targets = self._columns(frame, groups)
-        for f in features:
-            if not _numeric(frame[f]):
-                raise DataError(
-                    f"feature column {f!r} is not numeric ({_example(frame[f])}); "
-                    "encode it as numbers or leave it out with features=[...]"
-                )
+        where = Path(self.path).name
+        bad = _non_numeric(frame, features)
+        if bad is not None:
+            raise DataError(
+                f"{where}: feature column {bad[0]!r} is not numeric ({bad[1]}); "
+                "encode it as numbers or leave it out with features=[...]"
+            )
         for t in targets:
             missing = int(frame[t].isna().sum())
             if missing:
@@ -154,10 +183,10 @@ class TableDataModule(ArrayDataModule):
                 labels = col.astype(str).to_numpy()
             y, classes = encode_labels(labels)
             return X, y, features, targets, task, classes
-        for t in targets:
-            if not _numeric(frame[t]):
-                raise DataError(
-                    f"target column {t!r} is not numeric ({_example(frame[t])}) but task is {task!r}; "
-                    "use task='multiclass' or 'binary' for class labels"
-                )
+        bad = _non_numeric(frame, targets)
+        if bad is not None:
+            raise DataError(
+                f"{where}: target column {bad[0]!r} is not numeric ({bad[1]}) but task is {task!r}; "
+                "use task='multiclass' or 'binary' for class labels"
+            )
         return X, frame[targets].to_numpy(dtype=np.float64), features, targets, task, None
