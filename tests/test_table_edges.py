@@ -296,6 +296,15 @@ def test_a_regression_table_too_small_for_r2_is_refused_with_the_rows_needed(tmp
     assert dm.split_sizes() == {"train": 10, "val": 2, "test": 3}
 
 
+def test_a_two_row_regression_table_names_the_rows_it_needs(tmp_path):
+    with pytest.raises(DataError) as err:
+        TableDataModule(regression_csv(tmp_path, 2), target="y", task="regression").setup()
+    assert one_line(err) == (
+        "need at least 15 rows for a train/val/test split; got 2 "
+        "(a regression's R² needs at least 2 rows in val and in test)"
+    )
+
+
 @pytest.mark.parametrize("n", [3, 12])
 def test_playground_regression_too_small_for_r2_is_refused(n):
     with pytest.raises(DataError, match=r"R² needs at least 2 rows in val and in test; use at least 15 rows"):

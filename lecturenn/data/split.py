@@ -81,7 +81,9 @@ def split_indices(
     fractions = f"val_fraction={val_fraction}, test_fraction={test_fraction}"
     if n < 3:
         m = min_rows(val_fraction, test_fraction, eval_rows)
-        raise DataError(f"need at least 3 rows for a train/val/test split; got {n} (use at least {m} rows)")
+        raise DataError(
+            f"need at least {m} rows for a train/val/test split; got {n}" + (f" ({why})" if why else "")
+        )
     n_train, n_val, n_test = split_sizes(n, val_fraction, test_fraction)
     kind, need, need_train = "", eval_rows, 1
     if labels is not None:
