@@ -14,6 +14,7 @@ the eval run directory. Nothing read from disk can choose code to run:
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from pathlib import Path
@@ -172,6 +173,26 @@ def training_data_module(ckpt_path: Path):
         fail(ValueError(f"run config {run_config}: {err}; pass data=<name> to choose the data"))
 
 
+def route_lightning_logs_to_root() -> None:
+    """Lightning's log lines once on the console and in the run's ``<task_name>.log``.
+
+    ``import lightning`` gives the "lightning" logger a console handler of its own, and
+    "lightning.pytorch" / "lightning.fabric" one each (with ``propagate=False``) when the root
+    logger has no handler yet. Imported after Hydra configured the root logger (console + file,
+    conf/hydra/job_logging/lecturenn.yaml), every Lightning line was printed twice; imported before,
+    none reached the log file. Call after importing Lightning: its loggers' console handlers go and
+    their records propagate to the root logger. Without root handlers (no Hydra) nothing changes.
+    """
+    if not logging.getLogger().handlers:
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:  # a console handler (a FileHandler stays)
+                logger.removeHandler(handler)
+        logger.propagate = True
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
     import torch
@@ -179,6 +200,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from lecturenn.data import DataError
     from lecturenn.training.checkpoint import CheckpointError, load_module
 
+    route_lightning_logs_to_root()
     quiet_third_party_noise()
     configure_threads(cfg)
     ckpt_path = Path(cfg.ckpt_path)
@@ -202,7 +224,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if isinstance(dtype, torch.dtype) and dtype != model.net.thetas[0].dtype:
         model = model.to(dtype)  # e.g. a float64 (64-true) checkpoint scored on float32 data
     L.seed_everything(cfg.seed, verbose=False)
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[], enable_progress_bar=False)
+    # no checkpointing: nothing to save here (and no ModelCheckpoint, whose creation advertises litmodels)
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=[], enable_progress_bar=False, enable_checkpointing=False
+    )
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     out = Path(cfg.paths.output_dir) / "eval_metrics.json"
