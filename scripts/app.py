@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sys
 import warnings
 from pathlib import Path
 
 import hydra
-import torch
+import schema
 from omegaconf import DictConfig
 from runs import run_stamp  # noqa: F401  (registers the ${run_stamp:} resolver of conf/hydra)
-
-from lecturenn.runtime import configure_malloc
 
 
 class Failed(SystemExit):
@@ -76,6 +75,10 @@ def configure_threads(cfg: DictConfig) -> int:
     went from 0.56 ms to 23 ms with another busy process. (Lightning's DDP processes divide the
     cores again in ``ThetaMLPModule.setup``.)
     """
+    import torch
+
+    from lecturenn.runtime import configure_malloc
+
     threads = cfg.get("threads", "auto")
     cores = len(os.sched_getaffinity(0))
     n = max(1, cores // parallel_jobs(cfg)) if threads in (None, "auto") else int(threads)
@@ -95,11 +98,34 @@ class _DropMessages(logging.Filter):
         return not any(f in record.getMessage() for f in self.fragments)
 
 
+def route_lightning_logs_to_root() -> None:
+    """Lightning's log lines once on the console and in the run's ``<task_name>.log``.
+
+    ``import lightning`` gives the "lightning" logger a console handler of its own, and
+    "lightning.pytorch" / "lightning.fabric" one each (with ``propagate=False``) when the root
+    logger has no handler yet. Imported after Hydra configured the root logger (console + file,
+    conf/hydra/job_logging/lecturenn.yaml), every Lightning line was printed twice; imported before,
+    none reached the log file. Call after importing Lightning: its loggers' console handlers go and
+    their records propagate to the root logger. Without root handlers (no Hydra) nothing changes.
+    """
+    if not logging.getLogger().handlers:
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:  # a console handler (a FileHandler stays)
+                logger.removeHandler(handler)
+        logger.propagate = True
+
+
 def quiet_third_party_noise() -> None:
     """Hide messages that say nothing about the user's run: Lightning's advert for a cloud logger, a
     torch-internal deprecation warning raised inside Lightning's pytree helper, and Lightning's
     warning that a resumed run's checkpoint directory is not empty."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropMessages("litlogger"))
+    route_lightning_logs_to_root()
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropMessages) for f in rank_zero.filters):  # once per process (sweeps)
+        rank_zero.addFilter(_DropMessages("litlogger", "litmodels"))
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     # A run's checkpoint directory is its own (runs.RunDirectories refuses a second run into it), so
     # it is non-empty only when a run resumes into it — the documented way, not a mistake.
@@ -107,59 +133,99 @@ def quiet_third_party_noise() -> None:
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Reject a bad training config before any work, naming the offending key (exit code 2)."""
-    from numbers import Integral, Real
+    """Reject a bad config before any work, naming the offending key (exit code 2): see schema.py."""
+    try:
+        schema.check(cfg)
+    except schema.ConfigError as err:
+        fail(err)
 
-    from lecturenn.activations import ACTIVATIONS
-    from lecturenn.network import BACKPROPS
-    from lecturenn.theta import INITS
 
-    def number(v) -> bool:
-        return isinstance(v, Real) and not isinstance(v, bool)
+def draw_seed(cfg: DictConfig) -> int:
+    """``seed: null`` draws a seed (recorded by the caller) so the run can be repeated; returns it."""
+    if cfg.get("seed") is None:
+        cfg.seed = secrets.randbelow(2**31)
+    return int(cfg.seed)
 
-    def integer(v) -> bool:
-        return isinstance(v, Integral) and not isinstance(v, bool)
 
-    model, data, optimizer = cfg.get("model") or {}, cfg.get("data") or {}, cfg.get("optimizer") or {}
-    trainer = cfg.get("trainer") or {}
+# Exceptions that a class raises for a bad argument (a user's config), not for a bug in our code.
+_ARGUMENT_ERRORS = (ValueError, TypeError, ImportError)
 
-    def widths(v) -> bool:
-        return v is not None and all(integer(s) and s >= 1 for s in v)
 
-    def positive_or_full(v) -> bool:
-        return v is None or (integer(v) and (v >= 1 or v == -1))
+def instantiate_group(group: str, node, **kwargs):
+    """``hydra.utils.instantiate(node)``, with a bad argument reported as one line naming the group
+    (``config: data: val_fraction must be in (0, 1); got 1.2``); any other error is a bug and keeps
+    its traceback."""
+    from hydra.errors import InstantiationException
 
-    checks = [  # (key, value, predicate, what is expected)
-        ("model.hidden_sizes", model.get("hidden_sizes"), widths, "a list of positive layer widths"),
-        (
-            "model.activation",
-            model.get("activation"),
-            ACTIVATIONS.__contains__,
-            f"one of {sorted(ACTIVATIONS)}",
-        ),
-        ("model.backprop", model.get("backprop"), BACKPROPS.__contains__, f"one of {list(BACKPROPS)}"),
-        ("model.init", model.get("init"), INITS.__contains__, f"one of {list(INITS)}"),
-        ("model.lam", model.get("lam"), lambda v: number(v) and v >= 0, "a number >= 0 (λ)"),
-        (
-            "model.dropout",
-            model.get("dropout", 0.0),
-            lambda v: number(v) and 0 <= v < 1,
-            "a number in [0, 1)",
-        ),
-        ("optimizer.lr", optimizer.get("lr", 1.0), lambda v: number(v) and v > 0, "a number > 0"),
-        (
-            "data.batch_size",
-            data.get("batch_size", -1),
-            positive_or_full,
-            "a positive int, or -1 (full batch)",
-        ),
-        ("trainer.max_epochs", trainer.get("max_epochs", 1), positive_or_full, "a positive int"),
-        ("seed", cfg.get("seed", 0), lambda v: v is None or integer(v), "an int"),
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if cause is None and "Error locating target" in str(err):  # a _target_ that does not exist
+            raise schema.ConfigError(f"config: {group}._target_: {str(err).splitlines()[0]}") from None
+        if isinstance(cause, _ARGUMENT_ERRORS) or _is_misconfiguration(cause):
+            raise schema.ConfigError(f"config: {group}: {_one_line(cause)}") from None
+        raise
+    except _ARGUMENT_ERRORS as err:  # raised outside Hydra's wrapper (a nested target)
+        raise schema.ConfigError(f"config: {group}: {_one_line(err)}") from None
+
+
+def _is_misconfiguration(err) -> bool:
+    return type(err).__name__ == "MisconfigurationException"  # Lightning's; no import needed here
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def check_network_fits(sizes: list[int], cfg: DictConfig) -> None:
+    """Refuse layer sizes whose Θ cannot fit in memory, before allocating them.
+
+    Counts Θ's numbers, Σ_l s_{l+1}(s_l + 1), and allows 4 copies (Θ, its gradient and two
+    optimizer moments, as Adam keeps) of ``precision``'s bytes against the machine's memory (the
+    GPU's when training on one).
+    """
+    import torch
+
+    count = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    itemsize = 8 if precision.startswith("64") else 4
+    need = 4 * count * itemsize
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        have, where = torch.cuda.mem_get_info()[1], "the GPU's"
+    else:
+        have, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's"
+    if need > have:
+        raise schema.ConfigError(
+            f"config: model.hidden_sizes={list(sizes[1:-1])} gives Θ {count:,} numbers: "
+            f"~{need / 1e9:.1f} GB with its gradient and optimizer state, more than {where} "
+            f"{have / 1e9:.1f} GB; choose smaller layers"
+        )
+
+
+def check_metric_names(cfg: DictConfig, names: list[str]) -> None:
+    """Every ``monitor`` and the ``optimized_metric`` must name a metric the model logs.
+
+    Callbacks that watch a metric (checkpoint, early stopping) run after a validation, so they may
+    watch ``val/*``; a plateau scheduler is stepped at the end of a training epoch and may watch
+    ``train/*`` too; a sweep may optimise any ``val/*`` metric.
+    """
+    val = [n for n in names if n.startswith("val/")]
+    train = [n for n in names if n.startswith("train/")]
+    watched = [
+        (f"callbacks.{name}.monitor", node.get("monitor"), val)
+        for name, node in (cfg.get("callbacks") or {}).items()
+        if isinstance(node, DictConfig) and node.get("monitor") is not None
     ]
-    for key, value, ok, expected in checks:
-        try:
-            good = ok(value)
-        except TypeError:
-            good = False
-        if not good:
-            fail(ValueError(f"config: {key}={value!r} is invalid; expected {expected}"))
+    scheduler = cfg.get("scheduler") or {}
+    if "ReduceLROnPlateau" in str(scheduler.get("_target_", "")):
+        watched.append(("model.scheduler_monitor", cfg.model.get("scheduler_monitor"), val + train))
+    if cfg.get("optimized_metric") is not None:
+        watched.append(("optimized_metric", cfg.optimized_metric, val))
+    for key, metric, allowed in watched:
+        if metric not in allowed:
+            raise schema.ConfigError(
+                f"config: {key}={metric!r} is not a metric this run logs; choose one of {', '.join(allowed)}"
+            )

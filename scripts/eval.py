@@ -14,13 +14,18 @@ the eval run directory. Nothing read from disk can choose code to run:
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from pathlib import Path
 
 import hydra
-from app import configure_threads, fail, quiet_third_party_noise
+from app import (
+    configure_threads,
+    fail,
+    quiet_third_party_noise,
+    route_lightning_logs_to_root,
+    validate_config,
+)
 from omegaconf import DictConfig, OmegaConf
 from runs import strict_json
 
@@ -173,27 +178,9 @@ def training_data_module(ckpt_path: Path):
         fail(ValueError(f"run config {run_config}: {err}; pass data=<name> to choose the data"))
 
 
-def route_lightning_logs_to_root() -> None:
-    """Lightning's log lines once on the console and in the run's ``<task_name>.log``.
-
-    ``import lightning`` gives the "lightning" logger a console handler of its own, and
-    "lightning.pytorch" / "lightning.fabric" one each (with ``propagate=False``) when the root
-    logger has no handler yet. Imported after Hydra configured the root logger (console + file,
-    conf/hydra/job_logging/lecturenn.yaml), every Lightning line was printed twice; imported before,
-    none reached the log file. Call after importing Lightning: its loggers' console handlers go and
-    their records propagate to the root logger. Without root handlers (no Hydra) nothing changes.
-    """
-    if not logging.getLogger().handlers:
-        return
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            if type(handler) is logging.StreamHandler:  # a console handler (a FileHandler stays)
-                logger.removeHandler(handler)
-        logger.propagate = True
-
-
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    validate_config(cfg)  # every key, before anything heavy is imported
+
     import lightning as L
     import torch
 

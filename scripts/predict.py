@@ -20,7 +20,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pandas as pd
-from app import fail
+from app import fail, validate_config
 from omegaconf import DictConfig
 
 
@@ -123,9 +123,7 @@ def output_path(cfg: DictConfig) -> Path:
     Refused: a directory, a file in a directory that does not exist (or is not writable), the input
     or the checkpoint file itself, and an existing file unless ``overwrite=true``.
     """
-    overwrite = cfg.get("overwrite", False)
-    if not isinstance(overwrite, bool):
-        fail(ValueError(f"config: overwrite={overwrite!r} is invalid; expected true or false"))
+    overwrite = bool(cfg.get("overwrite", False))  # a bool: checked by validate_config
     text = str(cfg.get("output") or "").strip()
     if not text:
         fail(ValueError("config: output is empty; name the file to write the predictions to"))
@@ -234,6 +232,8 @@ def checkpoint_data_info(model, ckpt_path):
 
 
 def predict(cfg: DictConfig) -> Path:
+    validate_config(cfg)  # every key (batch_size, overwrite, ...), before anything is read
+
     import torch
 
     from lecturenn.data import DataError

@@ -146,7 +146,9 @@ class RunDirectories(Callback):
         if not records:
             return
         records.sort(key=lambda r: (isinstance(r.get("job"), str), r.get("job")))
-        print(summary_table(records, str(config.get("optimized_metric") or "metric"), sweep_dir))
+        named = [r["metric"] for r in records if r.get("metric")]
+        metric = named[0] if named else str(config.get("optimized_metric") or "metric")
+        print(summary_table(records, metric, sweep_dir))
         failed = [r for r in records if r.get("status") != "completed"]
         if failed:
             code = failed[0].get("exit_code") or 1
@@ -186,8 +188,9 @@ def sweep_job(cfg: DictConfig, run: Callable[[DictConfig], dict]) -> float | Non
     value = None
     try:
         metrics = run(cfg)
+        name = metrics.get("optimized_metric") or name  # null: the task's own (train.py)
         value = metrics.get(name) if name else None
-        record.update(status="completed", exit_code=0, value=value)
+        record.update(status="completed", exit_code=0, value=value, metric=name)
     except SystemExit as err:
         code = err.code if isinstance(err.code, int) else 1
         message = getattr(err, "message", None)
@@ -201,6 +204,28 @@ def sweep_job(cfg: DictConfig, run: Callable[[DictConfig], dict]) -> float | Non
     if record["status"] != "completed":
         return float("nan")
     return None if value is None else float(value)
+
+
+# metrics a sweep should maximise; every other logged metric (loss, mse, mae) is minimised
+_HIGHER_IS_BETTER = ("acc", "f1", "auroc", "r2")
+
+
+def check_sweep_direction(metric: str) -> str | None:
+    """A one-line complaint when the sweeper (Optuna) optimises ``metric`` in the wrong direction."""
+    try:
+        direction = HydraConfig.get().sweeper.get("direction")
+    except ValueError:  # no Hydra config
+        return None
+    if not isinstance(direction, str):
+        return None
+    base = metric.rsplit("/", 1)[-1].removesuffix("_best")
+    wanted = "maximize" if base in _HIGHER_IS_BETTER else "minimize"
+    if direction != wanted:
+        return (
+            f"config: hydra.sweeper.direction={direction} but optimized_metric {metric} is better when "
+            f"{'higher' if wanted == 'maximize' else 'lower'}; pass hydra.sweeper.direction={wanted}"
+        )
+    return None
 
 
 def is_multirun() -> bool:

@@ -16,14 +16,29 @@ import time
 from pathlib import Path
 
 import hydra
-import lightning as L
-from app import configure_threads, fail, instantiate_list, quiet_third_party_noise, validate_config
+from app import (
+    check_metric_names,
+    check_network_fits,
+    configure_threads,
+    draw_seed,
+    fail,
+    instantiate_group,
+    instantiate_list,
+    quiet_third_party_noise,
+    validate_config,
+)
 from omegaconf import DictConfig
-from runs import is_multirun, strict_json, sweep_job
+from runs import check_sweep_direction, is_multirun, strict_json, sweep_job
+from schema import ConfigError
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the metrics written to ``metrics.json``."""
+    seed_given = cfg.get("seed") is not None
+    seed = draw_seed(cfg)  # before the checks: data.seed and model.init_seed interpolate ${seed}
+    validate_config(cfg)  # every key, before anything heavy is imported
+
+    import lightning as L
     from lightning.pytorch.callbacks import Checkpoint
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -33,15 +48,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from lecturenn.training.resume import check_resumable
 
     out_dir = Path(cfg.paths.output_dir)
-    validate_config(cfg)
     quiet_third_party_noise()
     threads = configure_threads(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    L.seed_everything(seed, workers=True, verbose=False)
 
     try:
         datamodule, model = build(cfg)
         info = datamodule.info
-    except (DataError, ValueError, TypeError) as err:
+        callbacks = [DivergenceGuard(), *instantiate_list(cfg.get("callbacks"))]
+        loggers = instantiate_list(cfg.get("logger"), resume=bool(cfg.get("ckpt_path")))
+        checkpointing = any(isinstance(cb, Checkpoint) for cb in callbacks)  # callbacks=none: none
+        trainer: L.Trainer = instantiate_group(
+            "trainer",
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            plugins=[AtomicCheckpointIO()],
+            enable_checkpointing=checkpointing,  # else Lightning adds its own ModelCheckpoint
+        )
+    except (ConfigError, DataError) as err:
         fail(err)
     first_epoch = 0
     if cfg.get("ckpt_path"):
@@ -50,16 +75,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         except (CheckpointError, ValueError) as err:
             fail(err)
 
-    callbacks = [DivergenceGuard(), *instantiate_list(cfg.get("callbacks"))]
-    loggers = instantiate_list(cfg.get("logger"), resume=bool(cfg.get("ckpt_path")))
-    checkpointing = any(isinstance(cb, Checkpoint) for cb in callbacks)  # callbacks=none: no checkpoints
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=loggers or False,
-        plugins=[AtomicCheckpointIO()],
-        enable_checkpointing=checkpointing,  # else Lightning adds its own ModelCheckpoint
-    )
     if trainer.is_global_zero:
         rows = datamodule.split_sizes()
         print(model.summary())
@@ -67,6 +82,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             f"data: {info.task}, {info.n_features} features -> {info.n_outputs} outputs; "
             f"train/val/test rows {rows['train']}/{rows['val']}/{rows['test']}; torch threads {threads}"
         )
+        if not seed_given:
+            print(f"seed: null, so drew seed={seed} (pass seed={seed} to repeat this run)")
 
     start = time.perf_counter()
     try:
@@ -89,6 +106,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics["best_checkpoint"] = best
     metrics["epochs"] = trainer.current_epoch
     metrics["fit_seconds"] = round(fit_seconds, 3)
+    metrics["seed"] = seed
+    metrics["optimized_metric"] = cfg.get("optimized_metric") or model.best_name
 
     if trainer.is_global_zero:
         (out_dir / "metrics.json").write_text(strict_json(metrics))
@@ -97,26 +116,56 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trained = trainer.current_epoch - first_epoch
         resumed = f" (resumed at epoch {first_epoch}: {trained} epochs trained now)" if first_epoch else ""
         print(f"fit: {trainer.current_epoch} epochs{resumed} in {fit_seconds:.1f} s")
-        print(f"outputs: {out_dir.resolve()}  (metrics.json, checkpoints/, plots/, csv/metrics.csv)")
+        written = [
+            name
+            for name in ("metrics.json", "checkpoints/", "plots/", "csv/metrics.csv", "tensorboard/")
+            if (out_dir / name).exists()
+        ]
+        print(f"outputs: {out_dir.resolve()}  ({', '.join(written)})")
     return metrics
 
 
 def build(cfg: DictConfig):
-    """Data (set up and validated once), then the model sized from it: (datamodule, model)."""
-    datamodule = hydra.utils.instantiate(cfg.data)
+    """Data (set up and validated once), then the model sized from it: (datamodule, model).
+
+    Every value a class refuses becomes a :class:`ConfigError` naming its group; so do layer sizes
+    that cannot fit in memory, an optimizer or scheduler argument torch refuses (both are built
+    once here, on the model's Θ), and a ``monitor`` that names no metric the model logs.
+    """
+    datamodule = instantiate_group("data", cfg.data)
     datamodule.setup("fit")
     info = datamodule.info
-    model = hydra.utils.instantiate(
+    hidden = list(cfg.model.get("hidden_sizes") or [])
+    check_network_fits([info.n_features, *hidden, info.n_outputs], cfg)
+    optimizer = instantiate_group("optimizer", cfg.optimizer) if cfg.get("optimizer") else None
+    scheduler = instantiate_group("scheduler", cfg.scheduler) if cfg.get("scheduler") else None
+    model = instantiate_group(
+        "model",
         cfg.model,
         _convert_="all",
         n_features=info.n_features,
         n_outputs=info.n_outputs,
         task=info.task,
         data_info=info.to_dict(),
-        optimizer=hydra.utils.instantiate(cfg.optimizer) if cfg.get("optimizer") else None,
-        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        optimizer=optimizer,
+        scheduler=scheduler,
     )
+    # trial builds on Θ: torch checks its arguments here rather than at the first step
+    trial = _trial_build("optimizer", optimizer, model.parameters()) if optimizer else None
+    if scheduler is not None and trial is not None:
+        _trial_build("scheduler", scheduler, trial)
+    check_metric_names(cfg, model.metric_names())
+    complaint = check_sweep_direction(cfg.get("optimized_metric") or model.best_name)
+    if complaint:
+        raise ConfigError(complaint)
     return datamodule, model
+
+
+def _trial_build(group: str, make, argument):
+    try:
+        return make(argument)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"config: {group}: {' '.join(str(err).split())}") from None
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -124,7 +173,7 @@ def main(cfg: DictConfig) -> float | None:
     if is_multirun():  # a failing job is recorded and summarised, never aborts its siblings
         return sweep_job(cfg, train)
     metrics = train(cfg)
-    value = metrics.get(cfg.get("optimized_metric"))
+    value = metrics.get(metrics["optimized_metric"])
     return None if value is None else float(value)
 
 

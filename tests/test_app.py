@@ -92,7 +92,7 @@ def test_logger_and_callback_configs(tmp_path, logger):
 def test_hparams_search_config_composes(tmp_path):
     cfg = make_cfg(tmp_path, ["hparams_search=optuna"])
     assert cfg.hydra.sweeper.direction == "maximize" and "optimizer.lr" in cfg.hydra.sweeper.params
-    assert cfg.optimized_metric == "val/acc_best"
+    assert cfg.optimized_metric is None  # null: the task's own best metric (val/acc_best here)
 
 
 # -- training runs (in process) --------------------------------------------------------------------

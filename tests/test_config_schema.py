@@ -1,0 +1,320 @@
+"""Every key a user can set in conf/ is checked before any work (scripts/schema.py).
+
+The table-driven test composes every option of every config group (in-process, Hydra's compose
+API), gives each leaf a value of the wrong type, and expects a one-line ConfigError naming that
+key. The range examples of issue 11 are a second table; a few run the CLI as subprocesses.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import get_args
+
+import pytest
+import schema
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "experiment")
+
+
+def options(group: str) -> list[str]:
+    base = CONF / group
+    return sorted(str(p.relative_to(base).with_suffix("")) for p in base.rglob("*.yaml"))
+
+
+def composed(overrides=(), config="train") -> DictConfig:
+    """A fresh copy of the composed config (composition is cached: it is the slow part)."""
+    cfg = OmegaConf.create(_composed(tuple(overrides), config))
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+@functools.cache
+def _composed(overrides: tuple, config: str) -> dict:
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(config, overrides=["paths.output_dir=/tmp/lecturenn-schema", *overrides])
+    with open_dict(cfg):  # the required ??? values, so the walk reaches every other key
+        for key in OmegaConf.missing_keys(cfg):
+            OmegaConf.update(cfg, key, schema.EXAMPLES[key])
+    return OmegaConf.to_container(cfg, resolve=False)
+
+
+def every_config() -> list[tuple[str, list[str]]]:
+    configs = [("train", []), ("eval", ["data=digits"]), ("predict", [])]
+    configs += [("train", [f"{g}={o}"]) for g in GROUPS for o in options(g)]
+    return configs
+
+
+def wrong_type(value):
+    """A value of the wrong type for a key whose default is ``value``."""
+    if isinstance(value, bool):
+        return "no"  # YAML's 'no' given on a command line is a string, not false
+    if isinstance(value, (int, float)):
+        return "abc"
+    if isinstance(value, list):
+        return "abc"
+    return {"not": "a plain value"}  # str or null: a mapping is never what such a key takes
+
+
+def all_leaves() -> dict[str, tuple[str, list[str]]]:
+    """Every (key → the config that has it) over every option of every group."""
+    found = {}
+    for config, overrides in every_config():
+        plain = OmegaConf.to_container(composed(overrides, config), resolve=True)
+        for key, _ in schema.leaves(plain):
+            found.setdefault(key, (config, overrides))
+    return found
+
+
+LEAVES = all_leaves()
+
+
+def test_the_walk_reaches_the_keys_of_every_group():
+    assert len(LEAVES) > 80
+    for key in (
+        "data.standardize",
+        "scheduler.gamma",
+        "optimizer.betas",
+        "callbacks.early_stopping.patience",
+    ):
+        assert key in LEAVES
+
+
+@pytest.mark.parametrize("key", sorted(LEAVES))
+def test_every_key_refuses_a_value_of_the_wrong_type_naming_the_key(key):
+    config, overrides = LEAVES[key]
+    cfg = composed(overrides, config)
+    assert schema.rule_for(key) is not None, f"{key} has no rule in scripts/schema.py RULES"
+    schema.check(cfg)  # the shipped value is accepted
+    bad = wrong_type(OmegaConf.select(cfg, key))
+    with open_dict(cfg):
+        OmegaConf.update(cfg, key, bad, merge=False)
+    with pytest.raises(schema.ConfigError) as err:
+        schema.check(cfg)
+    message = str(err.value)
+    assert message.startswith(f"config: {key}=") and "\n" not in message
+
+
+# (overrides, key the one line must name): issue 11's examples and their siblings
+RANGES = [
+    (["data.standardize=no"], "data.standardize"),
+    (["model.batchnorm=yes"], "model.batchnorm"),
+    (["test=1"], "test"),
+    (["trainer.max_epochs=-1"], "trainer.max_epochs"),
+    (["trainer.max_epochs=-2"], "trainer.max_epochs"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs"),
+    (["scheduler=step", "scheduler.gamma=-1"], "scheduler.gamma"),
+    (["scheduler=step", "scheduler.step_size=0"], "scheduler.step_size"),
+    (["scheduler=cosine", "scheduler.T_max=0"], "scheduler.T_max"),
+    (["scheduler=plateau", "scheduler.factor=1.5"], "scheduler.factor"),
+    (["scheduler=plateau", "scheduler.mode=up"], "scheduler.mode"),
+    (["model.lam=inf"], "model.lam"),
+    (["model.lam=nan"], "model.lam"),
+    (["model.lam=-1"], "model.lam"),
+    (["model.epsilon=-1"], "model.epsilon"),
+    (["model.dropout=1"], "model.dropout"),
+    (["model.steps_per_execution=0"], "model.steps_per_execution"),
+    (["model.hidden_sizes=[0]"], "model.hidden_sizes"),
+    (["model.hidden_sizes=16"], "model.hidden_sizes"),
+    (["model.activation=swish"], "model.activation"),
+    (["data.val_fraction=1.2"], "data.val_fraction"),
+    (["data.val_fraction=0"], "data.val_fraction"),
+    (["data.test_fraction=0"], "data.test_fraction"),
+    (["data.val_fraction=0.5", "data.test_fraction=0.5"], "data.val_fraction"),
+    (["data.batch_size=0"], "data.batch_size"),
+    (["data=xor", "data.noise=0.9"], "data.noise"),
+    (["trainer.check_val_every_n_epoch=0"], "trainer.check_val_every_n_epoch"),
+    (["trainer.devices=0"], "trainer.devices"),
+    (["trainer.devices=-2"], "trainer.devices"),
+    (["trainer.precision=17"], "trainer.precision"),
+    (["trainer.precision=half"], "trainer.precision"),
+    (["trainer.accelerator=quantum"], "trainer.accelerator"),
+    (["trainer.min_epochs=9", "trainer.max_epochs=3"], "trainer.min_epochs"),
+    (["optimizer.betas=[1.5,0.9]"], "optimizer.betas"),
+    (["optimizer.betas=[0.9]"], "optimizer.betas"),
+    (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay"),
+    (["optimizer.lr=0"], "optimizer.lr"),
+    (["optimizer=momentum", "optimizer.momentum=-0.5"], "optimizer.momentum"),
+    (["optimizer=rmsprop", "optimizer.alpha=2"], "optimizer.alpha"),
+    (["optimizer=lbfgs", "optimizer.max_iter=0"], "optimizer.max_iter"),
+    (["optimizer=lbfgs", "optimizer.line_search_fn=armijo"], "optimizer.line_search_fn"),
+    (["seed=-1"], "seed"),
+    (["seed=1.5"], "seed"),
+    (["threads=0"], "threads"),
+    (["task_name=../escape"], "task_name"),
+    (
+        ["callbacks=early_stopping", "callbacks.early_stopping.patience=-1"],
+        "callbacks.early_stopping.patience",
+    ),
+    (["callbacks.model_checkpoint.mode=best"], "callbacks.model_checkpoint.mode"),
+    (["data=table"], "data.path"),
+    (["data=stream/npy"], "data.features"),
+]
+
+
+@pytest.mark.parametrize("overrides,key", RANGES, ids=[" ".join(o) for o, _ in RANGES])
+def test_out_of_range_values_are_refused_naming_the_key(overrides, key):
+    cfg = OmegaConf.create(_raw(tuple(overrides)))
+    with pytest.raises(schema.ConfigError) as err:
+        schema.check(cfg)
+    message = str(err.value)
+    assert f"config: {key}" in message and "\n" not in message, message
+
+
+def _raw(overrides: tuple) -> dict:
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["paths.output_dir=/tmp/lecturenn-schema", *overrides])
+    return OmegaConf.to_container(cfg, resolve=False)
+
+
+def test_the_shipped_configs_pass_their_own_schema():
+    for config, overrides in every_config():
+        schema.check(composed(overrides, config))
+
+
+def test_max_epochs_minus_one_is_allowed_with_a_time_or_step_limit():
+    for extra in (["+trainer.max_time=00:00:01:00"], ["+trainer.max_steps=100"]):
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=["paths.output_dir=/tmp/x", "trainer.max_epochs=-1", *extra])
+        schema.check(cfg)
+
+
+def test_the_precisions_are_lightnings():
+    """schema.PRECISIONS copies a private Lightning type; an upgrade that changes it fails here."""
+    from lightning.fabric.connector import _PRECISION_INPUT
+
+    def flat(t):
+        args = get_args(t)
+        return {x for a in args for x in flat(a)} if args else {t}
+
+    assert set(schema.PRECISIONS) == flat(_PRECISION_INPUT)
+
+
+# -- experiments and the usage lines of conf/ and the README ------------------------------------
+
+
+def test_experiments_set_their_own_task_name_and_metric():
+    assert composed(["experiment=regression"]).task_name == "regression"
+    assert composed(["experiment=regression"]).optimized_metric == "val/mse_best"
+    searched = composed(["hparams_search=optuna", "experiment=regression"])
+    assert searched.task_name == "regression" and searched.optimized_metric == "val/mse_best"
+    assert composed(["experiment=xor"]).task_name == "xor"
+
+
+def usage_lines() -> list[tuple[str, str]]:
+    """(script, overrides) of every ``python scripts/<x>.py ...`` line in conf/ comments and the README."""
+    texts = [p.read_text() for p in CONF.rglob("*.yaml")] + [(ROOT / "README.md").read_text()]
+    found = set()
+    for text in texts:
+        for match in re.finditer(r"python scripts/(train|eval|predict)\.py([^\n#`|]*)", text):
+            found.add((match.group(1), match.group(2).strip().rstrip("\\").strip()))
+    return sorted(found)
+
+
+USAGE = usage_lines()
+
+
+@pytest.mark.parametrize("script,line", USAGE, ids=[f"{s} {a}" for s, a in USAGE])
+def test_every_usage_line_composes_and_passes_the_schema(script, line):
+    words = [w for w in shlex.split(line) if "=" in w and not w.startswith(("hydra.", "["))]
+    words = [w.replace("<run>", "run") for w in words if w != "-m"]
+    if any(w.startswith(("hydra/launcher=slurm",)) for w in words):
+        pytest.skip("needs hydra-submitit-launcher")
+    words = [w for w in words if not w.startswith("hydra/")]
+    config = {"train": "train", "eval": "eval", "predict": "predict"}[script]
+    cfg = composed([w.split(",")[0] if "," in w and "[" not in w else w for w in words], config)
+    schema.check(cfg)
+
+
+# -- the CLI: one line on stderr, exit 2, nothing trained -------------------------------------------
+
+
+def run_cli(tmp_path, *args, script="train"):
+    out = tmp_path / "run"
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / f"{script}.py"), f"hydra.run.dir={out}", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+
+
+def one_error_line(result, *fragments):
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.mark.slow
+def test_cli_refuses_bad_values_before_anything_is_built(tmp_path):
+    result = run_cli(tmp_path, "data.standardize=no", "scheduler=step", "scheduler.gamma=-1")
+    one_error_line(result, "config: data.standardize='no'")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+NEEDS_THE_MODEL = [
+    (["callbacks.model_checkpoint.monitor=nope"], "config: callbacks.model_checkpoint.monitor='nope'"),
+    (["callbacks=early_stopping", "callbacks.early_stopping.monitor=train/loss"], "early_stopping.monitor"),
+    (["scheduler=plateau", "model.scheduler_monitor=nope"], "config: model.scheduler_monitor='nope'"),
+    (["optimized_metric=val/mse_best"], "config: optimized_metric='val/mse_best'"),
+    (["model.hidden_sizes=[1000000000]"], "config: model.hidden_sizes=[1000000000]"),
+    (["optimizer=sgd", "optimizer.nesterov=true"], "config: optimizer: Nesterov"),
+    (["data.dataset=nope"], "config: data: dataset"),
+    (["+data.no_such_argument=1"], "config: data:"),
+    (["model._target_=lecturenn.NoSuchModule"], "config: model"),
+]
+
+
+@pytest.mark.parametrize("overrides,fragment", NEEDS_THE_MODEL, ids=[" ".join(o) for o, _ in NEEDS_THE_MODEL])
+def test_values_that_need_the_data_or_the_model_are_refused_before_training(overrides, fragment):
+    """Checked after the data is read and before training: a monitor the model never logs, layers
+    that cannot fit in memory, an optimizer argument torch refuses, a class's own refusal."""
+    import train
+
+    cfg = composed(["data=xor", "data.n=60", *overrides])
+    schema.check(cfg)  # the types are right: these need the data or the model
+    with pytest.raises(schema.ConfigError) as err:
+        train.build(cfg)
+    assert fragment in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+@pytest.mark.slow
+def test_cli_refuses_a_monitor_the_model_never_logs(tmp_path):
+    result = run_cli(tmp_path, "data=xor", "trainer.max_epochs=1", "callbacks.model_checkpoint.monitor=nope")
+    one_error_line(result, "callbacks.model_checkpoint.monitor='nope'", "val/loss")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_seed_null_draws_a_seed_and_records_it(tmp_path):
+    result = run_cli(tmp_path, "data=xor", "data.n=100", "trainer.max_epochs=1", "seed=null", "test=false")
+    assert result.returncode == 0, result.stderr[-2000:]
+    seed = json.loads((tmp_path / "run" / "metrics.json").read_text())["seed"]
+    assert f"drew seed={seed}" in result.stdout
+    assert isinstance(seed, int) and 0 <= seed < 2**32
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "script,args,key",
+    [
+        ("eval", [], "ckpt_path"),
+        ("predict", ["ckpt_path=x.ckpt"], "input"),
+        ("train", ["data=table"], "data.path"),
+    ],
+)
+def test_missing_required_values_are_one_line(tmp_path, script, args, key):
+    one_error_line(run_cli(tmp_path, *args, script=script), f"config: {key} is required")
