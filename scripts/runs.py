@@ -180,7 +180,7 @@ def sweep_job(cfg: DictConfig, run: Callable[[DictConfig], dict]) -> float | Non
 
     A user error (``SystemExit`` from ``fail``: exit 2, or 3 for divergence) or a crash (its
     traceback is printed) must not abort the launcher, which would kill the sibling jobs. Returns
-    the optimized metric, or NaN for a failed job (Optuna records a NaN trial as failed).
+    the optimized metric; for a failed job the worst value for an Optuna sweep (see ``_worst``).
     """
     hydra_cfg = HydraConfig.get()
     name = cfg.get("optimized_metric")
@@ -202,8 +202,20 @@ def sweep_job(cfg: DictConfig, run: Callable[[DictConfig], dict]) -> float | Non
     out.mkdir(parents=True, exist_ok=True)
     (out / JOB_FILE).write_text(strict_json(record))
     if record["status"] != "completed":
-        return float("nan")
+        return _worst(hydra_cfg)
     return None if value is None else float(value)
+
+
+def _worst(hydra_cfg) -> float | None:
+    """What a failed job returns to its sweeper: the worst value for Optuna (a finite trial keeps
+    the study going and gives it a best trial even when every job failed; its plugin crashes on NaN,
+    and on None or an exception it stops the whole sweep), nothing for the launchers that ignore it."""
+    direction = hydra_cfg.sweeper.get("direction")
+    if direction == "maximize":
+        return float("-inf")
+    if direction == "minimize":
+        return float("inf")
+    return None
 
 
 # metrics a sweep should maximise; every other logged metric (loss, mse, mae) is minimised

@@ -321,19 +321,23 @@ def test_main_job_reaches_97_percent(tmp_path):
 
 
 def test_optuna_sweep_runs_trials_and_reports_the_best(tmp_path):
+    """The usage line of conf/hparams_search/optuna.yaml for regression: every trial returns its
+    val/mse_best (it used to get val/acc_best from the search config, None: every trial failed)."""
     proc = run_script(
         "train.py",
         "-m",
         "hparams_search=optuna",
+        "experiment=regression",
+        "hydra.sweeper.direction=minimize",
         "hydra.sweeper.n_trials=2",
         "hydra.sweeper.sampler.n_startup_trials=2",
-        "data=iris",
         "trainer.max_epochs=2",
         f"hydra.sweep.dir={tmp_path / 'optuna'}",
         *QUIET,
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(list((tmp_path / "optuna").glob("*/metrics.json"))) == 2
+    jobs = [json.loads(p.read_text()) for p in (tmp_path / "optuna").glob("*/job.json")]
+    assert len(jobs) == 2 and all(j["metric"] == "val/mse_best" and j["value"] > 0 for j in jobs)
     best = (tmp_path / "optuna" / "optimization_results.yaml").read_text()
     assert "best_params" in best and "best_value" in best

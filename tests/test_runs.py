@@ -188,6 +188,29 @@ def test_a_failing_sweep_job_does_not_stop_its_siblings(tmp_path):
 
 
 @pytest.mark.slow
+def test_an_optuna_sweep_whose_every_trial_fails_still_ends_with_the_table(tmp_path):
+    """Optuna's plugin crashed on a NaN trial value and, with no completed trial, on the best
+    trial: a failed job now returns the worst value, so the sweep ends with the table, exit 2."""
+    sweep = tmp_path / "sweep"
+    proc = run_script(
+        "train.py",
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        "data=xor",
+        "model.dropout=2",
+        f"hydra.sweep.dir={sweep}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "sweep summary" in proc.stdout
+    assert proc.stdout.count("failed (2)") == 2
+    assert "error: 2 of 2 jobs failed" in proc.stderr
+
+
+@pytest.mark.slow
 def test_a_failing_job_of_a_parallel_sweep_does_not_kill_its_siblings(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_script(
