@@ -396,6 +396,12 @@ def check_combinations(cfg: dict) -> None:
     lo, hi = trainer.get("min_epochs"), trainer.get("max_epochs")
     if _is_int(lo) and _is_int(hi) and hi >= 1 and lo > hi:
         raise ConfigError(f"config: trainer.min_epochs={lo} is above trainer.max_epochs={hi}")
+    optimizer = str((cfg.get("optimizer") or {}).get("_target_", ""))
+    if str(trainer.get("precision")) in ("16-mixed", "16") and optimizer.endswith("LBFGS"):
+        raise ConfigError(
+            f"config: trainer.precision={trainer.get('precision')} scales the loss (AMP), which L-BFGS's "
+            "line search cannot use; pick trainer.precision=bf16-mixed or 32-true, or another optimizer"
+        )
     val, test = data.get("val_fraction"), data.get("test_fraction")
     if _is_number(val) and _is_number(test) and val + test >= 1:
         raise ConfigError(

@@ -156,6 +156,8 @@ RANGES = [
         "callbacks.early_stopping.patience",
     ),
     (["callbacks.model_checkpoint.mode=best"], "callbacks.model_checkpoint.mode"),
+    (["experiment=ex4_digits", "trainer.precision=16-mixed"], "trainer.precision"),
+    (["optimizer=lbfgs", "trainer.precision=16"], "trainer.precision"),
     (["data=table"], "data.path"),
     (["data=stream/npy"], "data.features"),
 ]
