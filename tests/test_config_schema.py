@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
+
+pytest.importorskip("hydra")  # the Hydra app: skipped where hydra-core is missing (a bare GPU box)
+pytest.importorskip("omegaconf")
+
 import schema
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict

@@ -14,8 +14,12 @@ import sys
 import warnings
 from pathlib import Path
 
-import eval as eval_script  # scripts/eval.py (tests/conftest.py puts scripts/ on sys.path)
 import pytest
+
+pytest.importorskip("hydra")  # the Hydra app: skipped where hydra-core is missing (a bare GPU box)
+pytest.importorskip("omegaconf")
+
+import eval as eval_script  # scripts/eval.py (tests/conftest.py puts scripts/ on sys.path)
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra

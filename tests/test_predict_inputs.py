@@ -8,9 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import predict as predict_script
 import pytest
 import torch
+
+pytest.importorskip("hydra")  # the Hydra app: skipped where hydra-core is missing (a bare GPU box)
+pytest.importorskip("omegaconf")
+
+import predict as predict_script
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
