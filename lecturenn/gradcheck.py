@@ -92,10 +92,13 @@ def gradient_check(
         raise ValueError(f"eps must be > 0, got {eps}")
     work = copy.deepcopy(net).to(torch.float64)
     work.validate_inputs = True
-    X = X.to(torch.float64) if isinstance(X, Tensor) else torch.as_tensor(X, dtype=torch.float64)
+    if isinstance(X, Tensor):
+        X = X.to(device=work.thetas[0].device, dtype=torch.float64)
     if isinstance(Y, Tensor) and Y.is_floating_point():
         Y = Y.to(torch.float64)
-    X, Y = work.check_batch(X.to(work.thetas[0].device), Y, lam)
+    # Anything else (numpy in any order, lists, pandas by position) is converted by the net's own
+    # checks, to Θ's float64 and device, with their messages for what holds no numbers.
+    X, Y = work.check_batch(X, Y, lam)
     work.zero_grad(set_to_none=True)
     work.cost(X, Y, lam).backward()  # analytic D^(l) through the net's own backprop
 

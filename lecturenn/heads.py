@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .arrays import to_tensor
+
 __all__ = ["Head", "HEADS", "get_head"]
 
 
@@ -54,12 +56,15 @@ class Head:
 
     # -- targets ------------------------------------------------------------------------------
     def prepare_targets(self, Y, n: int, K: int, dtype: torch.dtype, device) -> Tensor:
-        """Shape/dtype checks (no data pass); returns Y on ``device``, as (n, K) floats or (n,) indices."""
+        """Shape/dtype checks (no data pass); returns Y on ``device``, as (n, K) floats or (n,) indices.
+
+        Y: a tensor, or numbers in any form :func:`~lecturenn.arrays.to_tensor` takes (numpy in
+        any memory order, lists, a pandas Series or DataFrame by position whatever its index)."""
         if not isinstance(Y, Tensor):
             if Y is None or isinstance(Y, (str, bytes)):
                 raise TypeError(f"Y must be a tensor or array of targets, got {type(Y).__name__}")
             try:
-                Y = torch.as_tensor(Y)
+                Y = to_tensor(Y)
             except (TypeError, ValueError, RuntimeError) as err:
                 raise TypeError(f"Y must be a tensor or array of numbers: {err}") from None
         if Y.is_complex():

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .activations import ACTIVATIONS, get_activation
+from .arrays import as_array  # re-exported: lecturenn.network.as_array
 from .backprop import ridge_penalty, theta_cost, theta_forward
 from .heads import HEADS, get_head
 from .theta import check_input, init_theta, make_generator
@@ -43,28 +43,6 @@ class Propagation:
     def h(self) -> Tensor:
         """h_Θ(x) = a^(L+1)."""
         return self.a[max(self.a)]
-
-
-def as_array(A):
-    """Numbers in any form scikit-learn accepts, by position, as a C-contiguous numpy array.
-
-    A pandas DataFrame or Series (whatever its index: rows are taken by position, not by label),
-    a list, a numpy array in any memory order (Fortran, strided views) → ``np.ndarray`` in C
-    order; a tensor is returned as it is. What numpy cannot turn into an array (a ragged list,
-    ``None``, a string) is returned as given, for the caller's checks to name. The one conversion
-    of inputs: the network's X and Y, the estimators' arrays and the data modules' raw rows.
-    """
-    if isinstance(A, Tensor) or A is None or isinstance(A, (str, bytes)):
-        return A
-    to_numpy = getattr(A, "to_numpy", None)  # pandas (and polars) objects: by position
-    if callable(to_numpy) and not isinstance(A, np.ndarray):
-        with contextlib.suppress(TypeError, ValueError):
-            A = to_numpy()
-    try:
-        A = np.asarray(A)
-    except (TypeError, ValueError, RuntimeError):  # ragged lists, CUDA tensors in a list
-        return A
-    return A if A.flags.c_contiguous else np.ascontiguousarray(A)
 
 
 def _check_sizes(sizes) -> list[int]:

@@ -35,8 +35,11 @@ misclassified yet :math:`\sum_i y_i \tilde x_i = 0`, so :math:`\Delta = 0` and t
 at once. ``converged`` is therefore defined as "zero misclassified training points at the end",
 independently of why the loop stopped.
 
-Device and dtype follow ``X``: floating ``X`` keeps its dtype, integer/bool ``X`` becomes
-``torch.get_default_dtype()``, and everything is computed on ``X.device``.
+Device and dtype follow ``X``: floating ``X`` keeps its dtype, integer/bool ``X`` and Python numbers
+(a list) become ``torch.get_default_dtype()`` (as ``torch.tensor`` makes them), and everything is
+computed on ``X.device``. ``X`` and ``y`` may be tensors or anything
+:func:`~lecturenn.arrays.as_array` takes (numpy in any memory order, lists, pandas objects by
+position whatever their index).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ import numbers
 from dataclasses import dataclass, field
 
 import torch
+
+from .arrays import to_tensor
 
 __all__ = ["PerceptronResult", "perceptron_rule", "batch_perceptron"]
 
@@ -83,10 +88,15 @@ class PerceptronResult:
 
 
 def _as_features(X) -> torch.Tensor:
-    X = torch.as_tensor(X)
+    """X as a tensor: numpy in any memory order, lists, pandas by position (one conversion)."""
+    python_numbers = isinstance(X, (list, tuple))  # float64 in numpy, the default dtype in torch
+    try:
+        X = to_tensor(X)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"X must be a tensor or array of numbers: {err}") from None
     if X.is_complex():
         raise ValueError(f"X must be real-valued, got dtype {X.dtype}")
-    if not X.is_floating_point():
+    if python_numbers or not X.is_floating_point():
         X = X.to(torch.get_default_dtype())
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D tensor of shape (n, s), got shape {tuple(X.shape)}")
@@ -98,7 +108,10 @@ def _as_features(X) -> torch.Tensor:
 
 
 def _as_labels(y, X: torch.Tensor, allowed: tuple[int, int]) -> torch.Tensor:
-    y = torch.as_tensor(y, device=X.device)
+    try:
+        y = to_tensor(y, device=X.device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"y must be a tensor or array of labels: {err}") from None
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D of length n, got shape {tuple(y.shape)}")
     if y.shape[0] != X.shape[0]:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations import get_activation
+from .arrays import to_tensor
 
 __all__ = ["INITS", "check_input", "init_theta", "make_generator", "ThetaLinear"]
 
@@ -58,12 +59,14 @@ def init_theta(
 
 def check_input(X, s_in: int, ref: Tensor, name: str = "X", units: str = "s_1") -> Tensor:
     """Structural checks on a layer input (no pass over the data): a 2-D floating tensor with
-    ``s_in`` columns, on Θ's (``ref``'s) dtype and device. Arrays and lists are converted."""
+    ``s_in`` columns, on Θ's (``ref``'s) dtype and device. Anything else that holds numbers
+    (numpy in any memory order, lists, pandas by position) is converted by
+    :func:`~lecturenn.arrays.to_tensor` to ``ref``'s dtype and device; a tensor is not converted."""
     if not isinstance(X, Tensor):
         if X is None or isinstance(X, (str, bytes)):
             raise TypeError(f"{name} must be a tensor or array of numbers, got {type(X).__name__}")
         try:
-            X = torch.as_tensor(X, dtype=ref.dtype, device=ref.device)
+            X = to_tensor(X, dtype=ref.dtype, device=ref.device)
         except (TypeError, ValueError, RuntimeError) as err:
             raise TypeError(f"{name} must be a tensor or array of numbers: {err}") from None
     if X.ndim != 2:

@@ -3,14 +3,34 @@
 The training loss is J(Θ) itself (``net.cost(X, Y, lam)``, δ-backprop by default); the task —
 and so the output head and the metrics — comes from the data:
 
-==============  =========  ========================================  =======================
-task            head       metrics (val/test; train logs loss+acc)   best-so-far
-==============  =========  ========================================  =======================
-binary          sigmoid    acc, f1 (macro), auroc                    val/acc_best
-multiclass      softmax    acc, f1 (macro), auroc                    val/acc_best
-multilabel      sigmoid    acc, f1 (macro), auroc                    val/acc_best
-regression      identity   mse, mae, r2 (in the targets' own units)  val/mse_best
-==============  =========  ========================================  =======================
+==============  =========  ==========================================  ==============  ============
+task            head       val/… and test/… metrics                    train/…         best-so-far
+==============  =========  ==========================================  ==============  ============
+binary          sigmoid    acc, f1 (macro), auroc                      loss, acc, lr   val/acc_best
+multiclass      softmax    acc, f1 (macro), auroc (macro)              loss, acc, lr   val/acc_best
+multilabel      sigmoid    acc, f1 (macro), auroc (macro)              loss, acc, lr   val/acc_best
+regression      identity   mse, mae, r2 (in the targets' own units);   loss, mse, lr   val/mse_best
+                           with K ≥ 2 outputs also mse_<target>,
+                           mae_<target>, r2_<target> per output
+==============  =========  ==========================================  ==============  ============
+
+(plus ``val/loss`` and ``test/loss``, J on the split; :meth:`ThetaMLPModule.metric_names` lists
+every name a run logs.)
+
+* **Macro F1 and AUROC** average over the classes a split can score (:mod:`.metrics`): F1 over
+  the classes present in the targets or the predictions (as scikit-learn's
+  ``f1_score(average="macro")``), AUROC over the classes with both a positive and a negative row
+  in the targets. When no class is left (e.g. a split of one class only) the value is **NaN** —
+  logged, not skipped, so every epoch logs the same names (``null`` in ``metrics.json``).
+* **Regression** metrics are in the targets' own units. With K ≥ 2 outputs ``mse``, ``mae`` and
+  ``r2`` are uniform averages over the outputs (``val/mse_best`` follows the average), and each
+  output is logged as well as ``<metric>_<target>`` (``val/mae_price``): the target column's name
+  (characters other than letters, digits, ``_ . -`` replaced by ``_``), or its index 0..K−1 when
+  names are missing, or empty or repeated after that replacement.
+* **Training**, every epoch: ``train/loss`` is the mean J over the epoch's mini-batches,
+  ``train/acc`` / ``train/mse`` the accuracy / squared error (targets' units) of each step's own
+  forward pass (Θ changes between steps), and ``train/lr`` the learning rate the epoch trained
+  with (read at its start; schedulers step once per epoch, after it).
 
 Optimisation is manual (``automatic_optimization`` is False): each ``training_step`` receives a
 :class:`~lecturenn.data.BatchGroup` of up to ``steps_per_execution`` mini-batches and takes one
@@ -41,6 +61,7 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import Tensor
 from torchmetrics import MaxMetric, MinMetric
 
+from ..arrays import as_array, to_tensor
 from ..data.batches import BatchGroup
 from ..network import ThetaMLP
 from .metrics import StageMetrics, classification_metrics, regression_metrics
@@ -565,9 +586,10 @@ class ThetaMLPModule(L.LightningModule):
         return h
 
     @torch.no_grad()
-    def predict_scores(self, X: Tensor) -> np.ndarray:
-        """Like :meth:`predict_tensor`, as numpy: (n,) for one output, else (n, K)."""
-        out = self.predict_tensor(X.to(self.device, self.net.thetas[0].dtype)).cpu().numpy()
+    def predict_scores(self, X) -> np.ndarray:
+        """Like :meth:`predict_tensor`, as numpy: (n,) for one output, else (n, K). X: standardised
+        rows, a tensor or anything :func:`~lecturenn.arrays.to_tensor` takes (pandas by position)."""
+        out = self.predict_tensor(to_tensor(X, self.net.thetas[0].dtype, self.device)).cpu().numpy()
         return out[:, 0] if out.shape[1] == 1 else out
 
     @torch.no_grad()
@@ -575,14 +597,16 @@ class ThetaMLPModule(L.LightningModule):
         """Raw feature rows (n, n_features) → the network's inputs: the training split's
         standardisation (stored in the checkpoint) applied in float64, then cast to Θ's dtype — the
         same transform as the data modules (:func:`lecturenn.data.scaling.network_inputs`).
-        ``DataError`` naming the column where a value does not fit that dtype."""
+        ``X_raw``: a tensor or anything :func:`~lecturenn.arrays.as_array` takes (numpy in any
+        order, lists, pandas by position). ``DataError`` naming the column where a value does not
+        fit that dtype."""
         from ..data import DataInfo
         from ..data.scaling import network_inputs
 
-        X = X_raw.detach().cpu().double().numpy() if isinstance(X_raw, Tensor) else X_raw
+        X = X_raw.detach().cpu().double().numpy() if isinstance(X_raw, Tensor) else as_array(X_raw)
         info = DataInfo.from_dict(self.hparams.data_info) if self.hparams.get("data_info") else None
         if info is None:  # no data description: the buffers (identity unless set by hand)
-            X = torch.as_tensor(X, dtype=torch.float64)
+            X = to_tensor(X, dtype=torch.float64)
             return ((X - self.x_mean.double().cpu()) / self.x_std.double().cpu()).to(self.net.thetas[0])
         return network_inputs(X, info, self.net.thetas[0].dtype).to(self.net.thetas[0].device)
 
