@@ -166,6 +166,96 @@ def test_learning_rate_spanning_more_than_10x_is_on_a_log_scale(tmp_path, drawn)
     assert all(p["offsets"] == ("", "") for p in panels.values())
 
 
+def _regression_history(targets: list[str], epochs: int = 4) -> dict:
+    """What ThetaMLPModule logs for a regression with one output per target (K >= 2): the means,
+    the per-output metrics <metric>_<target>, val/mse_best, train/lr, and a test point."""
+    history = {
+        "train/loss": [(e, 1.0 / (e + 1)) for e in range(epochs)],
+        "train/mse": [(e, 2.0 / (e + 1)) for e in range(epochs)],
+        "train/lr": [(e, 0.1) for e in range(epochs)],
+        "val/loss": [(e, 1.1 / (e + 1)) for e in range(epochs)],
+        "val/mse_best": [(e, 2.1 / (e + 1)) for e in range(epochs)],
+    }
+    for metric, base in (("mse", 2.0), ("mae", 1.0), ("r2", 0.5)):
+        history[f"val/{metric}"] = [(e, base + 0.01 * e) for e in range(epochs)]
+        history[f"test/{metric}"] = [(2, base + 0.5)]
+        for k, t in enumerate(targets):
+            history[f"val/{metric}_{t}"] = [(e, base + 0.1 * k + 0.01 * e) for e in range(epochs)]
+            history[f"test/{metric}_{t}"] = [(2, base + 0.1 * k + 0.5)]
+    return history
+
+
+def test_per_output_regression_metrics_share_their_metric_s_panel(tmp_path, drawn):
+    history = _regression_history(["price", "n_rooms"])
+    img = read_png(plot_curves(history, tmp_path / "curves.png", test_label="test (best epoch 2)"))
+    (panels,) = drawn
+    # one panel per metric, not per (metric, target); the best-so-far keeps its own
+    assert set(panels) == {"loss", "mse", "mae", "r2", "mse_best", "learning rate"}
+    assert_roughly(img, 3 * 4.6, 2 * 3.4 + 2.2)
+    legend = panels["mae"]["legend"]
+    assert legend == [
+        "val mean (epoch 3): 1.03",
+        "test mean (best epoch 2): 1.5",
+        "val price (epoch 3): 1.03",
+        "test price (best epoch 2): 1.5",
+        "val n_rooms (epoch 3): 1.13",
+        "test n_rooms (best epoch 2): 1.6",
+    ]
+    # train/mse (also the mean over the outputs) is drawn with the other means
+    assert "train mean (epoch 3): 0.5" in panels["mse"]["legend"]
+    assert "val mean (epoch 3): 2.03" in panels["mse"]["legend"]
+    assert all(p["offsets"] == ("", "") for p in panels.values())
+
+
+def test_per_output_series_get_distinct_colours_and_thinner_lines(tmp_path, monkeypatch):
+    from lecturenn.training import plots
+
+    lines = {}
+    draw = plots._draw_series
+
+    def record(ax, name, points, *args, **kw):
+        draw(ax, name, points, *args, **kw)
+        line = ax.get_lines()[-1]
+        lines[name] = (line.get_color(), line.get_linewidth())
+
+    monkeypatch.setattr(plots, "_draw_series", record)
+    plot_curves(_regression_history(["a", "b", "c"]), tmp_path / "curves.png")
+    colors = {lines[f"val/mae_{t}"][0] for t in "abc"}
+    assert len(colors) == 3 and lines["val/mae"][0] not in colors and lines["test/mae"][0] not in colors
+    assert lines["val/mae_a"][0] == lines["test/mae_a"][0]  # an output's val and test share its colour
+    assert lines["val/mae_a"][1] < lines["val/mae"][1]
+
+
+def test_many_outputs_draw_only_the_mean(tmp_path, drawn):
+    targets = [f"t{k}" for k in range(12)]
+    plot_curves(_regression_history(targets), tmp_path / "curves.png")
+    (panels,) = drawn
+    assert set(panels) == {
+        "loss",
+        "mse (mean; 12 per-output series not drawn)",
+        "mae (mean; 12 per-output series not drawn)",
+        "r2 (mean; 12 per-output series not drawn)",
+        "mse_best",
+        "learning rate",
+    }
+    legend = panels["mae (mean; 12 per-output series not drawn)"]["legend"]
+    assert legend == ["val (epoch 3): 1.03", "test (epoch 2): 1.5"]
+
+
+def test_classification_families_are_unchanged(tmp_path, drawn):
+    history = {
+        "train/acc": [(0, 0.5), (1, 0.6)],
+        "val/acc": [(0, 0.55), (1, 0.65)],
+        "val/acc_best": [(0, 0.55), (1, 0.65)],
+        "val/f1": [(0, 0.5), (1, 0.6)],
+        "val/auroc": [(0, 0.7), (1, 0.8)],
+    }
+    plot_curves(history, tmp_path / "curves.png")
+    (panels,) = drawn
+    assert set(panels) == {"acc", "acc_best", "f1", "auroc"}
+    assert panels["acc"]["legend"] == ["train (epoch 1): 0.6", "val (epoch 1): 0.65"]
+
+
 # ------------------------------------------------------------------------------- decision boundary
 def _two_blobs(n: int, rng: np.random.Generator):
     """Raw 2-D points far from the origin (the plot must follow the data, not [-1, 1])."""
