@@ -1,0 +1,266 @@
+"""scripts/gpu_check.sh works the first time a GPU appears (issue 13 §1): its dry run runs every stage
+on the CPU where hydra-core and omegaconf cannot be imported, as on the bare GPU machine; the parts
+only a GPU reaches (CUDA kernel counts, the tables of GPU results) are fed CUDA-shaped data here."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import gpu_check  # scripts/gpu_check.py (tests/conftest.py puts scripts/ on sys.path)
+import pytest
+import torch
+from torch.autograd import DeviceType
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# On PYTHONPATH, this makes hydra, omegaconf and antlr4 unimportable in every process started with it,
+# and invisible to importlib.util.find_spec (Lightning asks find_spec whether omegaconf is there): what
+# the GPU machine has. (A stub package that raises on import would still be found by find_spec.)
+BLOCK_APP_PACKAGES = """
+import sys
+
+
+class _NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("hydra", "omegaconf", "antlr4"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
+
+@pytest.fixture
+def bare_env(tmp_path):
+    """The environment of the GPU machine: no hydra-core, omegaconf or antlr4."""
+    block = tmp_path / "no_hydra"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(BLOCK_APP_PACKAGES)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(block), env.get("PYTHONPATH")]))
+    env.pop("PYTEST_ADDOPTS", None)
+    check = subprocess.run(
+        [sys.executable, "-c", "import omegaconf"], env=env, capture_output=True, text=True
+    )
+    assert "No module named 'omegaconf'" in check.stderr
+    return env
+
+
+def run_check(args, env, timeout=900):
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def stages(out: Path) -> dict:
+    summary = json.loads((out / "summary.json").read_text())
+    return {s["stage"]: s for s in summary["stages"]}
+
+
+@pytest.mark.slow
+def test_dry_run_runs_every_stage_without_hydra(bare_env, tmp_path):
+    out = tmp_path / "out"
+    proc = run_check(["bash", "scripts/gpu_check.sh", "--dry-run", str(out)], bare_env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == sorted(gpu_check.OUT_FILES)  # the device returns 8
+    assert len(gpu_check.OUT_FILES) <= 6
+    # the summary table is printed last
+    last = proc.stdout.rstrip().splitlines()
+    assert last[-1].startswith("total ") and "budget" in last[-1], last[-10:]
+    assert any(line.startswith("gpu_check summary (dry run") for line in last[-10:])
+    assert (out / "summary.txt").read_text().strip().splitlines()[-1] == last[-1]
+
+    s = stages(out)
+    assert list(s) == list(gpu_check.STAGES)
+    assert {name: st["status"] for name, st in s.items()} == dict.fromkeys(gpu_check.STAGES, "ok")
+    assert s["env"]["result"]["hydra"] == "missing"  # the stages ran without hydra
+    tests = s["cuda_tests"]["result"]
+    assert tests["failed"] == tests["errors"] == 0 and tests["skipped"] > 0
+    assert {"tests.test_app", "tests.test_runs"} <= set(tests["skipped_needing_hydra"])  # skipped, no error
+    runs = s["step"]["result"]["runs"]
+    assert [r["matmul"] for r in runs] == ["fp32"] * 3 + ["tf32"] * 2
+    assert all(set(r["ratio"]) == {"torch nn.Linear", "lecturenn autograd", "lecturenn manual"} for r in runs)
+    rows = s["kernels"]["result"]["rows"]
+    assert len(rows) == 3 * 3 + 3 and all(r["ops"] > 0 for r in rows)
+    assert [r["path"] for r in rows[-3:]] == [f"app {p}" for p in gpu_check.APP_PRECISIONS]
+    assert all(r["steps"] == 32 for r in rows[-3:])  # one batch group of steps_per_execution steps
+    by_precision = s["precision"]["result"]["by_precision"]
+    assert [r["precision"] for r in by_precision] == list(gpu_check.PRECISIONS)
+    assert all(r["seeds"] == 1 and 0 < r["acc_mean"] <= 1 for r in by_precision)
+    (epoch,) = s["epoch"]["result"]["runs"]
+    assert [r["key"] for r in epoch["rows"]] == gpu_check.EPOCH_PATHS.split(",")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the run on a machine without CUDA")
+def test_without_cuda_the_gpu_stages_are_skipped_with_the_reason(bare_env, tmp_path):
+    out = tmp_path / "out"
+    proc = run_check([sys.executable, "scripts/gpu_check.py", str(out), "--only", "env,step"], bare_env)
+    assert proc.returncode == 1
+    s = stages(out)
+    assert s["env"]["status"] == "ok" and s["env"]["result"]["cuda"] is False
+    assert s["step"]["status"] == "skipped" and "no CUDA device" in s["step"]["error"]
+    assert "use --dry-run" in proc.stdout.splitlines()[-2]
+
+
+def test_a_stage_past_its_timeout_is_killed_and_the_budget_is_kept(tmp_path):
+    out = tmp_path / "out"
+    args = ["--dry-run", "--only", "epoch,step", "--timeout", "step=0.5", "--budget", "10.3"]
+    proc = run_check([sys.executable, "scripts/gpu_check.py", str(out), *args], dict(os.environ), timeout=120)
+    assert proc.returncode == 1
+    s = stages(out)
+    assert list(s) == ["step", "epoch"]  # priority order, whatever the order asked
+    assert s["step"]["status"] == "timeout" and s["step"]["timeout_s"] == 0.5
+    assert s["epoch"]["status"] == "skipped" and "time budget" in s["epoch"]["error"]
+    assert "killed" in (out / "gpu_check.log").read_text()
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("total ")
+
+
+def event(name, device=DeviceType.CPU, children=()):
+    return SimpleNamespace(name=name, device_type=device, cpu_children=list(children))
+
+
+def test_kernel_counts_from_cuda_profiler_events():
+    """What torch.profiler reports for CUDA steps: device kernels, copies, fills; host launches and
+    syncs; aten ops counted once at the innermost op that computes (views and allocations never)."""
+    cuda = DeviceType.CUDA
+    addmm = event("aten::addmm", children=[event("aten::as_strided"), event("aten::resolve_conj")])
+    linear = event("aten::linear", children=[event("aten::t"), addmm])
+    zero_ = event("aten::zero_", children=[event("aten::fill_")])
+    zeros = event("aten::zeros", children=[event("aten::empty"), zero_])
+    item = event("aten::item", children=[event("aten::_local_scalar_dense")])
+
+    def flat(e):
+        return [e] + [d for c in e.cpu_children for d in flat(c)]
+
+    events = flat(linear) + flat(zeros) + flat(item)  # the profiler lists every op, nested ones too
+    events += [event("sm90_xmma_gemm_f32f32", cuda), event("Memcpy DtoH (Device -> Pageable)", cuda)]
+    events += [event("void at::native::vectorized_elementwise_kernel", cuda), event("Memset (Device)", cuda)]
+    events += [event("cudaLaunchKernel"), event("cuLaunchKernel"), event("cudaMemcpyAsync")]
+    events += [event("cudaStreamSynchronize"), event("cudaDeviceSynchronize")]
+    counts = gpu_check.count_events(events, steps=1, cuda=True)
+    assert counts == {
+        "ops": 3.0,  # addmm, fill_, _local_scalar_dense
+        "items": 1.0,
+        "kernels": 2.0,  # the gemm and the elementwise kernel
+        "memcpy": 1.0,
+        "memset": 1.0,
+        "launches": 2.0,
+        "syncs": 1.0,  # the window's own cudaDeviceSynchronize is not the step's
+    }
+    assert gpu_check.count_events(events, steps=2, cuda=False) == {"ops": 1.5, "items": 0.5, "syncs": 0.5}
+
+
+def test_the_tables_of_a_gpu_run(tmp_path):
+    """GPU-shaped results (as the stages emit them on CUDA), a failed stage, a timed-out stage with
+    partial results and a skipped one: the tables come out, the stage table last."""
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite><testcase classname="tests.test_cuda" name="test_ok"/>'
+        '<testcase classname="tests.test_cuda" name="test_bad"><failure message="boom"/></testcase>'
+        '<testcase classname="" name="tests.test_app"><skipped message="collection skipped">'
+        "('tests/test_app.py', 14, \"Skipped: could not import 'hydra'\")</skipped></testcase>"
+        "</testsuite></testsuites>"
+    )
+    tests = gpu_check.read_junit(junit, tmp_path / "missing.log")
+    assert tests == {
+        "passed": 1,
+        "failed": 1,
+        "errors": 0,
+        "skipped": 1,
+        "failing": ["tests.test_cuda::test_bad"],
+        "skipped_needing_hydra": ["tests.test_app"],
+    }
+    paths = ("torch nn.Linear", "lecturenn autograd", "lecturenn manual")
+    step = {
+        "sizes": [64, 100, 10],
+        "batch": 64,
+        "matmul": "fp32",
+        "ms_per_step": dict(zip(paths, (0.1, 0.3, 0.35))),
+        "ratio": dict(zip(paths, (1.0, 3.0, 3.5))),
+        "manual_vs_autograd": 1.17,
+    }
+    kernel_row = {
+        "sizes": [64, 100, 10],
+        "batch": 64,
+        "ops": 40.0,
+        "items": 1.0,
+        "kernels": 44.0,
+        "memcpy": 1.0,
+    }
+    kernel_row.update(memset=4.0, launches=44.0, syncs=1.0, peak_mib=12.5, peak_added_mib=0.3)
+    summary = {
+        "dry_run": False,
+        "budget_s": 400.0,
+        "wall_s": 401.2,
+        "files": list(gpu_check.OUT_FILES),
+        "stages": [
+            {
+                "stage": "env",
+                "status": "ok",
+                "seconds": 4.0,
+                "result": {
+                    "torch": "2.11.0",
+                    "torch_cuda": "13.0",
+                    "gpu_name": "NVIDIA H200",
+                    "hydra": "missing",
+                },
+            },
+            {
+                "stage": "cuda_tests",
+                "status": "failed",
+                "seconds": 50.0,
+                "result": tests,
+                "error": "pytest exit 1",
+            },
+            {"stage": "step", "status": "ok", "seconds": 20.0, "result": {"runs": [step]}},
+            {
+                "stage": "kernels",
+                "status": "ok",
+                "seconds": 9.0,
+                "result": {
+                    "rows": [
+                        {"path": "nn.Linear + SGD", **kernel_row, "kernels": 15.0},
+                        {"path": "app bf16-mixed", **kernel_row, "steps": 32},
+                        {"path": "app 16-mixed", "sizes": [64, 100, 10], "batch": 64, "error": "refused"},
+                    ]
+                },
+            },
+            {
+                "stage": "precision",
+                "status": "timeout",
+                "seconds": 150.0,
+                "error": "timed out",
+                "result": {
+                    "by_precision": gpu_check.summarize_precision(
+                        [
+                            {"precision": "fp32", "seed": 0, "acc": 0.97, "fit_s": 5.0},
+                            {"precision": "tf32", "seed": 0, "acc": 0.96, "fit_s": 4.0},
+                            {"precision": "bf16-mixed", "seed": 0, "skipped": "no bf16 on this GPU"},
+                        ]
+                    )
+                },
+            },
+            {"stage": "epoch", "status": "skipped", "seconds": 0.0, "error": "time budget spent (0 s left)"},
+        ],
+    }
+    text = gpu_check.format_summary(summary)
+    lines = text.splitlines()
+    assert lines[-1] == f"total 401.2 s of a 400 s budget; files: {', '.join(gpu_check.OUT_FILES)}"
+    table = lines[lines.index("gpu_check summary (GPU)") :]
+    assert [line.split()[:2] for line in table[2:-1]] == [
+        ["env", "ok"],
+        ["cuda_tests", "failed"],
+        ["step", "ok"],
+        ["kernels", "ok"],
+        ["precision", "timeout"],
+        ["epoch", "skipped"],
+    ]
+    assert "NVIDIA H200" in table[2] and "failing: tests.test_cuda::test_bad" in table[3]
+    assert "manual 3.50x" in table[4] and "nn.Linear 15, app bf16-mixed 44, app 16-mixed -" in table[5]
+    assert "fp32 0.9700, tf32 0.9600, bf16-mixed -" in table[6] and "[time budget spent" in table[7]
+    assert any(line.startswith("app bf16-mixed") and " 44.0 " in line for line in lines)
+    assert any(line.startswith("tf32 ") and "-0.0100" in line for line in lines)
+    assert any(line.startswith("bf16-mixed ") and "no bf16 on this GPU" in line for line in lines)
