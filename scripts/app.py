@@ -27,6 +27,10 @@ def fail(err: BaseException, code: int = 2):
     """One clear line on stderr and a non-zero exit (no traceback for a user's mistake)."""
     message = f"error: {err}"
     print(message, file=sys.stderr)
+    record = logging.LogRecord("lecturenn", logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:  # Hydra's <run dir>/<task>.log keeps it too
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
     raise Failed(message, code)
 
 
@@ -140,18 +144,31 @@ def quiet_third_party_noise() -> None:
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Reject a bad config before any work, naming the offending key (exit code 2): see schema.py."""
+    """Reject a bad config before any work, naming the offending key (exit code 2): see schema.py.
+    Also: an interpolation that cannot be resolved (``seed=${oc.env:NOPE}``), and a ``ckpt_path``
+    that is not a file."""
     try:
         schema.check(cfg)
     except schema.ConfigError as err:
         fail(err)
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is not None:
+        path = Path(ckpt).expanduser()
+        if path.is_dir():
+            fail(f"config: ckpt_path={ckpt!r} is a directory; name a checkpoint file in it (e.g. last.ckpt)")
+        if not path.is_file():
+            fail(f"config: ckpt_path={ckpt!r} does not exist")
 
 
-def draw_seed(cfg: DictConfig) -> int:
-    """``seed: null`` draws a seed (recorded by the caller) so the run can be repeated; returns it."""
-    if cfg.get("seed") is None:
+def draw_seed(cfg: DictConfig) -> bool:
+    """``seed: null`` draws a seed so the run can be repeated (the caller prints and records it);
+    returns whether it drew one. A seed that is an interpolation is left for the config check."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.to_container(cfg, resolve=False).get("seed", 0) is None:
         cfg.seed = secrets.randbelow(2**31)
-    return int(cfg.seed)
+        return True
+    return False
 
 
 # Exceptions that a class raises for a bad argument (a user's config), not for a bug in our code.

@@ -21,6 +21,8 @@ rule fails that test.
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -30,6 +32,7 @@ from numbers import Integral, Real
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 
 class ConfigError(ValueError):
@@ -39,7 +42,11 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Rule:
     ok: Callable[[Any], bool]
-    expected: str  # "an int >= 1": completes "expected ..."
+    what: str | Callable[[], str]  # "an int >= 1": completes "expected ..." (callable: computed late)
+
+    @property
+    def expected(self) -> str:
+        return self.what() if callable(self.what) else self.what
 
     def accepts(self, value) -> bool:
         try:
@@ -123,11 +130,9 @@ def _registry(module: str, name: str) -> Rule:
     """One of the names of a lecturenn registry (imported on first use: lecturenn imports torch)."""
 
     def ok(v) -> bool:
-        import importlib
-
         return isinstance(v, str) and v in getattr(importlib.import_module(module), name)
 
-    return Rule(ok, f"a name from {module}.{name}")
+    return Rule(ok, lambda: "one of " + ", ".join(sorted(getattr(importlib.import_module(module), name))))
 
 
 # Lightning's accepted ``precision`` values (lightning.fabric.connector._PRECISION_INPUT; pinned by
@@ -199,7 +204,7 @@ RULES: dict[str, Rule] = {
     # -- conf/model (lecturenn.training.ThetaMLPModule) -------------------------------------------
     "model.hidden_sizes": list_of(POSITIVE),
     "model.activation": _registry("lecturenn.activations", "ACTIVATIONS"),
-    "model.lam": NONNEGATIVE,
+    "model.lam": number(0, 1e10),  # beyond, λ only drives Θ to 0 (and λ·ΣΘ² leaves float32's range)
     "model.backprop": _registry("lecturenn.network", "BACKPROPS"),
     "model.init": _registry("lecturenn.theta", "INITS"),
     "model.epsilon": number(0, lo_open=True),
@@ -211,7 +216,7 @@ RULES: dict[str, Rule] = {
     # -- conf/data: every data module's arguments -------------------------------------------------
     "data.name": TEXT,  # the bundled set: checked by SklearnDataModule
     "data.dataset": TEXT,  # the Playground set: checked by PlaygroundDataModule
-    "data.n": POSITIVE,
+    "data.n": integer(1, 10**8),  # generated in memory: 1e8 rows of 2-D points is 1.6 GB
     "data.noise": number(0, 0.5),
     "data.features": maybe(either(PATH, list_of(TEXT, min_length=1))),  # names, or a .npy (stream/npy)
     "data.targets": PATH,
@@ -358,15 +363,30 @@ EXAMPLES = {
 
 
 def check(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` for the first key that is missing or outside its rule."""
+    """Raise :class:`ConfigError` for the first key that is missing, cannot be resolved
+    (``${oc.env:NOPE}``, ``${no.such.key}``) or is outside its rule."""
+    try:
+        _check(cfg)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        reason = str(err).splitlines()[0]
+        raise ConfigError(f"config: {key} cannot be resolved: {reason}") from None
+
+
+def _check(cfg: DictConfig) -> None:
     cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # the job's keys, not Hydra's
     missing = missing_keys(cfg)
     if missing:
         key = missing[0]
         example = f"{key}={EXAMPLES.get(key, '...')}"
         raise ConfigError(f"config: {key} is required and has no default; pass it, e.g. {example}")
-    plain = OmegaConf.to_container(cfg, resolve=True)
     raw = OmegaConf.to_container(cfg, resolve=False)
+    unknown = [k for k, v in raw.items() if rule_for(str(k)) is None and not isinstance(v, dict)]
+    if unknown:  # a top-level key nothing reads (a typo added with +): groups' classes refuse theirs
+        near = difflib.get_close_matches(str(unknown[0]), [k for k in RULES if "." not in k], n=1)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        raise ConfigError(f"config: {unknown[0]} is not a key lecturenn reads{hint}")
+    plain = OmegaConf.to_container(cfg, resolve=True)
     found = list(leaves(plain))
     # keys whose value the user wrote come first, then those that interpolate another key (e.g.
     # scheduler.T_max: ${trainer.max_epochs}): the first line names the key the user set
@@ -411,5 +431,11 @@ def check_combinations(cfg: dict) -> None:
 
 
 def _show(value) -> str:
-    text = repr(value)
+    """The value as a user wrote it on the command line: YAML's true/false/null, repr otherwise."""
+    text = {True: "true", False: "false", None: "null"}.get(value, None) if _plain_singleton(value) else None
+    text = text or repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _plain_singleton(value) -> bool:
+    return value is None or isinstance(value, bool)

@@ -34,9 +34,9 @@ from schema import ConfigError
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the metrics written to ``metrics.json``."""
-    seed_given = cfg.get("seed") is not None
-    seed = draw_seed(cfg)  # before the checks: data.seed and model.init_seed interpolate ${seed}
+    drawn = draw_seed(cfg)  # before the checks: data.seed and model.init_seed interpolate ${seed}
     validate_config(cfg)  # every key, before anything heavy is imported
+    seed = int(cfg.seed)
 
     import lightning as L
     from lightning.pytorch.callbacks import Checkpoint
@@ -82,7 +82,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             f"data: {info.task}, {info.n_features} features -> {info.n_outputs} outputs; "
             f"train/val/test rows {rows['train']}/{rows['val']}/{rows['test']}; torch threads {threads}"
         )
-        if not seed_given:
+        if drawn:
             print(f"seed: null, so drew seed={seed} (pass seed={seed} to repeat this run)")
 
     start = time.perf_counter()

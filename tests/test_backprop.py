@@ -35,7 +35,7 @@ def twin_nets(sizes, hidden, output, dtype, seed=0):
     return manual, auto
 
 
-@pytest.mark.parametrize("hidden,output", itertools.product(ACTS, HEADS))
+@pytest.mark.parametrize("hidden,output", list(itertools.product(ACTS, HEADS)))
 def test_gradcheck_function(hidden, output):
     """torch.autograd.gradcheck on the Function (w.r.t. x and every Θ) and on the full cost J."""
     net = ln.ThetaMLP([3, 4, 3, 2], hidden, output, generator=1, dtype=torch.float64)
@@ -62,7 +62,7 @@ def test_gradcheck_function(hidden, output):
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
-@pytest.mark.parametrize("hidden,output", itertools.product(ACTS, HEADS))
+@pytest.mark.parametrize("hidden,output", list(itertools.product(ACTS, HEADS)))
 @pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 def test_manual_equals_autograd(depth, hidden, output, dtype, rtol):
     sizes = [5] + [6, 4, 7][: depth - 1] + [3]
@@ -156,7 +156,7 @@ def test_batch_of_one(backprop):
         torch.testing.assert_close(pm.grad, pa.grad)
 
 
-@pytest.mark.parametrize("hidden,output", itertools.product(ACTS, HEADS))
+@pytest.mark.parametrize("hidden,output", list(itertools.product(ACTS, HEADS)))
 def test_teaching_path_equals_backward(hidden, output):
     """ln.backpropagate's D^(l) (the slides' formulas) equals what J.backward() leaves in .grad."""
     net = ln.ThetaMLP([4, 5, 6, 3], hidden, output, generator=3, dtype=torch.float64)

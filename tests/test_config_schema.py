@@ -162,6 +162,11 @@ RANGES = [
     (["callbacks.model_checkpoint.mode=best"], "callbacks.model_checkpoint.mode"),
     (["experiment=ex4_digits", "trainer.precision=16-mixed"], "trainer.precision"),
     (["optimizer=lbfgs", "trainer.precision=16"], "trainer.precision"),
+    (["model.lam=1e39"], "model.lam"),
+    (["data=xor", "data.n=10000000000"], "data.n"),
+    (["+seed2=3"], "seed2 is not a key lecturenn reads; did you mean seed?"),
+    (["seed=${oc.env:LECTURENN_NO_SUCH_VARIABLE}"], "seed cannot be resolved"),
+    (["model.lam=${no.such.key}"], "model.lam cannot be resolved"),
     (["data=table"], "data.path"),
     (["data=stream/npy"], "data.features"),
 ]
@@ -187,8 +192,33 @@ def test_the_shipped_configs_pass_their_own_schema():
         schema.check(composed(overrides, config))
 
 
+def test_messages_spell_values_as_they_are_typed_and_list_registry_names():
+    cfg = composed(["model.lam=true"])
+    with pytest.raises(schema.ConfigError, match=r"model.lam=true is invalid"):
+        schema.check(cfg)
+    cfg = composed(["model.activation=swish"])
+    with pytest.raises(schema.ConfigError, match=r"expected one of .*relu.*sigmoid"):
+        schema.check(cfg)
+
+
+def test_a_ckpt_path_that_is_a_directory_or_missing_is_one_line(tmp_path, capsys):
+    from app import Failed, validate_config
+
+    for path, says in ((tmp_path, "is a directory"), (tmp_path / "no.ckpt", "does not exist")):
+        cfg = composed([f"ckpt_path={path}"])
+        with pytest.raises(Failed):
+            validate_config(cfg)
+        assert says in capsys.readouterr().err
+
+
+def test_playground_features_may_be_one_name():
+    from lecturenn.data.playground import playground_features
+
+    assert playground_features("x1") == ["x1"]
+
+
 def test_max_epochs_minus_one_is_allowed_with_a_time_or_step_limit():
-    for extra in (["+trainer.max_time=00:00:01:00"], ["+trainer.max_steps=100"]):
+    for extra in (["trainer.max_time=00:00:01:00"], ["trainer.max_steps=100"]):
         with initialize_config_dir(str(CONF), version_base="1.3"):
             cfg = compose("train", overrides=["paths.output_dir=/tmp/x", "trainer.max_epochs=-1", *extra])
         schema.check(cfg)

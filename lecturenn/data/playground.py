@@ -137,8 +137,11 @@ def playground_arrays(dataset: str, n: int, noise: float, seed: int) -> tuple[np
     return X[order].astype(np.float64), y[order]
 
 
-def playground_features(names: Sequence[str]) -> list[str]:
-    """Canonical feature names (aliases resolved); ``ValueError`` for unknown, empty or repeated."""
+def playground_features(names: Sequence[str] | str) -> list[str]:
+    """Canonical feature names (aliases resolved); ``ValueError`` for unknown, empty or repeated.
+    One name may be given as a plain string (``features=x1``), not spelled out letter by letter."""
+    if isinstance(names, str):
+        names = [names]
     canon = [FEATURE_ALIASES.get(str(f), str(f)) for f in names]
     unknown = [f for f in canon if f not in FEATURES]
     if unknown:
