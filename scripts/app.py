@@ -26,12 +26,29 @@ class Failed(SystemExit):
 def fail(err: BaseException, code: int = 2):
     """One clear line on stderr and a non-zero exit (no traceback for a user's mistake)."""
     message = f"error: {err}"
+    _close_progress_bars()  # else the line is glued to the end of a half-drawn bar
     print(message, file=sys.stderr)
-    record = logging.LogRecord("lecturenn", logging.ERROR, __file__, 0, message, None, None)
-    for handler in logging.getLogger().handlers:  # Hydra's <run dir>/<task>.log keeps it too
+    _to_log_file(message, logging.ERROR)
+    raise Failed(message, code)
+
+
+def _close_progress_bars() -> None:
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
+        bar.close()
+
+
+def say(text: str) -> None:
+    """A line for the user: printed on stdout and kept in the run's ``<task_name>.log``."""
+    print(text)
+    _to_log_file(text, logging.INFO)
+
+
+def _to_log_file(text: str, level: int) -> None:
+    record = logging.LogRecord("lecturenn", level, __file__, 0, text, None, None)
+    for handler in logging.getLogger().handlers:  # Hydra's file handler (conf/hydra/job_logging)
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
-    raise Failed(message, code)
 
 
 def instantiate_list(node: DictConfig | None, resume: bool = False) -> list:

@@ -231,6 +231,41 @@ def checkpoint_data_info(model, ckpt_path):
     return info
 
 
+def predicted_columns(out: np.ndarray, info) -> dict[str, np.ndarray]:
+    """The columns predict.py adds, from the network's outputs ``out`` (n, K): ``prediction`` (class
+    name or value) and ``prob_<class>``; ``prediction_<target>`` for several targets."""
+    if info.task == "regression":
+        if out.shape[1] == 1:
+            return {"prediction": out[:, 0]}
+        return {f"prediction_{name}": out[:, k] for k, name in enumerate(info.target_names)}
+    if info.task == "multilabel":
+        columns = {}
+        for k, name in enumerate(info.target_names):
+            columns[f"prob_{name}"] = out[:, k]
+            columns[f"prediction_{name}"] = (out[:, k] > 0.5).astype(int)
+        return columns
+    if info.task == "binary":
+        return {
+            "prediction": np.asarray(info.classes)[(out[:, 0] > 0.5).astype(int)],
+            f"prob_{info.classes[1]}": out[:, 0],
+        }
+    columns = {"prediction": np.asarray(info.classes)[out.argmax(axis=1)]}
+    for k, name in enumerate(info.classes):
+        columns[f"prob_{name}"] = out[:, k]
+    return columns
+
+
+def check_no_clash(table: pd.DataFrame, info) -> None:
+    """The input's own columns are copied through: none may share a name with a predicted column."""
+    names = predicted_columns(np.zeros((0, info.n_outputs)), info)
+    clash = [str(c) for c in table.columns if str(c) in names]
+    if clash:
+        raise ValueError(
+            f"input already has column(s) {clash}, which predict.py writes; rename or drop them "
+            "(the input's other columns are copied to the output unchanged)"
+        )
+
+
 def predict(cfg: DictConfig) -> Path:
     validate_config(cfg)  # every key (batch_size, overwrite, ...), before anything is read
 
@@ -249,6 +284,7 @@ def predict(cfg: DictConfig) -> Path:
         table, _ = read_table(cfg.input)
         X = network_inputs(feature_matrix(table, info), info, model.net.thetas[0].dtype)  # float64, cast
         check_labels(table, info)
+        check_no_clash(table, info)
     except (CheckpointError, DataError, ValueError) as err:
         fail(err)
 
@@ -258,21 +294,8 @@ def predict(cfg: DictConfig) -> Path:
     out = torch.cat(outputs).numpy()
 
     result = table.copy()
-    if info.task == "regression":
-        targets = info.target_names if out.shape[1] > 1 else ["prediction"]
-        for k, name in enumerate(targets):
-            result[name if out.shape[1] == 1 else f"prediction_{name}"] = out[:, k]
-    elif info.task == "multilabel":
-        for k, name in enumerate(info.target_names):
-            result[f"prob_{name}"] = out[:, k]
-            result[f"prediction_{name}"] = (out[:, k] > 0.5).astype(int)
-    elif info.task == "binary":
-        result["prediction"] = np.asarray(info.classes)[(out[:, 0] > 0.5).astype(int)]
-        result[f"prob_{info.classes[1]}"] = out[:, 0]
-    else:
-        result["prediction"] = np.asarray(info.classes)[out.argmax(axis=1)]
-        for k, name in enumerate(info.classes):
-            result[f"prob_{name}"] = out[:, k]
+    for name, values in predicted_columns(out, info).items():
+        result[name] = values
     write_atomically(result, path, overwrite)
     print(f"{len(result)} predictions written to {path.resolve()}")
     return path

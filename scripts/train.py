@@ -25,6 +25,7 @@ from app import (
     instantiate_group,
     instantiate_list,
     quiet_third_party_noise,
+    say,
     validate_config,
 )
 from omegaconf import DictConfig
@@ -77,13 +78,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     if trainer.is_global_zero:
         rows = datamodule.split_sizes()
-        print(model.summary())
-        print(
+        say(model.summary())
+        say(
             f"data: {info.task}, {info.n_features} features -> {info.n_outputs} outputs; "
             f"train/val/test rows {rows['train']}/{rows['val']}/{rows['test']}; torch threads {threads}"
         )
         if drawn:
-            print(f"seed: null, so drew seed={seed} (pass seed={seed} to repeat this run)")
+            say(f"seed: null, so drew seed={seed} (pass seed={seed} to repeat this run)")
 
     start = time.perf_counter()
     try:
@@ -112,16 +113,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         (out_dir / "metrics.json").write_text(strict_json(metrics))
         shown = {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}
-        print(f"test metrics: {shown}")
+        say(f"test metrics: {shown}")
         trained = trainer.current_epoch - first_epoch
         resumed = f" (resumed at epoch {first_epoch}: {trained} epochs trained now)" if first_epoch else ""
-        print(f"fit: {trainer.current_epoch} epochs{resumed} in {fit_seconds:.1f} s")
+        say(f"fit: {trainer.current_epoch} epochs{resumed} in {fit_seconds:.1f} s")
         written = [
             name
-            for name in ("metrics.json", "checkpoints/", "plots/", "csv/metrics.csv", "tensorboard/")
+            for name in (
+                "metrics.json",
+                "checkpoints/",
+                "plots/",
+                "csv/metrics.csv",
+                "tensorboard/",
+                "train.log",
+            )
             if (out_dir / name).exists()
         ]
-        print(f"outputs: {out_dir.resolve()}  ({', '.join(written)})")
+        say(f"outputs: {out_dir.resolve()}  ({', '.join(written)})")
     return metrics
 
 

@@ -137,7 +137,8 @@ def test_unseen_labels_rules():
 # -- the output ---------------------------------------------------------------------------------
 def test_output_checks_come_before_loading_the_checkpoint(tmp_path, capsys):
     src = write_input(tmp_path / "in.csv", [1])
-    absent = tmp_path / "no.ckpt"  # never read: each output problem is reported first
+    absent = tmp_path / "never_read.ckpt"  # never read: each output problem is reported first
+    absent.write_bytes(b"not a checkpoint")
     (tmp_path / "old.csv").write_text("keep me\n")
     (tmp_path / "file").write_text("")
     cases = {
@@ -154,7 +155,7 @@ def test_output_checks_come_before_loading_the_checkpoint(tmp_path, capsys):
     assert (tmp_path / "old.csv").read_text() == "keep me\n"
     assert not (tmp_path / "missing").exists()
     line = error_line(capsys, lambda: predict(cfg(absent, src, tmp_path / "new.csv")))
-    assert "checkpoint" in line and "does not exist" in line  # a good output: the checkpoint's turn
+    assert "not a PyTorch checkpoint" in line  # a good output: the checkpoint's turn
 
 
 def test_output_that_is_the_input_by_another_name(ckpts, tmp_path, capsys):
@@ -265,3 +266,15 @@ def test_cli_partly_blank_labels_then_refuses_to_overwrite(ckpts, tmp_path):
         f"error: output {str(tmp_path / 'out.csv')!r} already exists; pass overwrite=true to replace it"
     ]
     assert (tmp_path / "out.csv").read_text() == written
+
+
+@pytest.mark.parametrize("column", ["prediction", "prob_dog"])
+def test_an_input_column_named_like_a_predicted_one_is_refused_not_overwritten(
+    ckpts, tmp_path, capsys, column
+):
+    """The input's columns are copied through: a user's own 'prediction' was silently replaced."""
+    src = tmp_path / "in.csv"
+    src.write_text(f"a,b,{column}\n1,2,mine\n3,4,mine\n")
+    out = tmp_path / "o.csv"
+    line = error_line(capsys, lambda: predict(cfg(ckpts["str"], src, out)))
+    assert f"input already has column(s) ['{column}']" in line and not out.exists()

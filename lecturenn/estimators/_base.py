@@ -120,7 +120,9 @@ class BaseThetaMLP(BaseEstimator):
                 f"hidden_layer_sizes must be an int or a sequence of ints, got {sizes!r}"
             ) from None
         if not all(is_int(s) and s >= 1 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {list(sizes)}.")
+            raise ValueError(  # the prefix is scikit-learn's MLP message
+                f"hidden_layer_sizes must be > 0, got {list(sizes)}: each layer size is a positive integer."
+            )
         return [int(s) for s in sizes]
 
     def _validate_params(self) -> None:
