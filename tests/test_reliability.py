@@ -36,7 +36,7 @@ def one_error_line(capsys):
 
 # -- crash and resume -------------------------------------------------------------------------------
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
-    args = ["trainer.max_epochs=40", "model.hidden_sizes=[32]", "model.dropout=0.1", "threads=1", *QUIET]
+    args = ["trainer.max_epochs=16", "model.hidden_sizes=[32]", "model.dropout=0.1", "threads=1", *QUIET]
     full = run_script("train.py", *args, f"hydra.run.dir={tmp_path / 'full'}", cwd=tmp_path)
     assert full.returncode == 0, full.stderr[-3000:]
 
@@ -202,31 +202,6 @@ def test_unknown_config_group_option_exits_nonzero(tmp_path):
     assert proc.returncode != 0 and "optimizer/nadamw" in proc.stderr
 
 
-def test_predict_time_errors(tmp_path):
-    run = tmp_path / "run"
-    proc = run_script(
-        "train.py", "data=iris", "trainer.max_epochs=2", f"hydra.run.dir={run}", *QUIET, cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ckpt = run / "checkpoints" / "last.ckpt"
-    from sklearn.datasets import load_iris
-
-    frame = load_iris(as_frame=True).frame.drop(columns="target").head(4)
-    unseen = frame.assign(target=["setosa", "unicorn", "setosa", "virginica"])
-    unseen.to_csv(tmp_path / "unseen.csv", index=False)
-    frame.iloc[:, :3].to_csv(tmp_path / "narrow.csv", index=False)
-    for name, message in (("unseen.csv", "never seen in training"), ("narrow.csv", "missing feature column")):
-        out = run_script(
-            "predict.py",
-            f"ckpt_path={ckpt}",
-            f"input={tmp_path / name}",
-            f"hydra.run.dir={tmp_path / name}.d",
-            cwd=tmp_path,
-        )
-        assert out.returncode == 2, out.stderr[-2000:]
-        assert message in out.stderr.strip().splitlines()[-1]
-
-
 # -- unsafe files -----------------------------------------------------------------------------------
 class _Payload:
     def __reduce__(self):
@@ -272,27 +247,3 @@ def test_same_seed_same_result_different_seed_differs(tmp_path):
         k: v for k, v in mb.items() if k.startswith("test/")
     }
     assert not torch.equal(sa["net.thetas.0"], sc["net.thetas.0"])
-
-
-@pytest.mark.slow
-def test_eight_job_parallel_sweep(tmp_path):
-    proc = run_script(
-        "train.py",
-        "-m",
-        "hydra/launcher=local_parallel",
-        "seed=range(0,8)",
-        "data=iris",
-        "trainer.max_epochs=2",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        *QUIET,
-        cwd=tmp_path,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    files = sorted((tmp_path / "sweep").glob("*/metrics.json"), key=lambda p: int(p.parent.name))
-    assert [int(p.parent.name) for p in files] == list(range(8))
-    for path in files:
-        metrics = json.loads(path.read_text())
-        assert 0 <= metrics["test/acc"] <= 1 and metrics["epochs"] == 2
-    for i, path in enumerate(files):  # every job wrote its own directory with its own seed
-        assert f"seed={i}" in (path.parent / ".hydra" / "overrides.yaml").read_text()

@@ -170,6 +170,8 @@ def _check_sweep_with_one_bad_job(proc, sweep):
     assert [r[0] for r in rows] == ["0", "1", "2"]
     assert rows[0][1] == "completed" and rows[1][1:3] == ["failed", "(2)"]
     assert "model.lam=-1" in table and "error: 1 of 3 jobs failed" in proc.stderr
+    for job, lam in (("0", "1"), ("1", "-1"), ("2", "2")):  # each job its own directory and override
+        assert f"model.lam={lam}" in (sweep / job / ".hydra" / "overrides.yaml").read_text()
 
 
 def test_a_failing_sweep_job_does_not_stop_its_siblings(tmp_path):
