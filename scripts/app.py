@@ -60,7 +60,7 @@ def instantiate_list(node: DictConfig | None, resume: bool = False) -> list:
     if not node:
         return []
     objects = []
-    for v in node.values():
+    for name, v in node.items():
         if not (isinstance(v, DictConfig) and "_target_" in v):
             continue
         kwargs = {}
@@ -71,7 +71,7 @@ def instantiate_list(node: DictConfig | None, resume: bool = False) -> list:
                 while (base / f"resume-{n}").exists():
                     n += 1
                 kwargs["version"] = f"resume-{n}"
-        objects.append(hydra.utils.instantiate(v, **kwargs))
+        objects.append(instantiate_group(node._get_full_key(name), v, **kwargs))
     return objects
 
 

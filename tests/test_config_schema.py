@@ -333,6 +333,8 @@ NEEDS_THE_MODEL = [
     (["data.dataset=nope"], "config: data: dataset"),
     (["+data.no_such_argument=1"], "config: data:"),
     (["model._target_=lecturenn.NoSuchModule"], "config: model"),
+    (["+callbacks.model_checkpoint.no_such_argument=1"], "config: callbacks.model_checkpoint:"),
+    (["+logger.csv.no_such_argument=1"], "config: logger.csv:"),
 ]
 
 
@@ -341,11 +343,14 @@ def test_values_that_need_the_data_or_the_model_are_refused_before_training(over
     """Checked after the data is read and before training: a monitor the model never logs, layers
     that cannot fit in memory, an optimizer argument torch refuses, a class's own refusal."""
     import train
+    from app import instantiate_list
 
     cfg = composed(["data=xor", "data.n=60", *overrides])
     schema.check(cfg)  # the types are right: these need the data or the model
     with pytest.raises(schema.ConfigError) as err:
         train.build(cfg)
+        instantiate_list(cfg.callbacks)
+        instantiate_list(cfg.logger)
     assert fragment in str(err.value) and "\n" not in str(err.value), str(err.value)
 
 
