@@ -297,3 +297,18 @@ def test_every_scheduler_under_every_validation_cadence(kind, every, automatic):
         assert final == pytest.approx(0.2 * 0.5**epochs)
     else:
         assert final == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cuda_rng_states_saved_on_more_gpus_restore_on_fewer(monkeypatch):
+    """A checkpoint saved with 4 visible GPUs loads where 1 is visible (issue 13: IndexError)."""
+    from lecturenn.training import module
+
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append(device))
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: pytest.fail("restores every state"))
+    states = module._rng_states()
+    states["cuda"] = [torch.zeros(16, dtype=torch.uint8) for _ in range(4)]
+    module._set_rng_states(states)
+    assert restored == [0]

@@ -108,7 +108,10 @@ def _set_rng_states(states: dict) -> None:
     p = states["python"]
     random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        # one state per GPU visible when saved; restore those this machine has (a run saved on 4
+        # GPUs resumed on 1 raised IndexError in set_rng_state_all). Extra GPUs keep their seed.
+        for device, state in enumerate(list(states["cuda"])[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, device)
 
 
 def _classification_metrics(task: str, K: int) -> StageMetrics:
