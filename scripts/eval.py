@@ -178,6 +178,31 @@ def training_data_module(ckpt_path: Path):
         fail(ValueError(f"run config {run_config}: {err}; pass data=<name> to choose the data"))
 
 
+# What the data must share with the checkpoint for its metrics to mean anything: the same inputs in
+# the same order, the same targets/classes and task, and the same standardisation (eval.py scores
+# the data module's test split as that module standardised it, with statistics of its own training
+# split). The training rows themselves (n_train, train_digest) may differ: scoring another file of
+# the same kind is what data= is for.
+def data_mismatch(data: dict, trained: dict) -> str | None:
+    """One line naming the first field in which ``data`` differs from the checkpoint's, or None."""
+    from lecturenn.training.resume import FIXED_DATA, _same, _short
+
+    for key in (k for k in FIXED_DATA if k not in ("n_train", "train_digest")):
+        if key in trained and not _same(data.get(key), trained.get(key)):
+            hint = (
+                "the data module standardised with statistics of another training split (another file, "
+                "data.seed, fractions or data.standardize); evaluate on the run's own data (leave data= "
+                "out), or use predict.py, which applies the checkpoint's standardisation to any table"
+                if key in ("x_mean", "x_std", "y_mean", "y_std")
+                else "its metrics would score another task, inputs or targets than the network's"
+            )
+            return (
+                f"the data's {key} ({_short(data.get(key))}) differs from the checkpoint's "
+                f"({_short(trained.get(key))}): {hint}"
+            )
+    return None
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     validate_config(cfg)  # every key, before anything heavy is imported
 
@@ -207,6 +232,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                 f"network expects {model.net.sizes[0]}"
             )
         )
+    mismatch = data_mismatch(datamodule.info.to_dict(), model.hparams.get("data_info") or {})
+    if mismatch:
+        fail(ValueError(mismatch))
     dtype = getattr(datamodule, "dtype", None)
     if isinstance(dtype, torch.dtype) and dtype != model.net.thetas[0].dtype:
         model = model.to(dtype)  # e.g. a float64 (64-true) checkpoint scored on float32 data

@@ -481,3 +481,27 @@ def test_a_float64_checkpoint_loads_and_evaluates_in_float64(tmp_path):
         "eval.py", f"ckpt_path={last}", "data=iris", f"hydra.run.dir={tmp_path / 'e'}", cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_eval_refuses_data_that_differs_from_the_checkpoints(tmp_path):
+    """eval.py data=... scored targets in another order, features in another order, unstandardised
+    inputs or another split's standardisation silently (hostile round 2): now one line naming it."""
+    from eval import data_mismatch
+
+    from lecturenn.data import SklearnDataModule
+
+    def info(**kw):
+        dm = SklearnDataModule("iris", batch_size=16, **{"seed": 0, **kw})
+        dm.setup("fit")
+        return dm.info.to_dict()
+
+    trained = info()
+    assert data_mismatch(info(), trained) is None
+    assert "x_mean" in data_mismatch(info(standardize=False), trained)
+    assert "standardised with statistics of another training split" in data_mismatch(info(seed=5), trained)
+    swapped = {**trained, "feature_names": list(reversed(trained["feature_names"]))}
+    assert data_mismatch(swapped, trained).startswith("the data's feature_names")
+    regression = {**trained, "task": "regression"}
+    assert data_mismatch(regression, trained).startswith("the data's task ('regression')")
+    other_classes = {**trained, "classes": ["no", "yes", "maybe"]}
+    assert "classes" in data_mismatch(other_classes, trained)
