@@ -221,7 +221,10 @@ RULES: dict[str, Rule] = {
     "data.features": maybe(either(PATH, list_of(TEXT, min_length=1))),  # names, or a .npy (stream/npy)
     "data.targets": PATH,
     "data.path": PATH,
-    "data.target": either(TEXT, list_of(TEXT, min_length=1)),
+    "data.target": Rule(  # a column name; a numeric one must be quoted on the command line
+        either(TEXT, list_of(TEXT, min_length=1)).ok,
+        "a column name or a list of them (quote a numeric name: 'data.target=\"2\"')",
+    ),
     "data.task": choice(*TASKS),
     "data.batch_size": BATCH,
     "data.val_fraction": FRACTION,
@@ -394,7 +397,9 @@ def _check(cfg: DictConfig) -> None:
     for key, value in written + [kv for kv in found if kv not in written]:
         rule = rule_for(key)
         if rule is not None and not rule.accepts(value):
-            raise ConfigError(f"config: {key}={_show(value)} is invalid; expected {rule.expected}")
+            source = _at(raw, key)
+            came = f" (taken from {source}: pass {key}=... yourself)" if "${" in source else ""
+            raise ConfigError(f"config: {key}={_show(value)}{came} is invalid; expected {rule.expected}")
     check_combinations(plain)
 
 
@@ -412,6 +417,13 @@ def check_combinations(cfg: dict) -> None:
         raise ConfigError(
             "config: trainer.max_epochs=-1 trains forever; give trainer.max_time (e.g. 00:01:00:00) or "
             "trainer.max_steps as well, or a number of epochs"
+        )
+    every, epochs = trainer.get("check_val_every_n_epoch"), trainer.get("max_epochs")
+    if _is_int(every) and _is_int(epochs) and 1 <= epochs < every:
+        raise ConfigError(
+            f"config: trainer.check_val_every_n_epoch={every} with trainer.max_epochs={epochs} never "
+            "validates: no best checkpoint, no val/* metric for monitors, sweeps or a plateau schedule; "
+            "validate at least once"
         )
     lo, hi = trainer.get("min_epochs"), trainer.get("max_epochs")
     if _is_int(lo) and _is_int(hi) and hi >= 1 and lo > hi:

@@ -189,6 +189,12 @@ RANGES = [
     (["+seed2=3"], "seed2 is not a key lecturenn reads; did you mean seed?"),
     (["seed=${oc.env:LECTURENN_NO_SUCH_VARIABLE}"], "seed cannot be resolved"),
     (["model.lam=${no.such.key}"], "model.lam cannot be resolved"),
+    (["trainer.check_val_every_n_epoch=3", "trainer.max_epochs=2"], "trainer.check_val_every_n_epoch"),
+    (
+        ["scheduler=cosine", "trainer.max_epochs=-1", "trainer.max_time=00:00:01:00"],
+        "scheduler.T_max=-1 (taken",
+    ),
+    (["data=table", "data.path=x.csv", "data.target=2"], "data.target=2 is invalid; expected a column name"),
     (["data=table"], "data.path"),
     (["data=stream/npy"], "data.features"),
 ]
