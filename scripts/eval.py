@@ -185,22 +185,20 @@ def training_data_module(ckpt_path: Path):
 # the same kind is what data= is for.
 def data_mismatch(data: dict, trained: dict) -> str | None:
     """One line naming the first field in which ``data`` differs from the checkpoint's, or None."""
-    from lecturenn.training.resume import FIXED_DATA, _same, _short
+    from lecturenn.training.resume import FIXED_DATA, _short, data_difference
 
-    for key in (k for k in FIXED_DATA if k not in ("n_train", "train_digest")):
-        if key in trained and not _same(data.get(key), trained.get(key)):
-            hint = (
-                "the data module standardised with statistics of another training split (another file, "
-                "data.seed, fractions or data.standardize); evaluate on the run's own data (leave data= "
-                "out), or use predict.py, which applies the checkpoint's standardisation to any table"
-                if key in ("x_mean", "x_std", "y_mean", "y_std")
-                else "its metrics would score another task, inputs or targets than the network's"
-            )
-            return (
-                f"the data's {key} ({_short(data.get(key))}) differs from the checkpoint's "
-                f"({_short(trained.get(key))}): {hint}"
-            )
-    return None
+    key = data_difference(trained, data, [k for k in FIXED_DATA if k not in ("n_train", "train_digest")])
+    if key is None:
+        return None
+    hint = (
+        "the data module standardised with statistics of another training split (another file, "
+        "data.seed, fractions or data.standardize); evaluate on the run's own data (leave data= "
+        "out), or use predict.py, which applies the checkpoint's standardisation to any table"
+        if key in ("x_mean", "x_std", "y_mean", "y_std")
+        else "its metrics would score another task, inputs or targets than the network's"
+    )
+    ours, theirs = _short(data.get(key)), _short(trained.get(key))
+    return f"the data's {key} ({ours}) differs from the checkpoint's ({theirs}): {hint}"
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

@@ -444,10 +444,7 @@ def check_combinations(cfg: dict) -> None:
 
 def _show(value) -> str:
     """The value as a user wrote it on the command line: YAML's true/false/null, repr otherwise."""
-    text = {True: "true", False: "false", None: "null"}.get(value, None) if _plain_singleton(value) else None
-    text = text or repr(value)
+    if value is None or isinstance(value, bool):
+        return {True: "true", False: "false", None: "null"}[value]
+    text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _plain_singleton(value) -> bool:
-    return value is None or isinstance(value, bool)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .checkpoint import load_checkpoint
 
-__all__ = ["FIXED_DATA", "FIXED_MODEL", "check_resumable"]
+__all__ = ["FIXED_DATA", "FIXED_MODEL", "check_resumable", "data_difference"]
 
 # ThetaMLPModule hyper-parameters that define the function h_Θ being trained: config key -> hparam
 FIXED_MODEL = {
@@ -75,6 +75,12 @@ def _short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def data_difference(saved: dict, own: dict, fields=FIXED_DATA) -> str | None:
+    """The first of ``fields`` (DataInfo keys) in which ``own`` differs from ``saved``, or None;
+    fields ``saved`` lacks (an older checkpoint) are not compared."""
+    return next((name for name in fields if name in saved and not _same(saved[name], own.get(name))), None)
+
+
 def check_resumable(ckpt_path: str | Path, model, max_epochs: int | None = None) -> int:
     """Refuse, naming the first difference, a resume of ``model`` from ``ckpt_path`` that would
     train another function or data, or that has nothing left to train.
@@ -108,13 +114,13 @@ def check_resumable(ckpt_path: str | Path, model, max_epochs: int | None = None)
                 f"{_short(own_hp.get(name))}: that would train another network; {fix}"
             )
     saved_info, own_info = saved_hp.get("data_info") or {}, own_hp.get("data_info") or {}
-    for name in FIXED_DATA:
-        if name in saved_info and not _same(saved_info[name], own_info.get(name)):
-            raise ValueError(
-                f"checkpoint {ckpt_path} was trained on other data: its {name} is "
-                f"{_short(saved_info[name])}, this run's is {_short(own_info.get(name))} (the data source, "
-                f"its features, its split or its standardisation changed); {fix}"
-            )
+    name = data_difference(saved_info, own_info)
+    if name is not None:
+        raise ValueError(
+            f"checkpoint {ckpt_path} was trained on other data: its {name} is "
+            f"{_short(saved_info[name])}, this run's is {_short(own_info.get(name))} (the data source, "
+            f"its features, its split or its standardisation changed); {fix}"
+        )
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     saved = {k: tuple(v.shape) for k, v in ckpt.get("state_dict", {}).items()}
     if own != saved:
