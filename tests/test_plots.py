@@ -98,12 +98,12 @@ def test_plot_curves_with_nothing_logged(tmp_path, history):
 @pytest.fixture
 def drawn(monkeypatch):
     """The figures the plot functions save, drawn, as {title of each axes: axes} (before they are freed)."""
-    from lecturenn.training import plots
+    from matplotlib.figure import Figure
 
     figures: list[dict] = []
-    save = plots._save
+    savefig = Figure.savefig
 
-    def draw_then_save(fig, path):
+    def draw_then_save(fig, *args, **kwargs):
         fig.canvas.draw()
         figures.append(
             {
@@ -116,9 +116,9 @@ def drawn(monkeypatch):
                 for ax in fig.axes
             }
         )
-        return save(fig, path)
+        return savefig(fig, *args, **kwargs)
 
-    monkeypatch.setattr(plots, "_save", draw_then_save)
+    monkeypatch.setattr(Figure, "savefig", draw_then_save)
     return figures
 
 
@@ -208,17 +208,17 @@ def test_per_output_regression_metrics_share_their_metric_s_panel(tmp_path, draw
 
 
 def test_per_output_series_get_distinct_colours_and_thinner_lines(tmp_path, monkeypatch):
-    from lecturenn.training import plots
+    from lecturenn.training.figures import curves
 
     lines = {}
-    draw = plots._draw_series
+    draw = curves._draw_series
 
     def record(ax, name, points, *args, **kw):
         draw(ax, name, points, *args, **kw)
         line = ax.get_lines()[-1]
         lines[name] = (line.get_color(), line.get_linewidth())
 
-    monkeypatch.setattr(plots, "_draw_series", record)
+    monkeypatch.setattr(curves, "_draw_series", record)
     plot_curves(_regression_history(["a", "b", "c"]), tmp_path / "curves.png")
     colors = {lines[f"val/mae_{t}"][0] for t in "abc"}
     assert len(colors) == 3 and lines["val/mae"][0] not in colors and lines["test/mae"][0] not in colors

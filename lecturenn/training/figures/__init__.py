@@ -1,0 +1,26 @@
+"""The figures of a training run, one module each; every function writes one PNG and returns its Path.
+
+* :mod:`.curves` — learning curves (``plot_curves``)
+* :mod:`.boundary` — decision boundary / regression surface over a 2-D input (``plot_decision_boundary``)
+* :mod:`.confusion` — confusion matrix (``confusion_matrix``, ``plot_confusion_matrix``)
+* :mod:`.theta_images` — the rows of Θ^(1) as images (``plot_theta_images``)
+* :mod:`.canvas` — what they share (a pyplot-free Agg figure, PNG saving, class colours, tick labels)
+
+A new figure: a module here with a ``plot_*(…, path) -> Path`` function, exported below, and — to
+draw it in every run — one entry in ``lecturenn.training.plots.TEST_FIGURES``.
+"""
+
+from .boundary import plot_decision_boundary
+from .canvas import DPI
+from .confusion import confusion_matrix, plot_confusion_matrix
+from .curves import plot_curves
+from .theta_images import plot_theta_images
+
+__all__ = [
+    "DPI",
+    "confusion_matrix",
+    "plot_confusion_matrix",
+    "plot_curves",
+    "plot_decision_boundary",
+    "plot_theta_images",
+]
