@@ -3,7 +3,7 @@
 #   bash scripts/gpu_check.sh OUTDIR              on a machine with CUDA
 #   bash scripts/gpu_check.sh --dry-run OUTDIR    every stage on the CPU with tiny sizes (tests/test_gpu_check.py)
 # OUTDIR gets summary.json, summary.txt, gpu_check.log and cuda_tests.log; the summary table is printed last.
-# Stages, options and what each measures: scripts/gpu_check.py (--help).
+# Stages, options and what each measures: benchmarks/gpu_check.py (--help).
 #
 # Runs from a plain copy of the repository, nothing installed and no network: the repository root goes on
 # PYTHONPATH, and the stages need only torch, lightning, torchmetrics, scikit-learn, numpy, pandas and
@@ -23,4 +23,4 @@ if [ -z "$PY" ]; then
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
-exec "$PY" "$ROOT/scripts/gpu_check.py" "$@"
+exec "$PY" "$ROOT/benchmarks/gpu_check.py" "$@"

@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-# the entry points' helpers (scripts/app.py, runs.py, train.py) import each other by module name
+# the entry points' helpers (scripts/app.py, runs.py, train.py) import each other by module name, and so
+# do the benchmarks (benchmarks/gpu_check.py imports bench.py)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):

@@ -1,4 +1,4 @@
-"""scripts/bench.py runs in-process with tiny settings: every row present, finite, JSON written."""
+"""benchmarks/bench.py runs in-process with tiny settings: every row present, finite, JSON written."""
 
 import importlib.util
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 TINY = [
     "--sizes",
     "20",
@@ -118,11 +118,11 @@ def test_epoch_mode_rounds_report_medians(bench):
     assert rows["hand"]["ratio_rounds"] == [1.0, 1.0, 1.0]
 
 
-SCALING = Path(__file__).resolve().parents[1] / "scripts" / "bench_scaling.py"
+SCALING = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scaling.py"
 
 
 def test_scaling_script_fits_a_line_through_every_path(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(SCALING.parent))  # it imports scripts/bench.py, as a script would
+    monkeypatch.syspath_prepend(str(SCALING.parent))  # it imports benchmarks/bench.py, as a script would
     spec = importlib.util.spec_from_file_location("lecturenn_bench_scaling", SCALING)
     scaling = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(scaling)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import gpu_check  # scripts/gpu_check.py (tests/conftest.py puts scripts/ on sys.path)
+import gpu_check  # benchmarks/gpu_check.py (tests/conftest.py puts benchmarks/ on sys.path)
 import pytest
 import torch
 from torch.autograd import DeviceType
@@ -97,7 +97,7 @@ def test_dry_run_runs_every_stage_without_hydra(bare_env, tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the run on a machine without CUDA")
 def test_without_cuda_the_gpu_stages_are_skipped_with_the_reason(bare_env, tmp_path):
     out = tmp_path / "out"
-    proc = run_check([sys.executable, "scripts/gpu_check.py", str(out), "--only", "env,step"], bare_env)
+    proc = run_check([sys.executable, "benchmarks/gpu_check.py", str(out), "--only", "env,step"], bare_env)
     assert proc.returncode == 1
     s = stages(out)
     assert s["env"]["status"] == "ok" and s["env"]["result"]["cuda"] is False
@@ -108,7 +108,9 @@ def test_without_cuda_the_gpu_stages_are_skipped_with_the_reason(bare_env, tmp_p
 def test_a_stage_past_its_timeout_is_killed_and_the_budget_is_kept(tmp_path):
     out = tmp_path / "out"
     args = ["--dry-run", "--only", "epoch,step", "--timeout", "step=0.5", "--budget", "10.3"]
-    proc = run_check([sys.executable, "scripts/gpu_check.py", str(out), *args], dict(os.environ), timeout=120)
+    proc = run_check(
+        [sys.executable, "benchmarks/gpu_check.py", str(out), *args], dict(os.environ), timeout=120
+    )
     assert proc.returncode == 1
     s = stages(out)
     assert list(s) == ["step", "epoch"]  # priority order, whatever the order asked

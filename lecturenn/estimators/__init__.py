@@ -23,7 +23,7 @@ checks it against both of ThetaMLP's backprops); ``backprop="autograd"`` trains 
 that call instead, with torch autograd differentiating ThetaMLP's forward. The epoch loss is
 accumulated on the device and read once per epoch (one host sync per epoch, not per batch).
 Small nets train on one CPU thread (see ``_engine.ONE_THREAD_BELOW``; the caller's thread count
-is restored). ``python scripts/bench_estimator.py`` compares the speed with ``MLPClassifier``.
+is restored). ``python benchmarks/bench_estimator.py`` compares the speed with ``MLPClassifier``.
 
 Regularisation: ``alpha`` is the lecture's λ
 --------------------------------------------

@@ -1,9 +1,9 @@
 """Benchmark lecturenn's training paths against plain PyTorch, Lightning and scikit-learn, in one process.
 
-    python scripts/bench.py                                   # epoch mode: 784-256-256-10, 50 000 rows, CPU
-    python scripts/bench.py --paths hand,ln-manual,ln-app --epochs 5 --json bench.json
-    python scripts/bench.py --mode step                       # the single-step micro-benchmark
-    python scripts/bench.py --device cuda --threads 4
+    python benchmarks/bench.py                                # epoch mode: 784-256-256-10, 50 000 rows, CPU
+    python benchmarks/bench.py --paths hand,ln-manual,ln-app --epochs 5 --json bench.json
+    python benchmarks/bench.py --mode step                    # the single-step micro-benchmark
+    python benchmarks/bench.py --device cuda --threads 4
 
 Every path trains the same network — sigmoid hidden units, softmax + cross-entropy, plain SGD
 (lr 0.1) — on the same synthetic data: X ~ N(0, 1) and y = argmax(X W) for a fixed random W, so

@@ -1,9 +1,9 @@
 """Epoch time against the number of rows, in memory and streamed from a ``.npy`` file.
 
-    python scripts/bench_scaling.py                                  # 10k … 1M rows × 784 features
-    python scripts/bench_scaling.py --rows 10000 100000 --paths app,stream --json scaling.json
+    python benchmarks/bench_scaling.py                                  # 10k … 1M rows × 784 features
+    python benchmarks/bench_scaling.py --rows 10000 100000 --paths app,stream --json scaling.json
 
-Every path trains the 784-256-256-10 sigmoid net of ``scripts/bench.py`` (softmax + cross-entropy,
+Every path trains the 784-256-256-10 sigmoid net of ``benchmarks/bench.py`` (softmax + cross-entropy,
 SGD lr 0.1, batch 256) on X ~ N(0, 1), y = argmax(X W) for a fixed W:
 
   hand    the hand-written loop (nn.Linear, randperm, X[idx] batches) over in-memory tensors
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bench import PeakMemory, quiet_lightning  # scripts/bench.py, beside this file
+from bench import PeakMemory, quiet_lightning  # benchmarks/bench.py, beside this file
 from torch import nn
 
 from lecturenn.runtime import configure_malloc

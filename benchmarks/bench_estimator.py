@@ -6,9 +6,9 @@ median time per epoch and the mean test accuracy over the seeds are reported.
 The first fit of each estimator is a warm-up and not timed (torch imports its compiler stack the
 first time an optimizer is built, ~4 s once per process).
 
-    python scripts/bench_estimator.py                  # digits + synthetic 20 000 x 100, adam + sgd
-    python scripts/bench_estimator.py --threads 1      # both libraries limited to one thread
-    python scripts/bench_estimator.py --quick          # fewer epochs and rounds (a smoke test)
+    python benchmarks/bench_estimator.py                  # digits + synthetic 20 000 x 100, adam + sgd
+    python benchmarks/bench_estimator.py --threads 1      # both libraries limited to one thread
+    python benchmarks/bench_estimator.py --quick          # fewer epochs and rounds (a smoke test)
 
 The speed target: ≥ 2× faster per epoch than MLPClassifier, accuracy within 1 point.
 """

@@ -2,12 +2,12 @@
 
     bash scripts/gpu_check.sh OUTDIR              # on a machine with CUDA: under 7 minutes
     bash scripts/gpu_check.sh --dry-run OUTDIR    # every stage on the CPU, tiny sizes (a test runs it)
-    python scripts/gpu_check.py OUTDIR [--dry-run] [--only step,epoch] [--budget 400] [--timeout step=60]
+    python benchmarks/gpu_check.py OUTDIR [--dry-run] [--only step,epoch] [--budget 400] [--timeout step=60]
 
 Made for a machine lent for minutes with nothing installed beyond torch, lightning, torchmetrics,
 scikit-learn, numpy, pandas and pytest, and no network: the project is imported from the working
 tree (gpu_check.sh puts the repository root on PYTHONPATH; nothing is installed), and no stage needs
-hydra-core or omegaconf — they call the library, Lightning and scripts/bench.py directly, and the
+hydra-core or omegaconf — they call the library, Lightning and benchmarks/bench.py directly, and the
 test modules that need hydra skip themselves.
 
 Stages, in priority order. Each runs in its own process with a timeout (a CUDA error, a crash or a
@@ -17,7 +17,7 @@ together they get a time budget (--budget, 400 s), so the whole check ends in un
   env         torch / CUDA / GPU / package versions and one CUDA matmul (no CUDA: the other stages
               are skipped, with the reason)
   cuda_tests  pytest -m cuda over tests/ (pyproject's xdist addopts switched off)
-  step        one SGD step: nn.Linear vs lecturenn autograd vs manual (scripts/bench.py's step mode,
+  step        one SGD step: nn.Linear vs lecturenn autograd vs manual (benchmarks/bench.py's step mode,
               interleaved rounds) at 64-100-10 (batch 64), 784-256-256-10 (256) and 784-4096-4096-10
               (1024) with fp32 matmuls, and the two larger sizes again with TF32
   kernels     per training step, from torch.profiler: CUDA kernels, memcpy, memset, launch calls, host
@@ -29,7 +29,7 @@ together they get a time budget (--budget, 400 s), so the whole check ends in un
               defaults (hidden [100] sigmoid, λ 1, glorot, Adam 0.005, batch 64, 60 epochs, tested on
               the best val/loss epoch), built directly: Lightning Trainer + ThetaMLPModule +
               SklearnDataModule
-  epoch       scripts/bench.py's epoch mode on the GPU: the app's epoch vs a hand-written loop (and
+  epoch       benchmarks/bench.py's epoch mode on the GPU: the app's epoch vs a hand-written loop (and
               DataLoader, plain Lightning, lecturenn loops), at 784-256-256-10 (batch 256) and
               64-100-10 (batch 64); peak memory added per row
 
@@ -474,7 +474,7 @@ def stage_line(s: dict) -> str:
 
 
 # =============================================================================================
-# the stages (in a worker process: python scripts/gpu_check.py OUT --worker a,b --results DIR)
+# the stages (in a worker process: python benchmarks/gpu_check.py OUT --worker a,b --results DIR)
 # =============================================================================================
 class Emitter:
     """The stage's result, rewritten after each measurement: a stage cut short keeps what it measured."""
