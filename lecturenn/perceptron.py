@@ -44,13 +44,12 @@ position whatever their index).
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
 
 import torch
 
 from .arrays import to_tensor
+from .validation import check_integer, check_number
 
 __all__ = ["PerceptronResult", "perceptron_rule", "batch_perceptron"]
 
@@ -125,13 +124,10 @@ def _as_labels(y, X: torch.Tensor, allowed: tuple[int, int]) -> torch.Tensor:
 
 
 def _check_hyper(alpha, max_epochs, eps=0.0) -> None:
-    if not (isinstance(alpha, numbers.Real) and math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
-    if not (isinstance(eps, numbers.Real) and eps >= 0):
-        raise ValueError(f"eps must be >= 0, got {eps!r}")
-    ok_int = isinstance(max_epochs, numbers.Integral) and not isinstance(max_epochs, bool)
-    if not (ok_int and max_epochs >= 1):
-        raise ValueError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
+    """TypeError for a value of the wrong kind (a bool is no number), ValueError out of range."""
+    check_number(alpha, "alpha", low=0, low_open=True)
+    check_number(eps, "eps", low=0)
+    check_integer(max_epochs, "max_epochs", low=1)
 
 
 def _with_bias(X: torch.Tensor) -> torch.Tensor:

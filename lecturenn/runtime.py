@@ -22,9 +22,12 @@ import ctypes
 import ctypes.util
 import sys
 
+from .validation import check_integer
+
 __all__ = ["configure_malloc"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
+INT_MAX = 2**31 - 1  # mallopt's value is a C int
 
 
 def configure_malloc(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 << 20) -> bool:
@@ -32,8 +35,12 @@ def configure_malloc(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 <
 
     Blocks below ``mmap_threshold`` come from the heap (reused, no fresh pages per step); up to
     ``trim_threshold`` bytes of free heap are kept rather than returned to the OS. Setting the
-    thresholds explicitly also switches off glibc's dynamic adjustment of them.
+    thresholds explicitly also switches off glibc's dynamic adjustment of them. Each threshold is
+    an integer in [0, 2³¹ − 1] (mallopt takes a C int): TypeError for another kind (a bool too),
+    ValueError out of range.
     """
+    mmap_threshold = check_integer(mmap_threshold, "mmap_threshold", low=0, high=INT_MAX)
+    trim_threshold = check_integer(trim_threshold, "trim_threshold", low=0, high=INT_MAX)
     if not sys.platform.startswith("linux"):
         return False
     for name in (v for v in (ctypes.util.find_library("c"), "libc.so.6") if v):
@@ -43,6 +50,6 @@ def configure_malloc(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 <
         except (OSError, AttributeError):
             continue
         mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-        ok = mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
-        return ok and mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)) == 1
+        ok = mallopt(_M_MMAP_THRESHOLD, mmap_threshold) == 1
+        return ok and mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1
     return False

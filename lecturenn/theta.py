@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from .activations import get_activation
 from .arrays import to_tensor
+from .validation import check_integer, check_number, is_integer
 
 __all__ = ["INITS", "check_input", "init_theta", "make_generator", "ThetaLinear"]
 
@@ -27,10 +28,10 @@ def make_generator(seed: int | torch.Generator | None, device=None) -> torch.Gen
     """A ``torch.Generator`` from an int seed (None → torch's global RNG)."""
     if seed is None or isinstance(seed, torch.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if not is_integer(seed):
         raise TypeError(f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}")
     gen = torch.Generator(device=device if device is not None else "cpu")
-    gen.manual_seed(seed)
+    gen.manual_seed(int(seed))
     return gen
 
 
@@ -47,9 +48,10 @@ def init_theta(
     if init == "zeros":
         return theta.zero_()
     s_out, s_in = theta.shape[0], theta.shape[1] - 1
-    eps = math.sqrt(6.0) / math.sqrt(s_in + s_out) if init == "glorot" else float(epsilon)
-    if not (eps > 0 and math.isfinite(eps)):
-        raise ValueError(f"epsilon must be a finite number > 0, got {epsilon}")
+    if init == "glorot":
+        eps = math.sqrt(6.0) / math.sqrt(s_in + s_out)
+    else:  # a bool or a string is no ε (TypeError); 0, < 0, NaN, ±inf: ValueError
+        eps = check_number(epsilon, "epsilon", low=0, low_open=True)
     # Draw in row-major order on the generator's device, then copy: the same seed gives the same
     # Θ whatever Θ's memory layout or device.
     device = generator.device if generator is not None else theta.device
@@ -125,9 +127,8 @@ class ThetaLinear(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        in_features = check_integer(in_features, "in_features", low=1)
+        out_features = check_integer(out_features, "out_features", low=1)
         self.in_features, self.out_features = in_features, out_features
         self.activation = get_activation(activation)
         self.theta = nn.Parameter(torch.empty(out_features, in_features + 1, device=device, dtype=dtype))

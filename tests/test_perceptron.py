@@ -229,8 +229,11 @@ class TestBadInput:
                 fn(BOOL2, y, alpha=alpha)
 
     def test_max_epochs(self, fn, y):
-        for m in (0, -3, 2.5):
+        for m in (0, -3):
             with pytest.raises(ValueError, match="max_epochs must be an integer >= 1"):
+                fn(BOOL2, y, max_epochs=m)
+        for m in (2.5, True):  # the wrong kind: TypeError (lecturenn.validation)
+            with pytest.raises(TypeError, match="max_epochs must be an integer >= 1"):
                 fn(BOOL2, y, max_epochs=m)
 
 
@@ -245,5 +248,5 @@ def test_batch_rejects_01_labels():
 
 
 def test_batch_rejects_negative_eps():
-    with pytest.raises(ValueError, match="eps must be >= 0"):
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
         batch_perceptron(BOOL2, pm(AND01), eps=-1e-3)
