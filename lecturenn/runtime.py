@@ -4,11 +4,10 @@ glibc's ``malloc`` adapts its mmap threshold as blocks are freed and returns the
 the OS once more than ``M_TRIM_THRESHOLD`` bytes are free there. A training step allocates and
 frees the same few large tensors (a 256 × 784 float32 batch is 800 KB) over and over, and which of
 them end up in fresh ``mmap``/``brk`` pages — each page faulting on first touch — depends on the
-process's allocation history. Measured on the 2-core development VM (784-256-256-10 net, batch
-256): 50–120 page faults per training step in some phases of a process and ~0 in others, the same
-loop taking 0.65 s or 0.80 s per epoch, and a benchmark's later rows running up to 1.5× slower
-than in a fresh process. Fixing both thresholds removes that: large blocks are reused from the
-heap, and freed memory (up to ``trim_threshold``) stays with the process. PyTorch's CPU
+process's allocation history: some phases of a process fault pages on every step and others not,
+so the same loop's epoch time depends on what ran before it (measured: BENCHMARKS.md, "Training
+epoch", glibc malloc thresholds). Fixing both thresholds removes that: large blocks are reused
+from the heap, and freed memory (up to ``trim_threshold``) stays with the process. PyTorch's CPU
 performance guide recommends a caching allocator (jemalloc, tcmalloc) for the same reason; this
 needs no extra library.
 
