@@ -107,3 +107,12 @@ def test_scalar_reads_numbers_not_bools(value, expected):
 def test_scalar_keeps_a_diverged_point():
     assert math.isnan(plots._scalar(float("nan")))
     assert plots._scalar(torch.tensor(float("inf"))) == math.inf
+
+
+def test_every_n_epochs_is_a_count():
+    with pytest.raises(ValueError, match=r"every_n_epochs must be an integer >= 0, got -1"):
+        plots.PlotCallback(every_n_epochs=-1)
+    for bad in (True, 1.5, "2"):
+        with pytest.raises(TypeError, match=r"every_n_epochs must be an integer >= 0"):
+            plots.PlotCallback(every_n_epochs=bad)
+    assert plots.PlotCallback(every_n_epochs=np.int64(2)).every_n_epochs == 2

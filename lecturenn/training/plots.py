@@ -17,7 +17,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from ..validation import is_integer
+from ..validation import check_integer, is_integer
 from .figures import (
     DPI,
     confusion_matrix,
@@ -125,10 +125,10 @@ TEST_FIGURES = (
 def _scalar(value) -> float | None:
     """float(value) for a real number or a one-element tensor / array, else None (a bool is no metric).
     NaN and ±inf are kept: a diverged run's points."""
-    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
-        if value.numel() != 1 if isinstance(value, torch.Tensor) else value.size != 1:
-            return None
-        value = value.item()
+    if isinstance(value, torch.Tensor):
+        value = value.item() if value.numel() == 1 else None
+    elif isinstance(value, (np.ndarray, np.generic)):
+        value = value.item() if value.size == 1 else None
     return float(value) if is_integer(value) or isinstance(value, float) else None
 
 
@@ -170,10 +170,8 @@ class PlotCallback(pl.Callback):
 
     def __init__(self, out_dir: str | None = None, every_n_epochs: int = 0):
         super().__init__()
-        if every_n_epochs < 0:
-            raise ValueError(f"every_n_epochs must be >= 0, got {every_n_epochs}")
         self.out_dir = out_dir
-        self.every_n_epochs = int(every_n_epochs)
+        self.every_n_epochs = check_integer(every_n_epochs, "every_n_epochs", low=0)
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.written: list[Path] = []
         self.test_label: str | None = None  # the legend of the test point
