@@ -95,7 +95,7 @@ def register_activation(
     z > 0)::
 
         register_activation("leaky", lambda z: F.leaky_relu(z, 0.01),
-                            lambda a: torch.where(a > 0, 1.0, 0.01).to(a.dtype),
+                            lambda a: (a > 0).to(a.dtype) * 0.99 + 0.01,    # 1 or 0.01, in a's dtype
                             torch_module=lambda: nn.LeakyReLU(0.01), onnx="LeakyRelu")
     """
     entry = Activation(name, g, gprime, fused_backward, sklearn=sklearn, torch_module=torch_module, onnx=onnx)

@@ -136,11 +136,12 @@ def to_sklearn(net: ThetaMLP, classes: Sequence | None = None):
         raise ValueError(
             "to_sklearn: this net uses batch normalisation, which scikit-learn's MLP does not have"
         )
-    for entry, registry, attribute in ((net.activation, ACTIVATIONS, "activation"),
-                                       (net.head, HEADS, "out_activation_")):  # fmt: skip
+    checks = [(net.activation, ACTIVATIONS, "hidden activation", "activation")]
+    checks.append((net.head, HEADS, "output head", "out_activation_"))
+    for entry, registry, role, attribute in checks:
         if entry.sklearn is None:
             raise ValueError(
-                f"to_sklearn: the {registry.kind} {entry.name!r} has no scikit-learn equivalent "
+                f"to_sklearn: the {role} {entry.name!r} has no scikit-learn equivalent "
                 f"(MLPClassifier/MLPRegressor {attribute} is one of {_sklearn_names(registry)})"
             )
     head, K = net.head, net.sizes[-1]
