@@ -4,7 +4,7 @@
     python scripts/train.py data=spiral model.hidden_sizes=[16,16] model.activation=relu
     python scripts/train.py experiment=ex4_digits        # the classic exercise's 25-unit network, λ = 1
     python scripts/train.py -m optimizer.lr=0.1,0.3 model.activation=sigmoid,relu  # a sweep
-    PYTHONPATH=. python scripts/train.py plugins=[my_plugin] model.activation=leaky  # see README "Plugins"
+    PYTHONPATH=examples python scripts/train.py plugins=[my_plugin] model.activation=leaky  # its own g
 
 Seed → data (setup, validated once) → model (sizes from the data) → fit → test on the best
 checkpoint → ``metrics.json`` in the run directory. Returns the optimized metric for sweepers.

@@ -268,11 +268,17 @@ def test_to_sequential_and_back(leaky, poisson):
     X, _ = counts(net, 8)
     torch.testing.assert_close(seq(X), net(X), rtol=0, atol=1e-12)
     back = ln.ThetaMLP.from_sequential(seq)
-    assert back.activation is leaky and back.head is poisson
+    # a module maps to the first registered entry with that module: my_leaky here (a built-in leaky
+    # ReLU with the same slope, registered earlier, would take it — computing the same function)
+    first = next(a for a in ACTIVATIONS.values() if a.torch_module and repr(a.torch_module()) == repr(seq[1]))
+    assert back.activation is first and first.name in ("my_leaky", "leaky_relu")
+    assert back.head is poisson
     torch.testing.assert_close(back(X), net(X), rtol=0, atol=0)
     # a LeakyReLU of another slope is not this activation
     other = nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.2), nn.Linear(4, 1))
-    with pytest.raises(ValueError, match=r"module 1 .*'my_leaky'.*negative_slope = 0.2"):
+    with pytest.raises(
+        ValueError, match=r"module 1 .*negative_slope = 0.01.*this one has negative_slope = 0.2"
+    ):
         ln.ThetaMLP.from_sequential(other)
 
 
@@ -540,4 +546,22 @@ def test_interop_first_in_a_fresh_process():
         "assert type(ln.ThetaMLP.from_sequential(net.to_sequential())) is ln.ThetaMLP"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_example_plugin(tmp_path):
+    """examples/my_plugin.py (the README's code) registers entries that pass the gradient check."""
+    code = (
+        "import torch, lecturenn as ln, my_plugin\n"
+        "net = ln.ThetaMLP([3, 5, 2], 'leaky', 'poisson', generator=0, dtype=torch.float64)\n"
+        "with torch.no_grad(): net.thetas[0][:, 0] += 2.0\n"  # away from the kink
+        "X = torch.randn(6, 3, dtype=torch.float64); Y = torch.poisson(torch.full((6, 2), 2.0))\n"
+        "check = ln.gradient_check(net, X, Y, lam=0.1); assert check.passed, str(check)\n"
+        "try: net.to_sequential()\n"
+        "except ValueError as err: assert \"output head 'poisson' has no torch.nn module\" in str(err)\n"
+        "else: raise AssertionError('to_sequential accepted a head without a torch.nn module')\n"
+    )
+    path = os.pathsep.join([str(ROOT / "examples"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = {**os.environ, "PYTHONPATH": path}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
