@@ -172,6 +172,27 @@ def test_cost_values_by_hand(leaky, poisson):
     assert poisson.cost_sum(z, Y, w).item() == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.parametrize("name,targets", [("sigmoid", "01"), ("softmax", "index"), ("softmax", "onehot"),
+                                          ("identity", "real")])  # fmt: skip
+def test_builtin_weighted_cost_is_the_weighted_sum_of_row_costs(name, targets):
+    """cost_sum(z, Y, w) = Σ_i w_i cost_i for every built-in head; weight=None is Σ_i cost_i."""
+    head, gen = HEADS[name], torch.Generator().manual_seed(0)
+    z = torch.randn(6, 3, generator=gen, dtype=F64)
+    Y = {
+        "01": lambda: torch.randint(0, 2, (6, 3), generator=gen).to(F64),
+        "index": lambda: torch.randint(0, 3, (6,), generator=gen),
+        "onehot": lambda: F.one_hot(torch.randint(0, 3, (6,), generator=gen), 3).to(F64),
+        "real": lambda: torch.randn(6, 3, generator=gen, dtype=F64),
+    }[targets]()
+    w = torch.rand(6, generator=gen, dtype=F64) * 3
+    rows = torch.stack([head.cost_sum(z[i : i + 1], Y[i : i + 1]) for i in range(6)])
+    torch.testing.assert_close(head.cost_sum(z, Y, w), (w * rows).sum(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(head.cost_sum(z, Y), rows.sum(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        head.cost_sum(z, Y, torch.ones(6, dtype=F64)), head.cost_sum(z, Y), rtol=1e-14, atol=0
+    )
+
+
 def test_bad_targets_for_a_registered_head(poisson):
     net = ln.ThetaMLP([2, 3, 1], "tanh", "my_poisson", dtype=F64)
     with pytest.raises(ValueError, match="needs counts y >= 0"):
