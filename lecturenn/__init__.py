@@ -12,7 +12,7 @@ backpropagation is the lecture's δ-recursion written by hand, cross-checked aga
 from .activations import ACTIVATIONS, Activation, get_activation, register_activation
 from .backprop import Backprop, backpropagate
 from .gradcheck import GradientCheck, gradient_check
-from .heads import HEADS, Head, get_head
+from .heads import HEADS, Head, get_head, register_head
 from .network import Propagation, ThetaMLP
 from .perceptron import PerceptronResult, batch_perceptron, perceptron_rule
 from .theta import ThetaLinear, init_theta
@@ -60,4 +60,5 @@ __all__ = [
     "init_theta",
     "perceptron_rule",
     "register_activation",
+    "register_head",
 ]

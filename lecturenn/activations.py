@@ -3,26 +3,30 @@
 The δ-recursion only needs g'(z^(l)), and for every activation here g'(z) is a simple function of
 a = g(z) alone, so backward uses what forward saved and never recomputes z:
 
-=========  ==================  ===========================
-name       g(z)                g'(z) in terms of a = g(z)
-=========  ==================  ===========================
-sigmoid    1 / (1 + e^{-z})    a (1 - a)
-tanh       tanh z              1 - a²
-softplus   log(1 + e^z)        1 - e^{-a}      (= σ(z))
-relu       max(0, z)           [a > 0]
-identity   z                   1
-=========  ==================  ===========================
+=========  ==================  ===========================  ============  ===============  ========
+name       g(z)                g'(z) in terms of a = g(z)   scikit-learn  torch.nn         ONNX
+=========  ==================  ===========================  ============  ===============  ========
+sigmoid    1 / (1 + e^{-z})    a (1 - a)                    logistic      ``Sigmoid()``    Sigmoid
+tanh       tanh z              1 - a²                       tanh          ``Tanh()``       Tanh
+softplus   log(1 + e^z)        1 - e^{-a}      (= σ(z))     —             ``Softplus()``   Softplus
+relu       max(0, z)           [a > 0]                      relu          ``ReLU()``       Relu
+identity   z                   1                            identity      ``Identity()``   Identity
+=========  ==================  ===========================  ============  ===============  ========
 
-Adding an activation is one entry in :data:`ACTIVATIONS` (see :func:`register_activation`).
+Adding an activation is one entry in :data:`ACTIVATIONS` (see :func:`register_activation`); it then
+works in ``ThetaMLP`` (both backprops), the estimators, the app (``plugins=[...]``) and every
+exporter whose column it fills in — the others refuse it by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from .registry import Registry
 
 __all__ = ["Activation", "ACTIVATIONS", "get_activation", "register_activation"]
 
@@ -34,12 +38,21 @@ class Activation:
     * ``g(z)``           a = g(z), elementwise.
     * ``gprime(a)``      g'(z) computed from a = g(z) (the lecture's formula; used by the teaching path).
     * ``backward(d, a)`` d .* g'(z) — the same product, fused into one kernel where torch has one.
+
+    Names in other formats (``None``: that format has no such activation):
+
+    * ``sklearn``        scikit-learn's ``MLPClassifier(activation=...)`` name.
+    * ``torch_module``   a factory of the ``torch.nn`` module computing g (``nn.Tanh``).
+    * ``onnx``           the ONNX operator computing g (``"Tanh"``).
     """
 
     name: str
-    g: Callable[[Tensor], Tensor]
-    gprime: Callable[[Tensor], Tensor]
-    fused_backward: Callable[[Tensor, Tensor], Tensor] | None = None
+    g: Callable[[Tensor], Tensor] = field(repr=False)
+    gprime: Callable[[Tensor], Tensor] = field(repr=False)
+    fused_backward: Callable[[Tensor, Tensor], Tensor] | None = field(default=None, repr=False)
+    sklearn: str | None = None
+    torch_module: Callable[[], nn.Module] | None = field(default=None, repr=False)
+    onnx: str | None = None
 
     def backward(self, delta: Tensor, a: Tensor) -> Tensor:
         """δ .* g'(z), from the saved activation ``a``. Shapes: (n, s) and (n, s) -> (n, s)."""
@@ -55,25 +68,13 @@ def _relu_backward(delta: Tensor, a: Tensor) -> Tensor:
     return torch.ops.aten.threshold_backward(delta, a, 0)  # δ where a > 0, else 0
 
 
-ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation("sigmoid", torch.sigmoid, lambda a: a * (1 - a), torch.ops.aten.sigmoid_backward),
-    "tanh": Activation("tanh", torch.tanh, lambda a: 1 - a * a, torch.ops.aten.tanh_backward),
-    "softplus": Activation("softplus", torch.nn.functional.softplus, lambda a: -torch.expm1(-a)),
-    "relu": Activation("relu", torch.relu, lambda a: (a > 0).to(a.dtype), _relu_backward),
-    "identity": Activation("identity", lambda z: z, torch.ones_like, lambda delta, a: delta),
-}
+#: name -> Activation, in registration order (the built-ins below first).
+ACTIVATIONS: Registry[Activation] = Registry("activation", Activation)
 
 
 def get_activation(name: str | Activation) -> Activation:
     """Look up an activation by name; ``ValueError`` listing the known names otherwise."""
-    if isinstance(name, Activation):
-        return name
-    if not isinstance(name, str):
-        raise TypeError(f"activation must be a name (str), got {type(name).__name__}")
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+    return ACTIVATIONS.lookup(name)
 
 
 def register_activation(
@@ -81,15 +82,36 @@ def register_activation(
     g: Callable[[Tensor], Tensor],
     gprime: Callable[[Tensor], Tensor],
     fused_backward: Callable[[Tensor, Tensor], Tensor] | None = None,
+    *,
+    sklearn: str | None = None,
+    torch_module: Callable[[], nn.Module] | None = None,
+    onnx: str | None = None,
 ) -> Activation:
     """Add an activation whose derivative can be written from its output a = g(z).
 
-    Example — leaky ReLU with slope 0.01 (a > 0 exactly when z > 0)::
+    ``sklearn``, ``torch_module`` and ``onnx`` name it in those formats (see :class:`Activation`);
+    leave out those that cannot express it, and the matching exporter refuses it by name.
+    ``ValueError`` if the name is taken. Example — leaky ReLU with slope 0.01 (a > 0 exactly when
+    z > 0)::
 
-        register_activation("leaky_relu", lambda z: F.leaky_relu(z, 0.01),
-                            lambda a: torch.where(a > 0, 1.0, 0.01).to(a.dtype))
+        register_activation("leaky", lambda z: F.leaky_relu(z, 0.01),
+                            lambda a: (a > 0).to(a.dtype) * 0.99 + 0.01,    # 1 or 0.01, in a's dtype
+                            torch_module=lambda: nn.LeakyReLU(0.01), onnx="LeakyRelu")
     """
-    if name in ACTIVATIONS:
-        raise ValueError(f"activation {name!r} is already registered")
-    ACTIVATIONS[name] = Activation(name, g, gprime, fused_backward)
-    return ACTIVATIONS[name]
+    entry = Activation(name, g, gprime, fused_backward, sklearn=sklearn, torch_module=torch_module, onnx=onnx)
+    return ACTIVATIONS.add(entry)
+
+
+# The built-in activations: the table in the module docstring, one entry each.
+# fmt: off
+register_activation("sigmoid", torch.sigmoid, lambda a: a * (1 - a), torch.ops.aten.sigmoid_backward,
+                    sklearn="logistic", torch_module=nn.Sigmoid, onnx="Sigmoid")
+register_activation("tanh", torch.tanh, lambda a: 1 - a * a, torch.ops.aten.tanh_backward,
+                    sklearn="tanh", torch_module=nn.Tanh, onnx="Tanh")
+register_activation("softplus", torch.nn.functional.softplus, lambda a: -torch.expm1(-a),
+                    torch_module=nn.Softplus, onnx="Softplus")  # scikit-learn has no softplus
+register_activation("relu", torch.relu, lambda a: (a > 0).to(a.dtype), _relu_backward,
+                    sklearn="relu", torch_module=nn.ReLU, onnx="Relu")
+register_activation("identity", lambda z: z, torch.ones_like, lambda delta, a: delta,
+                    sklearn="identity", torch_module=nn.Identity, onnx="Identity")
+# fmt: on

@@ -1,58 +1,115 @@
 """Output heads: the hypothesis h = a^(L+1) from z^(L+1), the cost J, and the output error δ^(L+1).
 
-n rows, K outputs; the data term of J(Θ) (the penalty R lives in :mod:`lecturenn.network`):
+n rows, K outputs, sample weights w_i ≥ 0 (W = Σ_i w_i; without weights every w_i = 1 and W = n).
+J(Θ) = (1/W) Σ_i w_i cost_i + R, the penalty R = λ/(2W) Σ Θ² and its mini-batch rule being defined
+in :mod:`lecturenn.regularization`. Per row i:
 
-=========  ===============  ===================================================  ===============
-head       h(z)             n · J_data                                           δ^(L+1)
-=========  ===============  ===================================================  ===============
-sigmoid    σ(z)             −Σ_i Σ_k [y log h + (1 − y) log(1 − h)]               h − y
-softmax    e^z / Σ_k e^z_k  −Σ_i Σ_k y_ik log h_ik                               h − y
-identity   z                Σ_i ‖y_i − h_i‖²                                     2 (h − y)
-=========  ===============  ===================================================  ===============
+=========  ===============  ================================================  ===============
+head       h(z)             cost_i                                            δ^(L+1)
+=========  ===============  ================================================  ===============
+sigmoid    σ(z)             −Σ_k [y_ik log h_ik + (1 − y_ik) log(1 − h_ik)]    h − y
+softmax    e^z / Σ_k e^z_k  −Σ_k y_ik log h_ik                                h − y
+identity   z                ‖y_i − h_i‖²                                      2 (h − y)
+=========  ===============  ================================================  ===============
 
-δ^(L+1) is ∂(n · J_data)/∂z^(L+1): the lecture's "a − y" for the two canonical (head, cost)
-pairs (sigmoid + cross-entropy, softmax + cross-entropy). The squared error is written without
-the ½, as in the lecture's J, so its output error carries a factor 2.
+``head.cost_sum(z, Y, weight)`` is Σ_i w_i cost_i (``weight=None``: Σ_i cost_i = n · J_data), and
+``head.delta(h, Y)`` is δ^(L+1) = ∂(Σ_i cost_i)/∂z^(L+1), row i being ∂cost_i/∂z_i (so with weights
+row i of the gradient is w_i δ_i): the lecture's "a − y" for the two canonical (head, cost) pairs
+(sigmoid + cross-entropy, softmax + cross-entropy). The squared error is written without the ½, as
+in the lecture's J, so its output error carries a factor 2.
 
 J is evaluated from z with the log-sigmoid / log-sum-exp identities (``binary_cross_entropy_with_logits``,
 ``log_softmax``), so it stays finite in float32 where h rounds to exactly 0 or 1.
 
 Targets Y: sigmoid — 0/1 floats of shape (n, K) (or (n,) when K = 1); softmax — class indices
 of shape (n,) in [0, K), or one-hot rows of shape (n, K); identity — reals, (n, K) or (n,) when K = 1.
+
+Each head is a registry entry (:class:`Head`, :func:`register_head`) that also names itself in the
+other formats and says which of the app's tasks it serves (the first head registered for a task is
+that task's default, :data:`TASK_HEADS`):
+
+=========  ==================  ============  ========================  ========
+head       tasks               scikit-learn  torch.nn                  ONNX
+=========  ==================  ============  ========================  ========
+sigmoid    binary, multilabel  logistic      ``Sigmoid()``             Sigmoid
+softmax    multiclass          softmax       ``Softmax(dim=1)``        Softmax
+identity   regression          identity      ``Identity()`` (nothing)  Identity
+=========  ==================  ============  ========================  ========
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .arrays import to_tensor
+from .registry import Registry
 
-__all__ = ["Head", "HEADS", "get_head"]
+__all__ = ["Head", "HEADS", "TASKS", "TASK_HEADS", "get_head", "head_for_task", "register_head"]
+
+#: The tasks of the app (``lecturenn.data``'s ``DataInfo.task``) that a head may serve.
+TASKS = ("binary", "multiclass", "multilabel", "regression")
 
 
 def _is_index_target(Y: Tensor) -> bool:
     return Y.ndim == 1 and not (Y.is_floating_point() or Y.dtype == torch.bool)
 
 
+def _finite(Y: Tensor) -> Tensor:
+    return torch.isfinite(Y.sum())  # one reduction: a sum is finite iff every term is (up to overflow)
+
+
 @dataclass(frozen=True)
 class Head:
-    """An output unit type and the cost it is paired with (see the module docstring)."""
+    """One output unit type and the cost it is paired with: callables plus names in other formats.
+
+    Callables (z, h: (n, K); Y: targets as :meth:`prepare_targets` returns them; weight: (n,) or None):
+
+    * ``h(z)``                         the hypothesis h_Θ(x) from z^(L+1): (n, K) -> (n, K).
+    * ``cost_sum(z, Y, weight=None)``  Σ_i w_i cost_i (Σ_i cost_i when ``weight`` is None), a 0-d
+      tensor computed stably from z; differentiable by autograd (the ``"autograd"`` backprop).
+    * ``delta(h, Y, inplace=False)``   δ^(L+1) = ∂(Σ_i cost_i)/∂z^(L+1), (n, K); with ``inplace``
+      ``h`` is the caller's temporary and may be overwritten.
+    * ``valid(Y)``                     a 0-d bool tensor: are the target values legal? (no host sync;
+      class indices are range-checked by the Head itself).
+    * ``explain(Y)``                   a sentence saying why they are not (``None``: a generic one).
+
+    Data:
+
+    * ``tasks``          the app's tasks (:data:`TASKS`) the head serves.
+    * ``class_indices``  whether targets may also be class indices (n,) in [0, K) (softmax).
+    * ``min_outputs``    the fewest outputs K the head makes sense with.
+    * ``sklearn``        scikit-learn's ``out_activation_`` name; ``torch_module``: a factory of the
+      ``torch.nn`` module computing h (``nn.Identity`` adds nothing); ``onnx``: the ONNX operator.
+      ``None``: that format cannot express the head, and its exporter says so.
+    """
 
     name: str
-    task: str  # "binary/multilabel", "multiclass" or "regression"
+    h: Callable[[Tensor], Tensor] = field(repr=False)
+    cost_sum: Callable[..., Tensor] = field(repr=False)
+    delta: Callable[..., Tensor] = field(repr=False)
+    valid: Callable[[Tensor], Tensor] = field(default=_finite, repr=False)
+    explain: Callable[[Tensor], str] | None = field(default=None, repr=False)
+    tasks: tuple[str, ...] = ()
+    class_indices: bool = False
+    min_outputs: int = 1
+    sklearn: str | None = None
+    torch_module: Callable[[], nn.Module] | None = field(default=None, repr=False)
+    onnx: str | None = None
 
-    # -- hypothesis ---------------------------------------------------------------------------
-    def h(self, z: Tensor) -> Tensor:
-        """h_Θ(x) from z^(L+1): (n, K) -> (n, K)."""
-        if self.name == "sigmoid":
-            return torch.sigmoid(z)
-        if self.name == "softmax":
-            return torch.softmax(z, dim=1)
-        return z
+    def __post_init__(self) -> None:
+        for part in ("h", "cost_sum", "delta", "valid"):
+            if not callable(getattr(self, part)):
+                raise TypeError(f"head {self.name!r}: {part} must be callable, got {getattr(self, part)!r}")
+        tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
+        unknown = [t for t in tasks if t not in TASKS]
+        if unknown:
+            raise ValueError(f"head {self.name!r}: unknown task(s) {unknown}; tasks are {list(TASKS)}")
+        object.__setattr__(self, "tasks", tasks)
 
     # -- targets ------------------------------------------------------------------------------
     def prepare_targets(self, Y, n: int, K: int, dtype: torch.dtype, device) -> Tensor:
@@ -69,7 +126,7 @@ class Head:
                 raise TypeError(f"Y must be a tensor or array of numbers: {err}") from None
         if Y.is_complex():
             raise TypeError(f"Y must be real, got dtype {Y.dtype}")
-        if self.name == "softmax" and _is_index_target(Y):
+        if self.class_indices and _is_index_target(Y):
             if Y.shape[0] != n:
                 raise ValueError(f"Y has {Y.shape[0]} class indices but X has {n} rows")
             ready = Y.dtype == torch.long and Y.device == device
@@ -77,7 +134,7 @@ class Head:
         if Y.ndim == 1 and K == 1:
             Y = Y.unsqueeze(1)
         if Y.ndim != 2 or tuple(Y.shape) != (n, K):
-            hint = " or class indices of shape (n,)" if self.name == "softmax" else ""
+            hint = " or class indices of shape (n,)" if self.class_indices else ""
             hint += " or (n,) since K = 1" if K == 1 else ""
             raise ValueError(
                 f"Y has shape {tuple(Y.shape)}; the {self.name} head expects (n, K) = ({n}, {K})" + hint
@@ -91,7 +148,7 @@ class Head:
             lo, hi = int(lo), int(hi)
             if lo < 0 or hi >= K:
                 raise ValueError(
-                    f"class index out of range: Y has labels in [{lo}, {hi}] but the softmax "
+                    f"class index out of range: Y has labels in [{lo}, {hi}] but the {self.name} "
                     f"head has K = {K} outputs, so labels must lie in [0, {K - 1}]"
                 )
 
@@ -99,12 +156,7 @@ class Head:
         """A 0-d bool tensor: are the target *values* legal for this head? (No host sync.)"""
         if _is_index_target(Y):
             return ((Y >= 0) & (Y < K)).all()
-        if self.name == "identity":
-            return torch.isfinite(Y.sum())
-        binary = ((Y == 0) | (Y == 1)).all()
-        if self.name == "softmax":  # one-hot rows
-            binary = binary & (Y.sum(dim=1) == 1).all()
-        return binary
+        return self.valid(Y)
 
     def safe_targets(self, Y: Tensor, K: int) -> tuple[Tensor, Tensor]:
         """(Y safe to compute with, 0-d bool "Y was valid"): class indices are clamped to [0, K)."""
@@ -117,55 +169,144 @@ class Head:
         """Human-readable reason why :meth:`targets_valid` failed."""
         if not torch.isfinite(Y).all():
             return "Y contains NaN or inf"
-        found = torch.unique(Y)[:6].tolist()
-        if self.name == "sigmoid":
-            return (
-                f"the sigmoid head needs 0/1 targets, but Y contains other values "
-                f"(e.g. {found}); encode labels as 0/1 (one column per label)"
-            )
-        return (
-            f"the softmax head needs one-hot rows (0/1, one 1 per row) or class indices of "
-            f"shape (n,); Y holds values {found} or rows that do not sum to 1"
-        )
+        if self.explain is not None:
+            return self.explain(Y)
+        return f"the {self.name} head does not accept these targets (e.g. values {_some(Y)})"
 
-    # -- cost and output error ----------------------------------------------------------------
-    def cost_sum(self, z: Tensor, Y: Tensor) -> Tensor:
-        """n · J_data, computed stably from z^(L+1) (n, K) and prepared targets Y."""
-        if self.name == "sigmoid":
-            return F.binary_cross_entropy_with_logits(z, Y, reduction="sum")
-        if self.name == "softmax":
-            if _is_index_target(Y):
-                return F.cross_entropy(z, Y, reduction="sum")
-            return -(Y * torch.log_softmax(z, dim=1)).sum()
+
+def _some(Y: Tensor) -> list:
+    return torch.unique(Y)[:6].tolist()
+
+
+# -- the built-in heads' callables (the table in the module docstring) -------------------------
+def _weighted(per_row: Tensor, weight: Tensor) -> Tensor:
+    return (per_row * weight).sum()  # Σ_i w_i cost_i, per_row and weight (n,)
+
+
+def _sigmoid_cost(z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
+    if weight is None:
+        return F.binary_cross_entropy_with_logits(z, Y, reduction="sum")
+    return F.binary_cross_entropy_with_logits(z, Y, weight=weight.unsqueeze(1), reduction="sum")
+
+
+def _softmax_cost(z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
+    if _is_index_target(Y):
+        if weight is None:
+            return F.cross_entropy(z, Y, reduction="sum")
+        return _weighted(F.cross_entropy(z, Y, reduction="none"), weight)
+    if weight is None:
+        return -(Y * torch.log_softmax(z, dim=1)).sum()
+    return -_weighted((Y * torch.log_softmax(z, dim=1)).sum(dim=1), weight)
+
+
+def _squared_cost(z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
+    if weight is None:
         return F.mse_loss(z, Y, reduction="sum")
-
-    def delta(self, h: Tensor, Y: Tensor, inplace: bool = False) -> Tensor:
-        """δ^(L+1) = ∂(n·J_data)/∂z^(L+1): h − y (sigmoid, softmax) or 2(h − y) (identity).
-
-        ``inplace``: ``h`` is a temporary of the caller's and may be overwritten.
-        """
-        if self.name == "identity":
-            return h.sub_(Y).mul_(2) if inplace else 2 * (h - Y)
-        if _is_index_target(Y):  # h − onehot(y) without building the one-hot matrix
-            delta = h if inplace else h.clone()
-            return delta.scatter_add_(1, Y.unsqueeze(1), delta.new_full((delta.shape[0], 1), -1.0))
-        return h.sub_(Y) if inplace else h - Y
+    return _weighted(F.mse_loss(z, Y, reduction="none").sum(dim=1), weight)
 
 
-HEADS: dict[str, Head] = {
-    "sigmoid": Head("sigmoid", "binary/multilabel"),
-    "softmax": Head("softmax", "multiclass"),
-    "identity": Head("identity", "regression"),
-}
+def _h_minus_y(h: Tensor, Y: Tensor, inplace: bool = False) -> Tensor:
+    if _is_index_target(Y):  # h − onehot(y) without building the one-hot matrix
+        delta = h if inplace else h.clone()
+        return delta.scatter_add_(1, Y.unsqueeze(1), delta.new_full((delta.shape[0], 1), -1.0))
+    return h.sub_(Y) if inplace else h - Y
+
+
+def _twice_h_minus_y(h: Tensor, Y: Tensor, inplace: bool = False) -> Tensor:
+    return h.sub_(Y).mul_(2) if inplace else 2 * (h - Y)
+
+
+def _zero_one(Y: Tensor) -> Tensor:
+    return ((Y == 0) | (Y == 1)).all()
+
+
+def _one_hot(Y: Tensor) -> Tensor:
+    return _zero_one(Y) & (Y.sum(dim=1) == 1).all()
+
+
+def _explain_zero_one(Y: Tensor) -> str:
+    return (
+        f"the sigmoid head needs 0/1 targets, but Y contains other values "
+        f"(e.g. {_some(Y)}); encode labels as 0/1 (one column per label)"
+    )
+
+
+def _explain_one_hot(Y: Tensor) -> str:
+    return (
+        f"the softmax head needs one-hot rows (0/1, one 1 per row) or class indices of "
+        f"shape (n,); Y holds values {_some(Y)} or rows that do not sum to 1"
+    )
+
+
+# -- the registry -------------------------------------------------------------------------------
+#: name -> Head, in registration order (the built-ins below first).
+HEADS: Registry[Head] = Registry("output head", Head)
 
 
 def get_head(name: str | Head) -> Head:
     """Look up an output head by name; ``ValueError`` listing the known names otherwise."""
-    if isinstance(name, Head):
-        return name
-    if not isinstance(name, str):
-        raise TypeError(f"output head must be a name (str), got {type(name).__name__}")
-    try:
-        return HEADS[name]
-    except KeyError:
-        raise ValueError(f"unknown output head {name!r}; choose one of {sorted(HEADS)}") from None
+    return HEADS.lookup(name)
+
+
+def register_head(
+    name: str,
+    h: Callable[[Tensor], Tensor],
+    cost_sum: Callable[..., Tensor],
+    delta: Callable[..., Tensor],
+    *,
+    valid: Callable[[Tensor], Tensor] = _finite,
+    explain: Callable[[Tensor], str] | None = None,
+    tasks: tuple[str, ...] = (),
+    class_indices: bool = False,
+    min_outputs: int = 1,
+    sklearn: str | None = None,
+    torch_module: Callable[[], nn.Module] | None = None,
+    onnx: str | None = None,
+) -> Head:
+    """Add an output head (the fields are those of :class:`Head`); ``ValueError`` if the name is taken.
+
+    ``cost_sum(z, Y, weight=None)`` must return Σ_i w_i cost_i and ``delta(h, Y, inplace=False)``
+    ∂(Σ_i cost_i)/∂z; gradient checking (:func:`lecturenn.gradient_check`) verifies the pair.
+    Example — a Poisson head for counts, h = e^z, cost_i = Σ_k (e^{z_ik} − y_ik z_ik) (log y! dropped)::
+
+        def poisson_cost(z, Y, weight=None):
+            per_row = (torch.exp(z) - Y * z).sum(dim=1)
+            return per_row.sum() if weight is None else (per_row * weight).sum()
+
+        register_head("poisson", torch.exp, poisson_cost,
+                      lambda h, Y, inplace=False: h.sub_(Y) if inplace else h - Y,   # e^z − y
+                      valid=lambda Y: (Y >= 0).all(), tasks=("regression",), onnx="Exp")
+    """
+    entry = Head(
+        name, h, cost_sum, delta, valid=valid, explain=explain, tasks=tasks, class_indices=class_indices,
+        min_outputs=min_outputs, sklearn=sklearn, torch_module=torch_module, onnx=onnx,
+    )  # fmt: skip
+    return HEADS.add(entry)
+
+
+# fmt: off
+register_head("sigmoid", torch.sigmoid, _sigmoid_cost, _h_minus_y, valid=_zero_one, explain=_explain_zero_one,
+              tasks=("binary", "multilabel"), sklearn="logistic", torch_module=nn.Sigmoid, onnx="Sigmoid")
+register_head("softmax", lambda z: torch.softmax(z, dim=1), _softmax_cost, _h_minus_y, valid=_one_hot,
+              explain=_explain_one_hot, tasks=("multiclass",), class_indices=True, min_outputs=2,
+              sklearn="softmax", torch_module=lambda: nn.Softmax(dim=1), onnx="Softmax")
+register_head("identity", lambda z: z, _squared_cost, _twice_h_minus_y,
+              tasks=("regression",), sklearn="identity", torch_module=nn.Identity, onnx="Identity")
+# fmt: on
+
+#: The default head of each task: the first registered head serving it (what the app trains).
+TASK_HEADS: dict[str, str] = {task: next(n for n, e in HEADS.items() if task in e.tasks) for task in TASKS}
+
+
+def head_for_task(task: str, name: str | Head | None = None) -> Head:
+    """The head to train for ``task``: ``name`` if given (it must serve the task), else the task's
+    default (:data:`TASK_HEADS`). ``ValueError`` for an unknown task or a head that does not serve it."""
+    if task not in TASK_HEADS:
+        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASK_HEADS)}")
+    if name is None:
+        return HEADS[TASK_HEADS[task]]
+    head = get_head(name)
+    if task not in head.tasks:
+        serves = ", ".join(head.tasks) or "no task (register it with tasks=...)"
+        raise ValueError(f"the {head.name} head serves {serves}, not the data's task {task!r}")
+    return head

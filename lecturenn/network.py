@@ -191,6 +191,30 @@ class ThetaMLP(nn.Module):
         for theta in self.thetas:
             init_theta(theta, init, epsilon, gen)
 
+    @classmethod
+    def from_thetas(cls, thetas, hidden="sigmoid", output="sigmoid", backprop="manual", *, batchnorm=False,
+                    dropout=0.0, dtype=None, device=None) -> ThetaMLP:  # fmt: skip
+        """A ThetaMLP whose Θ^(l) are copies of ``thetas`` = [Θ^(1), …, Θ^(L)], Θ^(l) (s_{l+1}, s_l + 1)
+        with the bias in column 0; sizes follow from the shapes, dtype and device default to Θ^(1)'s.
+        ``ValueError`` naming Θ^(l) if it is not 2-D with a bias column or does not chain to Θ^(l-1)."""
+        thetas = [torch.as_tensor(t) for t in thetas]
+        for l, theta in enumerate(thetas, start=1):
+            cols = thetas[l - 2].shape[0] + 1 if l > 1 else None  # s_l + 1, from Θ^(l-1)
+            shape = tuple(theta.shape) if theta.ndim == 2 else (0, 0)
+            if shape[0] < 1 or shape[1] < 2 or cols not in (None, shape[1]):
+                want = cols or f"s_{l} + 1 >= 2"
+                raise ValueError(f"Θ^({l}) has shape {tuple(theta.shape)}; expected (s_{l + 1}, {want})")
+        if not thetas:
+            raise ValueError("from_thetas needs at least one matrix Θ^(1)")
+        dtype, device = dtype or thetas[0].dtype, device if device is not None else thetas[0].device
+        sizes = [int(thetas[0].shape[1]) - 1] + [int(t.shape[0]) for t in thetas]
+        net = cls(sizes, hidden, output, backprop, init="zeros", batchnorm=batchnorm, dropout=dropout,
+                  device=device, dtype=dtype)  # fmt: skip
+        with torch.no_grad():
+            for param, theta in zip(net.thetas, thetas):
+                param.copy_(theta.to(device=device, dtype=dtype))
+        return net
+
     def to_sequential(self) -> nn.Sequential:
         """The same function as an ``nn.Sequential`` of ``nn.Linear`` + activation modules."""
         from .interop.torch_nn import to_sequential

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import secrets
@@ -23,13 +24,54 @@ class Failed(SystemExit):
         self.message = message
 
 
-def fail(err: BaseException, code: int = 2):
+def fail(err: BaseException | str, code: int = 2):
     """One clear line on stderr and a non-zero exit (no traceback for a user's mistake)."""
     message = f"error: {err}"
+    if _UNREGISTERED in message:  # a name no registry knows: maybe a plugin was not passed
+        message += f"; {PLUGIN_HINT}"
     _close_progress_bars()  # else the line is glued to the end of a half-drawn bar
     print(message, file=sys.stderr)
     _to_log_file(message, logging.ERROR)
     raise Failed(message, code)
+
+
+# lecturenn.registry.Registry.lookup's words for a name no registry knows
+_UNREGISTERED = "(or register it first)"
+PLUGIN_HINT = (
+    "if a plugin registers it, pass plugins=[<module>] on the command line (a run directory's "
+    "stored config never imports code)"
+)
+
+
+def load_plugins(cfg: DictConfig) -> list[str]:
+    """Import the modules listed in ``plugins`` so that the activations and heads they register
+    (``lecturenn.register_activation`` / ``register_head``) exist before the config is checked.
+
+    ``plugins`` is a list of dotted module paths importable from the Python path (``PYTHONPATH=.``
+    for a file ``./my_plugin.py``). Only the config composed for this process is read — conf/*.yaml
+    and the command line; eval.py and predict.py never read ``plugins`` from a run directory's
+    stored config (a file on disk must not choose code to run), so pass it to them again. A value
+    that is not such a list, or a module that fails to import, is one line and exit 2.
+    """
+    from omegaconf import ListConfig
+
+    try:
+        names = cfg.get("plugins") or []
+    except Exception:  # an interpolation that does not resolve: the config check reports it
+        return []
+    names = list(names) if isinstance(names, ListConfig) else names
+    rule = schema.RULES["plugins"]
+    if not rule.accepts(names):
+        fail(f"config: plugins={names!r} is invalid; expected {rule.expected}")
+    for i, name in enumerate(names):
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # the plugin's own code: its error, in one line
+            fail(
+                f"config: plugins[{i}]={name!r} could not be imported: {type(err).__name__}: "
+                f"{' '.join(str(err).split())} (python -c 'import {name}' shows the traceback)"
+            )
+    return list(names)
 
 
 def _close_progress_bars() -> None:

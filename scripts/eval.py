@@ -9,7 +9,9 @@ the eval run directory. Nothing read from disk can choose code to run:
 * without ``data=``, the data config comes from the training run's ``.hydra/config.yaml``, and
   that file may only name one of lecturenn's own data modules (:data:`DATA_MODULES`) with plain
   values for its arguments — it is validated and the class is called directly, never through
-  ``hydra.utils.instantiate``.
+  ``hydra.utils.instantiate``;
+* ``plugins`` (modules registering the checkpoint's own activations or heads) are imported only
+  when this command names them (``plugins=[my_plugin]``), never from the run's stored config.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hydra
 from app import (
     configure_threads,
     fail,
+    load_plugins,
     quiet_third_party_noise,
     route_lightning_logs_to_root,
     validate_config,
@@ -202,6 +205,7 @@ def data_mismatch(data: dict, trained: dict) -> str | None:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    load_plugins(cfg)  # from this command line only: never from the run's stored config
     validate_config(cfg)  # every key, before anything heavy is imported
 
     import lightning as L

@@ -20,7 +20,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pandas as pd
-from app import fail, validate_config
+from app import fail, load_plugins, validate_config
 from omegaconf import DictConfig
 
 
@@ -267,6 +267,7 @@ def check_no_clash(table: pd.DataFrame, info) -> None:
 
 
 def predict(cfg: DictConfig) -> Path:
+    load_plugins(cfg)  # from this command line only (a checkpoint's own activation/head)
     validate_config(cfg)  # every key (batch_size, overwrite, ...), before anything is read
 
     import torch

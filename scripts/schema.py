@@ -98,6 +98,11 @@ DOTTED = Rule(
     "a dotted import path such as torch.optim.Adam",
 )
 
+MODULE = Rule(
+    lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", v) is not None,
+    "a module path such as my_plugins.leaky",
+)
+
 
 def choice(*values) -> Rule:
     return Rule(
@@ -133,6 +138,12 @@ def _registry(module: str, name: str) -> Rule:
         return isinstance(v, str) and v in getattr(importlib.import_module(module), name)
 
     return Rule(ok, lambda: "one of " + ", ".join(sorted(getattr(importlib.import_module(module), name))))
+
+
+def _registered(module: str, name: str) -> Rule:
+    """A name in a registry that plugins may extend (activations, heads)."""
+    rule = _registry(module, name)
+    return Rule(rule.ok, lambda: f"{rule.expected} (or a name a module in plugins=[...] registers)")
 
 
 # Lightning's accepted ``precision`` values (lightning.fabric.connector._PRECISION_INPUT; pinned by
@@ -192,6 +203,7 @@ RULES: dict[str, Rule] = {
     "output": PATH,
     "batch_size": POSITIVE,
     "overwrite": BOOL,
+    "plugins": list_of(MODULE),  # imported before the config check (app.load_plugins)
     # -- Hydra's instantiation keys, in any group -------------------------------------------------
     "*._target_": DOTTED,
     "*.*._target_": DOTTED,
@@ -203,7 +215,8 @@ RULES: dict[str, Rule] = {
     "paths.output_dir": PATH,
     # -- conf/model (lecturenn.training.ThetaMLPModule) -------------------------------------------
     "model.hidden_sizes": list_of(POSITIVE),
-    "model.activation": _registry("lecturenn.activations", "ACTIVATIONS"),
+    "model.activation": _registered("lecturenn.activations", "ACTIVATIONS"),
+    "model.head": maybe(_registered("lecturenn.heads", "HEADS")),  # null: the task's head
     "model.lam": number(0, 1e10),  # beyond, λ only drives Θ to 0 (and λ·ΣΘ² leaves float32's range)
     "model.backprop": _registry("lecturenn.network", "BACKPROPS"),
     "model.init": _registry("lecturenn.theta", "INITS"),

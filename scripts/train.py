@@ -4,6 +4,7 @@
     python scripts/train.py data=spiral model.hidden_sizes=[16,16] model.activation=relu
     python scripts/train.py experiment=ex4_digits        # the classic exercise's 25-unit network, λ = 1
     python scripts/train.py -m optimizer.lr=0.1,0.3 model.activation=sigmoid,relu  # a sweep
+    PYTHONPATH=examples python scripts/train.py plugins=[my_plugin] model.activation=leaky  # its own g
 
 Seed → data (setup, validated once) → model (sizes from the data) → fit → test on the best
 checkpoint → ``metrics.json`` in the run directory. Returns the optimized metric for sweepers.
@@ -24,6 +25,7 @@ from app import (
     fail,
     instantiate_group,
     instantiate_list,
+    load_plugins,
     quiet_third_party_noise,
     say,
     validate_config,
@@ -36,6 +38,7 @@ from schema import ConfigError
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job; returns the metrics written to ``metrics.json``."""
     drawn = draw_seed(cfg)  # before the checks: data.seed and model.init_seed interpolate ${seed}
+    load_plugins(cfg)  # before the checks: a plugin may register model.activation / model.head
     validate_config(cfg)  # every key, before anything heavy is imported
     seed = int(cfg.seed)
 

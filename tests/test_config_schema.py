@@ -7,7 +7,9 @@ key. The range examples of issue 11 are a second table; a few run the CLI as sub
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import json
 import re
 import shlex
@@ -296,7 +298,30 @@ def test_every_usage_line_composes_and_passes_the_schema(script, line):
     words = [w for w in words if not w.startswith("hydra/")]
     config = {"train": "train", "eval": "eval", "predict": "predict"}[script]
     cfg = composed([w.split(",")[0] if "," in w and "[" not in w else w for w in words], config)
-    schema.check(cfg)
+    with example_plugins(cfg.get("plugins") or []):  # what the app imports before its check
+        schema.check(cfg)
+
+
+@contextlib.contextmanager
+def example_plugins(names):
+    """Import the plugins a usage line names (from examples/, as its PYTHONPATH=examples says) and
+    take their registrations back afterwards, so no other test sees them."""
+    from lecturenn.activations import ACTIVATIONS
+    from lecturenn.heads import HEADS
+
+    before = {id(table): set(table) for table in (ACTIVATIONS, HEADS)}
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        for name in names:
+            importlib.import_module(name)
+        yield
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+        for name in names:
+            sys.modules.pop(name, None)
+        for table in (ACTIVATIONS, HEADS):
+            for key in set(table) - before[id(table)]:
+                table.pop(key)
 
 
 # -- the CLI: one line on stderr, exit 2, nothing trained -------------------------------------------

@@ -17,6 +17,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from torch import Tensor
 
+from ..activations import ACTIVATIONS as _REGISTERED_ACTIVATIONS
+from ..heads import HEADS
 from ..network import ThetaMLP
 from ._engine import (
     Batches,
@@ -32,19 +34,12 @@ from ._engine import (
     with_ones,
 )
 
-#: scikit-learn's activation names and the lecture's, mapped to the registry's names.
-ACTIVATIONS = {
-    "logistic": "sigmoid",
-    "sigmoid": "sigmoid",
-    "tanh": "tanh",
-    "relu": "relu",
-    "identity": "identity",
-    "softplus": "softplus",
-}
+#: Every registered activation's name and scikit-learn name ("logistic") -> its registered name (live).
+ACTIVATIONS = _REGISTERED_ACTIVATIONS.aliases("sklearn")
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
 STOCHASTIC_SOLVERS = ("gd", "sgd", "adam")
 #: scikit-learn's name of each head (``out_activation_``).
-SK_OUT = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
+SK_OUT = {name: head.sklearn for name, head in HEADS.items()}
 NON_FINITE = (
     "Solver produced non-finite parameter weights. The input data may contain large values and "
     "need to be preprocessed."
@@ -497,7 +492,8 @@ PARAMS_DOC = """
     hidden_layer_sizes : int or sequence of int, default=(100,)
         Units s_2, ..., s_L of the hidden layers (the input and output widths come from the data).
     activation : {"relu", "logistic", "sigmoid", "tanh", "identity", "softplus"}, default="relu"
-        Hidden activation g; ``"logistic"`` is scikit-learn's name for ``"sigmoid"``.
+        Hidden activation g, or any activation registered with ``lecturenn.register_activation``;
+        ``"logistic"`` is scikit-learn's name for ``"sigmoid"``.
     solver : {"adam", "sgd", "gd", "lbfgs"}, default="adam"
         ``"gd"`` is the lecture's batch gradient descent (one plain step per epoch on all rows,
         ``momentum`` unused); ``"sgd"`` mini-batch SGD with (Nesterov) momentum; ``"adam"``;

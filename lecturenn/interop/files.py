@@ -39,7 +39,6 @@ import numpy as np
 import torch
 
 from ..network import ThetaMLP
-from .torch_nn import _build_net
 
 __all__ = ["save_thetas", "load_thetas"]
 
@@ -246,7 +245,7 @@ def load_thetas(
     tensors = [torch.from_numpy(np.ascontiguousarray(t)).to(dtype) for t in thetas]
     settings = {**_DEFAULTS, **{k: arch[k] for k in ("hidden", "output", "dropout") if k in arch}}
     try:
-        return _build_net(
+        return ThetaMLP.from_thetas(
             tensors,
             str(settings["hidden"]),
             str(settings["output"]),

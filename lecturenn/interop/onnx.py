@@ -8,7 +8,10 @@ training-time detail and never reaches the exporter, so the file runs in any ONN
 * input ``"x"`` of shape (batch, s_1), output ``"h"`` of shape (batch, s_{L+1}); the batch
   dimension is dynamic;
 * dtype is the net's (float32 nets give a float32 graph);
-* the net is exported in eval mode (dropout off, batch normalisation with its running statistics).
+* the net is exported in eval mode (dropout off, batch normalisation with its running statistics);
+* the activation and the head must name an ONNX operator and a ``torch.nn`` module in their
+  registry entries (``onnx``, ``torch_module``: all built-ins do); an entry registered without them
+  is refused with a ``ValueError`` naming it.
 
 Export uses the current ``torch.onnx.export(..., dynamo=True)`` (``torch.export`` + onnxscript); if
 onnxscript is missing, or the dynamo exporter fails, it falls back to the TorchScript exporter
@@ -84,6 +87,14 @@ def export_onnx(net: ThetaMLP, path: str | os.PathLike, opset: int | None = None
         raise ImportError(_HINT)
     if not isinstance(net, ThetaMLP):
         raise TypeError(f"export_onnx expects a ThetaMLP, got {type(net).__name__}")
+    entries = [(net.activation, "hidden activation")] if net.num_layers > 1 else []
+    for entry, role in [*entries, (net.head, "output head")]:
+        if entry.onnx is None or entry.torch_module is None:
+            lacks = "ONNX operator" if entry.onnx is None else "torch.nn module to trace"
+            raise ValueError(
+                f"export_onnx: the {role} {entry.name!r} has no {lacks}, so ONNX cannot express it "
+                f"(register it with onnx='<operator>' and torch_module=... to export it)"
+            )
     path = Path(path)
     model = to_sequential(net).eval()
     ref = net.thetas[0]

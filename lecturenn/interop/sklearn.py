@@ -7,6 +7,10 @@ and computes z^(l+1) = a^(l) @ coefs_[l-1] + intercepts_[l-1]. With the bias in 
 
     Θ^(l) = [ intercepts_[l-1] | coefs_[l-1]ᵀ ]        (s_{l+1}, s_l + 1)
 
+The names come from the registries (the entries' ``sklearn`` field, :mod:`lecturenn.activations`,
+:mod:`lecturenn.heads`), so an entry registered with ``sklearn=...`` converts too; one without it
+is refused by ``to_sklearn`` with a ``ValueError`` naming it:
+
 =====================  ==================  =====================================================
 scikit-learn           lecturenn           notes
 =====================  ==================  =====================================================
@@ -60,15 +64,15 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..activations import ACTIVATIONS
+from ..heads import HEADS
 from ..network import ThetaMLP
-from .torch_nn import _build_net
 
 __all__ = ["from_sklearn", "to_sklearn"]
 
-_FROM_SK_ACT = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu", "identity": "identity"}
-_TO_SK_ACT = {v: k for k, v in _FROM_SK_ACT.items()}
-_FROM_SK_OUT = {"logistic": "sigmoid", "softmax": "softmax", "identity": "identity"}
-_TO_SK_OUT = {v: k for k, v in _FROM_SK_OUT.items()}
+
+def _sklearn_names(registry) -> list[str]:
+    return sorted(e.sklearn for e in registry.values() if e.sklearn)
 
 
 def from_sklearn(est, backprop: str = "manual") -> ThetaMLP:
@@ -85,27 +89,35 @@ def from_sklearn(est, backprop: str = "manual") -> ThetaMLP:
     if not isinstance(est, (MLPClassifier, MLPRegressor)):
         raise TypeError(f"from_sklearn expects an MLPClassifier or MLPRegressor, got {type(est).__name__}")
     check_is_fitted(est, ["coefs_", "intercepts_", "out_activation_"])
-    if est.activation not in _FROM_SK_ACT:
-        raise ValueError(f"unknown scikit-learn activation {est.activation!r}")
-    if est.out_activation_ not in _FROM_SK_OUT:
+    act = ACTIVATIONS.find("sklearn", est.activation)
+    if act is None:
+        raise ValueError(
+            f"scikit-learn activation {est.activation!r} has no lecturenn activation "
+            f"(registered: {_sklearn_names(ACTIVATIONS)})"
+        )
+    head = HEADS.find("sklearn", est.out_activation_)
+    if head is None:
         raise ValueError(
             f"out_activation_ = {est.out_activation_!r} has no lecturenn output head "
-            f"(supported: {sorted(_FROM_SK_OUT)}; 'exp' comes from MLPRegressor(loss='poisson'))"
+            f"(supported: {_sklearn_names(HEADS)}; 'exp' comes from MLPRegressor(loss='poisson'), "
+            "which a head registered with sklearn='exp' would take)"
         )
     thetas = [
         torch.from_numpy(np.ascontiguousarray(np.column_stack([b, W.T])))
         for W, b in zip(est.coefs_, est.intercepts_)
     ]
-    return _build_net(thetas, _FROM_SK_ACT[est.activation], _FROM_SK_OUT[est.out_activation_], backprop)
+    return ThetaMLP.from_thetas(thetas, act.name, head.name, backprop)
 
 
 def to_sklearn(net: ThetaMLP, classes: Sequence | None = None):
-    """The ThetaMLP as a fitted-looking ``MLPClassifier`` (sigmoid/softmax head) or ``MLPRegressor``
-    (identity head) whose ``predict`` / ``predict_proba`` match ``net`` to round-off.
+    """The ThetaMLP as a fitted-looking ``MLPClassifier`` (a head serving classification tasks:
+    sigmoid, softmax) or ``MLPRegressor`` (a head serving regression: identity) whose ``predict`` /
+    ``predict_proba`` match ``net`` to round-off.
 
     Args:
         net: a ThetaMLP without batch normalisation (dropout is a no-op at prediction time and is
-            dropped). Hidden activation softplus has no scikit-learn equivalent (``ValueError``).
+            dropped). An activation or head without a scikit-learn name (softplus, or one registered
+            without ``sklearn=``) has no scikit-learn equivalent (``ValueError`` naming it).
         classes: class labels in output order. Default ``range(K)``; for the binary sigmoid head
             (K = 1) ``[0, 1]``, the output unit being the probability of ``classes[1]``. Must be
             ``None`` for regressors. ``classes_`` keeps the order given (scikit-learn's own fits
@@ -124,31 +136,33 @@ def to_sklearn(net: ThetaMLP, classes: Sequence | None = None):
         raise ValueError(
             "to_sklearn: this net uses batch normalisation, which scikit-learn's MLP does not have"
         )
-    act = net.activation.name
-    if act not in _TO_SK_ACT:
-        raise ValueError(
-            f"hidden activation {act!r} has no scikit-learn equivalent (MLPClassifier/MLPRegressor "
-            f"support {sorted(_TO_SK_ACT)})"
-        )
-    head, K = net.head.name, net.sizes[-1]
-    params = {"hidden_layer_sizes": tuple(net.sizes[1:-1]), "activation": _TO_SK_ACT[act]}
-    if head == "identity":
+    checks = [(net.activation, ACTIVATIONS, "hidden activation", "activation")]
+    checks.append((net.head, HEADS, "output head", "out_activation_"))
+    for entry, registry, role, attribute in checks:
+        if entry.sklearn is None:
+            raise ValueError(
+                f"to_sklearn: the {role} {entry.name!r} has no scikit-learn equivalent "
+                f"(MLPClassifier/MLPRegressor {attribute} is one of {_sklearn_names(registry)})"
+            )
+    head, K = net.head, net.sizes[-1]
+    params = {"hidden_layer_sizes": tuple(net.sizes[1:-1]), "activation": net.activation.sklearn}
+    if "regression" in head.tasks:
         if classes is not None:
-            raise ValueError("classes must be None for a regression net (identity head)")
+            raise ValueError(f"classes must be None for a regression net ({head.name} head)")
         est = MLPRegressor(**params)
-    else:
+    elif head.tasks:
         est = MLPClassifier(**params)
-        n_classes = 2 if (head == "sigmoid" and K == 1) else K
+        n_classes = 2 if K == 1 else K  # one output unit: the probability of classes[1]
         labels = np.arange(n_classes) if classes is None else np.asarray(classes)
         if labels.ndim != 1 or len(labels) != n_classes:
-            kind = "binary (K = 1 sigmoid output)" if n_classes == 2 and K == 1 else f"K = {K} outputs"
+            kind = "binary (K = 1 output)" if K == 1 else f"K = {K} outputs"
             raise ValueError(
                 f"classes must be a list of {n_classes} labels for this {kind} net, got {classes!r}"
             )
         if len(np.unique(labels)) != n_classes:
             raise ValueError(f"classes must be distinct, got {classes!r}")
         binarizer = LabelBinarizer()
-        if head == "sigmoid" and K > 1:  # multi-label: indicator columns, sklearn's classes_ = range(K)
+        if "multilabel" in head.tasks and K > 1:  # indicator columns, sklearn's classes_ = range(K)
             binarizer.fit(np.eye(K, dtype=int))
             binarizer.classes_ = labels
         else:
@@ -157,6 +171,11 @@ def to_sklearn(net: ThetaMLP, classes: Sequence | None = None):
             binarizer.classes_ = labels
         est._label_binarizer = binarizer
         est.classes_ = labels
+    else:
+        raise ValueError(
+            f"to_sklearn: the output head {head.name!r} serves no task, so it is neither a classifier's "
+            "nor a regressor's output (register it with tasks=...)"
+        )
     coefs, intercepts = [], []
     for theta in net.thetas:
         t = theta.detach().cpu().numpy()
@@ -167,7 +186,7 @@ def to_sklearn(net: ThetaMLP, classes: Sequence | None = None):
     est.n_features_in_ = net.sizes[0]
     est.n_outputs_ = K
     est.n_layers_ = len(net.sizes)
-    est.out_activation_ = _TO_SK_OUT[head]
+    est.out_activation_ = head.sklearn
     # what fit() leaves behind, so that score() and a warm_start fit work
     est.n_iter_ = 0
     est.t_ = 0

@@ -9,82 +9,96 @@ and the network h_Θ(x) becomes::
 
     Linear(s_1, s_2), g, Linear(s_2, s_3), g, …, Linear(s_L, s_{L+1}), head
 
+The activation and head modules are the registry entries' ``torch_module`` (see
+:mod:`lecturenn.activations`, :mod:`lecturenn.heads`), so a registered entry with a module converts
+both ways too:
+
 =================  ==========================  ==============================================
 ThetaMLP           ``to_sequential`` emits     ``from_sequential`` accepts
 =================  ==========================  ==============================================
-g = sigmoid        ``nn.Sigmoid()``            ``nn.Sigmoid``
-g = tanh           ``nn.Tanh()``               ``nn.Tanh``
-g = softplus       ``nn.Softplus()``           ``nn.Softplus`` with beta = 1, threshold = 20
-g = relu           ``nn.ReLU()``               ``nn.ReLU``
+g (registered)     ``g.torch_module()``        a module of that type with the same settings
+                   (sigmoid ``nn.Sigmoid()``,  (``nn.Softplus`` only with beta = 1,
+                   tanh ``nn.Tanh()``, …)      threshold = 20; ``inplace`` is ignored)
 g = identity       ``nn.Identity()``           ``nn.Identity`` or nothing between two Linear
-head sigmoid       ``nn.Sigmoid()``            ``nn.Sigmoid``
-head softmax       ``nn.Softmax(dim=1)``       ``nn.Softmax`` with dim = 1 or -1
+head (registered)  ``head.torch_module()``     the same; ``nn.Softmax`` with dim = 1 or -1
 head identity      nothing                     nothing (or ``nn.Identity``)
 batchnorm=True     ``nn.BatchNorm1d`` before g  the same, in every hidden layer
 dropout=p          ``nn.Dropout(p)`` after g    the same p, in every hidden layer
 =================  ==========================  ==============================================
 
-ThetaMLP has a single hidden activation g for all hidden layers, so ``from_sequential`` refuses
-mixed activations (``ValueError`` naming the first module that differs and its index); two
-``nn.Linear`` in a row mean g = identity, which is accepted only if *every* hidden layer has no
-activation (or ``nn.Identity``). Anything else — ``nn.Conv2d``, ``nn.LeakyReLU``, ``nn.LogSoftmax``,
-a ``Softplus`` with beta ≠ 1, … — is a ``ValueError`` naming the module and its index. Nested
-``nn.Sequential`` containers are flattened first; indices refer to the flattened list.
+``to_sequential`` refuses (``ValueError`` naming it) an activation or head registered without a
+``torch_module``. ThetaMLP has a single hidden activation g for all hidden layers, so
+``from_sequential`` refuses mixed activations (``ValueError`` naming the first module that differs
+and its index); two ``nn.Linear`` in a row mean g = identity, which is accepted only if *every*
+hidden layer has no activation (or ``nn.Identity``). Anything else — ``nn.Conv2d``, an
+``nn.LeakyReLU`` no registered activation uses, ``nn.LogSoftmax``, a ``Softplus`` with beta ≠ 1, …
+— is a ``ValueError`` naming the module and its index. Nested ``nn.Sequential`` containers are
+flattened first; indices refer to the flattened list.
 
 Both directions copy the numbers (no shared storage) and keep dtype, device and train/eval mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor, nn
 
+from ..activations import ACTIVATIONS
+from ..heads import HEADS
 from ..network import ThetaMLP
 
 __all__ = ["to_sequential", "from_sequential"]
 
-_ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "softplus": nn.Softplus,
-    "relu": nn.ReLU,
-    "identity": nn.Identity,
-}
+_NO_OP = nn.Identity  # as a head's module it adds nothing; as a hidden one it may be left out
 
 
-def _build_net(
-    thetas: Sequence[Tensor],
-    hidden: str,
-    output: str,
-    backprop: str = "manual",
-    *,
-    batchnorm: bool = False,
-    dropout: float = 0.0,
-    dtype: torch.dtype | None = None,
-    device=None,
-) -> ThetaMLP:
-    """A ThetaMLP whose Θ^(l) are copies of ``thetas`` (already checked to chain)."""
-    thetas = [torch.as_tensor(t) for t in thetas]
-    dtype = dtype or thetas[0].dtype
-    device = device if device is not None else thetas[0].device
-    sizes = [int(thetas[0].shape[1]) - 1] + [int(t.shape[0]) for t in thetas]
-    net = ThetaMLP(
-        sizes,
-        hidden=hidden,
-        output=output,
-        backprop=backprop,
-        init="zeros",
-        batchnorm=batchnorm,
-        dropout=dropout,
-        device=device,
-        dtype=dtype,
-    )
-    with torch.no_grad():
-        for param, theta in zip(net.thetas, thetas):
-            param.copy_(theta.to(device=device, dtype=dtype))
-    return net
+def _module(entry, role: str) -> nn.Module:
+    """``entry.torch_module()``; ``ValueError`` naming the entry when it has no torch.nn module."""
+    if entry.torch_module is None:
+        raise ValueError(
+            f"the {role} {entry.name!r} has no torch.nn module, so to_sequential cannot express it "
+            f"(register it with torch_module=... to export it)"
+        )
+    return entry.torch_module()
+
+
+def _settings(module: nn.Module) -> dict:
+    """The public attributes that select a module's function (``inplace`` does not change it)."""
+    found = {
+        k: v for k, v in vars(module).items() if not k.startswith("_") and k not in ("training", "inplace")
+    }
+    if found.get("dim") == -1:  # ThetaMLP's tensors are (n, s): the last dimension is dim 1
+        found["dim"] = 1
+    return found
+
+
+def _entry_for(module: nn.Module, registry, where: str):
+    """The first entry of ``registry`` whose torch.nn module is ``module`` (same type and settings),
+    None if no entry has its type; ``ValueError`` if one has its type but other settings."""
+    same_type = None
+    for entry in registry.values():
+        if entry.torch_module is None:
+            continue
+        ref = entry.torch_module()
+        if type(ref) is type(module):
+            if _settings(ref) == _settings(module):
+                return entry
+            same_type = same_type or (entry, ref)
+    if same_type is not None:
+        entry, ref = same_type
+        ours = ", ".join(f"{k} = {v}" for k, v in _settings(ref).items())
+        theirs = ", ".join(f"{k} = {v}" for k, v in _settings(module).items())
+        raise ValueError(
+            f"{where} ({module!r}): ThetaMLP's {registry.kind} {entry.name!r} is {ref!r} ({ours}); "
+            f"this one has {theirs}"
+        )
+    return None
+
+
+def _names(registry) -> str:
+    return ", ".join(repr(e.torch_module()) for e in registry.values() if e.torch_module is not None)
 
 
 def _name(module: nn.Module) -> str:
@@ -116,19 +130,12 @@ def to_sequential(net: ThetaMLP) -> nn.Sequential:
                 norm = nn.BatchNorm1d(s_next, eps=src.eps, momentum=src.momentum, **kw)
                 norm.load_state_dict(src.state_dict())
                 layers.append(norm)
-            act = net.activation.name
-            if act not in _ACTIVATION_MODULES:
-                raise ValueError(
-                    f"hidden activation {act!r} has no torch.nn module; to_sequential supports "
-                    f"{sorted(_ACTIVATION_MODULES)}"
-                )
-            layers.append(_ACTIVATION_MODULES[act]())
+            layers.append(_module(net.activation, "hidden activation").to(**kw))
             if net.dropout:
                 layers.append(nn.Dropout(net.dropout))
-    if net.head.name == "sigmoid":
-        layers.append(nn.Sigmoid())
-    elif net.head.name == "softmax":
-        layers.append(nn.Softmax(dim=1))
+    head = _module(net.head, "output head").to(**kw)
+    if type(head) is not _NO_OP:  # the identity head adds nothing after the last Linear
+        layers.append(head)
     seq = nn.Sequential(*layers)
     seq.train(net.training)
     return seq
@@ -152,21 +159,6 @@ def _flatten(seq) -> list[nn.Module]:
         else:
             raise TypeError(f"from_sequential: {module!r} is not an nn.Module")
     return out
-
-
-def _activation_name(module: nn.Module, index: int) -> str | None:
-    """The ThetaMLP activation name for an activation module, None if it is not one."""
-    if isinstance(module, nn.Softplus):
-        if module.beta != 1 or module.threshold != 20:
-            raise ValueError(
-                f"module {index} ({module!r}): ThetaMLP's softplus is log(1 + e^z) with beta = 1 "
-                f"and threshold = 20; this one has beta = {module.beta}, threshold = {module.threshold}"
-            )
-        return "softplus"
-    for name, cls in _ACTIVATION_MODULES.items():
-        if type(module) is cls:
-            return name
-    return None
 
 
 def from_sequential(seq: nn.Sequential, backprop: str = "manual") -> ThetaMLP:
@@ -210,17 +202,16 @@ def from_sequential(seq: nn.Sequential, backprop: str = "manual") -> ThetaMLP:
         thetas.append(torch.cat([b.unsqueeze(1), w], dim=1).clone())
 
     # hidden groups: the modules between consecutive Linear layers, parsed as [BN] [g] [Dropout]
+    no_activation = _entry_for(_NO_OP(), ACTIVATIONS, "").name  # two Linear in a row: g = identity
     hidden: tuple[str, str] | None = None  # (activation name, where it was found)
     batchnorm: list[bool] = []
     dropouts: list[float] = []
     norms: list[nn.BatchNorm1d] = []
     for k, (start, stop) in enumerate(zip(linear_at[:-1], linear_at[1:])):
-        group = list(range(start + 1, stop))
         stage = 0  # 0: expect BN, 1: expect activation, 2: expect dropout, 3: nothing more
         act, act_index, bn, p = None, stop, None, 0.0
-        for i in group:
+        for i in range(start + 1, stop):
             m = modules[i]
-            name = _activation_name(m, i)
             if isinstance(m, nn.BatchNorm1d) and stage == 0:
                 if not (m.affine and m.track_running_stats):
                     raise ValueError(
@@ -228,25 +219,24 @@ def from_sequential(seq: nn.Sequential, backprop: str = "manual") -> ThetaMLP:
                         "track_running_stats=True"
                     )
                 bn, stage = m, 1
-            elif name is not None and stage <= 1:
-                if name == "identity" and act is None:
-                    stage = 1  # nn.Identity is a no-op: an activation may still follow
-                    continue
-                act, act_index, stage = name, i, 2
+            elif type(m) is _NO_OP and stage <= 1:
+                stage = 1  # a no-op: an activation may still follow
+            elif stage <= 1 and (entry := _entry_for(m, ACTIVATIONS, f"module {i}")) is not None:
+                act, act_index, stage = entry.name, i, 2
             elif isinstance(m, nn.Dropout) and type(m) is nn.Dropout and stage <= 2:
                 p, stage = float(m.p), 3
             else:
                 where = f"between nn.Linear {start} and nn.Linear {stop}"
                 raise ValueError(
                     f"module {i} ({_name(m)}) {where} is not supported by ThetaMLP (a hidden layer is "
-                    f"[nn.BatchNorm1d] activation [nn.Dropout], the activation one of nn.Sigmoid, nn.Tanh, "
-                    f"nn.Softplus, nn.ReLU, nn.Identity)"
+                    f"[nn.BatchNorm1d] activation [nn.Dropout], the activation one of the registered "
+                    f"activations' modules: {_names(ACTIVATIONS)})"
                 )
-        act = act or "identity"
+        act = act or no_activation
         if hidden is None:
-            hidden = (act, f"module {act_index}" if act != "identity" else "no activation module")
+            hidden = (act, f"module {act_index}" if act_index != stop else "no activation module")
         elif hidden[0] != act:
-            if act == "identity":
+            if act_index == stop:
                 what = f"module {stop} (nn.Linear) follows module {start} (nn.Linear) with no activation"
             else:
                 what = f"module {act_index} ({_name(modules[act_index])}) is activation {act!r}"
@@ -270,27 +260,29 @@ def from_sequential(seq: nn.Sequential, backprop: str = "manual") -> ThetaMLP:
             "ThetaMLP has one dropout p for all hidden layers"
         )
 
-    # head: the modules after the last Linear
-    output = "identity"
+    # head: at most one module after the last Linear (nothing, or nn.Identity: the identity head)
+    head, head_index = _entry_for(_NO_OP(), HEADS, ""), None
     for i in range(linear_at[-1] + 1, len(modules)):
         m = modules[i]
-        if type(m) is nn.Identity:
+        if type(m) is _NO_OP:
             continue
-        if output == "identity" and type(m) is nn.Sigmoid:
-            output = "sigmoid"
-        elif output == "identity" and type(m) is nn.Softmax and m.dim in (1, -1):
-            output = "softmax"
-        else:
-            hint = "; the softmax head must normalise over dim=1" if isinstance(m, nn.Softmax) else ""
+        if head_index is not None:
+            raise ValueError(
+                f"module {i} ({_name(m)}) follows the output head {head.name!r} (module {head_index}); "
+                "a ThetaMLP ends with one output head module"
+            )
+        head = _entry_for(m, HEADS, f"module {i}")
+        if head is None:
             raise ValueError(
                 f"module {i} ({_name(m)}) after the last nn.Linear is not a supported output head "
-                f"(nn.Sigmoid, nn.Softmax(dim=1), or nothing for identity){hint}"
+                f"(one of the registered heads' modules: {_names(HEADS)}, or nothing)"
             )
+        head_index = i
 
-    net = _build_net(
+    net = ThetaMLP.from_thetas(
         thetas,
         hidden[0] if hidden else "sigmoid",
-        output,
+        head.name,
         backprop,
         batchnorm=bool(batchnorm and batchnorm[0]),
         dropout=dropouts[0] if dropouts else 0.0,

@@ -63,12 +63,11 @@ from torchmetrics import MaxMetric, MinMetric
 
 from ..arrays import as_array, to_tensor
 from ..data.batches import BatchGroup
+from ..heads import TASK_HEADS, head_for_task
 from ..network import ThetaMLP
 from .metrics import StageMetrics, classification_metrics, regression_metrics
 
-__all__ = ["ThetaMLPModule", "TASK_HEADS"]
-
-TASK_HEADS = {"binary": "sigmoid", "multiclass": "softmax", "multilabel": "sigmoid", "regression": "identity"}
+__all__ = ["ThetaMLPModule", "TASK_HEADS"]  # TASK_HEADS: re-exported from lecturenn.heads
 
 
 def _plain(value):
@@ -205,6 +204,8 @@ class ThetaMLPModule(L.LightningModule):
             per-batch hooks, ``limit_train_batches`` and ``val_check_interval`` count groups.
         data_info: ``DataInfo.to_dict()`` — standardisation, class names, … stored in the
             checkpoint so that ``eval.py`` / ``predict.py`` need nothing but the checkpoint.
+        head: the output head; None: the task's default (``TASK_HEADS``), else a registered head
+            serving the task (e.g. a Poisson head for count regression).
     """
 
     def __init__(
@@ -226,6 +227,7 @@ class ThetaMLPModule(L.LightningModule):
         init_seed: int | None = None,
         data_info: dict | None = None,
         steps_per_execution: int = 32,
+        head: str | None = None,
     ) -> None:
         super().__init__()
         self._automatic_override: bool | None = None
@@ -247,7 +249,7 @@ class ThetaMLPModule(L.LightningModule):
         self.net = ThetaMLP(
             [n_features, *hidden_sizes, n_outputs],
             hidden=activation,
-            output=TASK_HEADS[task],
+            output=head_for_task(task, head),
             backprop=backprop,
             init=init,
             epsilon=epsilon,

@@ -36,6 +36,7 @@ __all__ = ["FIXED_DATA", "FIXED_MODEL", "check_resumable", "data_difference"]
 # ThetaMLPModule hyper-parameters that define the function h_Θ being trained: config key -> hparam
 FIXED_MODEL = {
     "model.activation": "activation",
+    "model.head": "head",
     "model.hidden_sizes": "hidden_sizes",
     "model.batchnorm": "batchnorm",
     "model.dropout": "dropout",
