@@ -129,8 +129,18 @@ class Head:
         )
 
     # -- cost and output error ----------------------------------------------------------------
-    def cost_sum(self, z: Tensor, Y: Tensor) -> Tensor:
-        """n · J_data, computed stably from z^(L+1) (n, K) and prepared targets Y."""
+    def cost_sum(self, z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Σ_i w_i cost_i (n · J_data when ``weight`` is None), computed stably from z^(L+1) (n, K),
+        prepared targets Y and optional row weights ``weight`` (n,)."""
+        if weight is not None:  # per-row costs (n,), then Σ_i w_i cost_i
+            if self.name == "sigmoid":
+                rows = F.binary_cross_entropy_with_logits(z, Y, reduction="none").sum(dim=1)
+            elif self.name == "softmax":
+                log_h = torch.log_softmax(z, dim=1)
+                rows = -(log_h.gather(1, Y.unsqueeze(1))[:, 0] if _is_index_target(Y) else (Y * log_h).sum(1))
+            else:
+                rows = (z - Y).pow(2).sum(dim=1)
+            return rows @ weight.to(rows.dtype)
         if self.name == "sigmoid":
             return F.binary_cross_entropy_with_logits(z, Y, reduction="sum")
         if self.name == "softmax":
