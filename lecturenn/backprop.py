@@ -15,8 +15,6 @@ products become matrix products over the batch: δ is (n, s), Δ^(l) = δ^(l+1)�
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
@@ -46,9 +44,20 @@ def ridge_penalty(thetas, lam: float, n, dtype: torch.dtype | None = None) -> Te
     return (lam / (2 * n)) * sum(theta[:, 1:].to(dtype or theta.dtype).pow(2).sum() for theta in thetas)
 
 
-def forward_layers(x: Tensor, thetas, activation: Activation, keep: bool):
+def forward_layers(x: Tensor, thetas, activation: Activation, keep: bool, buffers=None):
     """Forward propagation; returns z^(L+1) and, if ``keep``, the hidden activations a^(2..L).
-    Plain torch ops: differentiable by autograd when called with grad enabled."""
+    Plain torch ops: differentiable by autograd when called with grad enabled.
+
+    ``buffers`` (a speed option, no autograd): the bias-augmented layout. ``x`` is then [1, X]
+    (n, s_1 + 1) and each a^(l+1) is written into the caller's buffer (n, s_{l+1} + 1) whose column 0
+    holds the bias unit 1, so z^(l+1) = [1, a^(l)] Θ^(l)ᵀ is one matmul and the returned hidden
+    activations are those buffers (:func:`backward_layers` with ``augmented=True`` takes them)."""
+    if buffers is not None:
+        a = x
+        for theta, buf in zip(thetas[:-1], buffers):
+            buf[:, 1:].copy_(activation.g(torch.mm(a, theta.t())))  # (n, s_l + 1) @ (s_l + 1, s_{l+1})
+            a = buf
+        return torch.mm(a, thetas[-1].t()), list(buffers)
     a, hidden = x, []
     for theta in thetas[:-1]:
         z = torch.addmm(theta[:, 0], a, theta[:, 1:].t())  # (n, s_l) @ (s_l, s_{l+1}) -> (n, s_{l+1})
@@ -81,12 +90,20 @@ def output_error(head: Head, z: Tensor, Y: Tensor, weight: Tensor | None, scale)
 
 
 def backward_layers(
-    delta: Tensor, activations, thetas, activation: Activation, needs_x, needs_theta, out=None
+    delta: Tensor,
+    activations,
+    thetas,
+    activation: Activation,
+    needs_x,
+    needs_theta,
+    out=None,
+    augmented: bool = False,
 ):
     """The δ-recursion from δ^(L+1) (already scaled by ∂J/∂z^(L+1)) down to the lowest layer that
     needs a gradient — the one implementation every caller uses. ``activations`` are a^(1..L)
-    (a^(1) = x). ``out``: optional [Θ^(1..L)-shaped] tensors to write Δ^(l) into (e.g. views of a
-    flat gradient buffer); fresh contiguous tensors otherwise. Returns (∂J/∂x, [Δ^(1..L)])."""
+    (a^(1) = x), or [1, a^(l)] with ``augmented`` (see :func:`forward_layers`' ``buffers``).
+    ``out``: optional Θ-shaped contiguous tensors to write Δ^(l) into (e.g. preallocated
+    ``.grad`` tensors); fresh contiguous tensors otherwise. Returns (∂J/∂x, [Δ^(1..L)])."""
     L = len(thetas)
     needing = [l for l in range(L) if needs_theta[l]]
     stop = -1 if needs_x else (needing[0] if needing else 0)
@@ -98,42 +115,77 @@ def backward_layers(
         if needs_theta[l]:
             # Δ^(l) = δ^(l+1)ᵀ [1, a^(l)], written in one (s_{l+1}, s_l + 1) tensor
             grad = torch.empty_like(theta, memory_format=torch.contiguous_format) if out is None else out[l]
-            torch.mm(delta.t(), a, out=grad[:, 1:])  # (s_{l+1}, n) @ (n, s_l)
-            # bias column Σ_i δ^(l+1)_i, written after the mm: its strided writes touch every
-            # row, which would page-fault a fresh buffer one page at a time if it came first
-            torch.sum(delta, dim=0, out=grad[:, 0])
+            if augmented:  # the ones column is in the buffer: one matmul, bias column included
+                torch.mm(delta.t(), a, out=grad)  # (s_{l+1}, n) @ (n, s_l + 1)
+            else:
+                torch.mm(delta.t(), a, out=grad[:, 1:])  # (s_{l+1}, n) @ (n, s_l)
+                # bias column Σ_i δ^(l+1)_i, written after the mm: its strided writes touch every
+                # row, which would page-fault a fresh buffer one page at a time if it came first
+                torch.sum(delta, dim=0, out=grad[:, 0])
             grads[l] = grad
         if l == stop or (l == 0 and not needs_x):
             break
         delta = delta @ theta[:, 1:]  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
         if l == 0:
             grad_x = delta  # the input layer has no g'
-        else:
-            delta = activation.backward(delta, a)  # δ^(l) = (Θ_{:,1:})ᵀ δ^(l+1) .* g'(z^(l))
+        else:  # δ^(l) = (Θ_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)), g' from the saved a^(l)
+            delta = activation.backward(delta, a[:, 1:] if augmented else a)
     return grad_x, grads
+
+
+def _add_scaled(target: Tensor, x: Tensor, coef) -> None:
+    """target += coef · x, for a number or a 0-d tensor ``coef`` (no host sync)."""
+    if isinstance(coef, Tensor):
+        target.addcmul_(x, coef)
+    else:
+        target.add_(x, alpha=coef)
 
 
 def _add_ridge_gradient(grads, thetas, coef) -> None:
     """D^(l) += coef · [0 | Θ^(l)_{:,1:}] (coef = λ/W times ∂(output)/∂J); the bias column is free."""
     for theta, grad in zip(thetas, grads):
         if grad is not None:
-            grad[:, 1:].addcmul_(theta[:, 1:], coef)
+            _add_scaled(grad[:, 1:], theta[:, 1:], coef)
 
 
-def cost_and_gradient(X, Y, thetas, activation: Activation, head: Head, lam: float, weight=None, out=None):
+def cost_and_gradient(
+    X,
+    Y,
+    thetas,
+    activation: Activation,
+    head: Head,
+    lam: float,
+    weight=None,
+    out=None,
+    buffers=None,
+    flat=None,
+):
     """J(Θ) on a batch and D^(l) = ∂J/∂Θ^(l) written into ``out`` (or fresh tensors), without autograd:
     :class:`ThetaCost`'s forward and backward run back to back (the estimators' training step).
-    Θ must not require grad (pass ``detach()``-ed views). Returns (J (0-d), [D^(1..L)])."""
-    z_out, hidden = forward_layers(X, thetas, activation, keep=True)
-    n = X.shape[0]
-    W = _total(weight, n)
+    Θ must not require grad (pass ``detach()``-ed views). Returns (J (0-d), [D^(1..L)]).
+
+    Speed options: ``buffers``, the bias-augmented layout of :func:`forward_layers` (X is then
+    [1, X]); ``flat = (θ, d, mask)`` when every Θ^(l) is a view of the 1-D tensor θ and every
+    ``out[l]`` the same view of d, with ``mask`` 0 on the bias columns and 1 elsewhere: the ridge
+    term is then computed on the flat tensors in three calls instead of a few per layer."""
+    z_out, hidden = forward_layers(X, thetas, activation, True, buffers)
+    W = _total(weight, X.shape[0])
     J = _data_cost(head, z_out, Y, weight) / W
+    masked = None
     if lam > 0:
-        J = J + ridge_penalty(thetas, lam, W, J.dtype)
+        if flat is None:
+            J = J + ridge_penalty(thetas, lam, W, J.dtype)
+        else:  # [0 | Θ_{:,1:}] of every layer at once; R = λ/(2W) Σ (masked · θ)
+            masked = flat[0] * flat[2]
+            J = J + (lam / (2 * W)) * torch.dot(masked, flat[0])
     scale = 1.0 / W
-    delta = output_error(head, z_out, Y, weight, scale)
-    _, grads = backward_layers(delta, [X, *hidden], thetas, activation, False, [True] * len(thetas), out)
-    if lam > 0:
+    delta = output_error(head, z_out, Y, weight, scale)  # δ^(L+1) (n, s_{L+1})
+    augmented = buffers is not None
+    needs = [True] * len(thetas)
+    _, grads = backward_layers(delta, [X, *hidden], thetas, activation, False, needs, out, augmented)
+    if masked is not None:  # D += (λ/W) [0 | Θ_{:,1:}], all layers in one call
+        _add_scaled(flat[1], masked, lam * scale)
+    elif lam > 0:
         _add_ridge_gradient(grads, thetas, lam * scale)
     return J, grads
 
@@ -298,57 +350,5 @@ def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head,
     return out[0], out[1]
 
 
-@dataclass
-class Backprop:
-    """Everything the lecture's backpropagation computes, keyed by the lecture's layer numbers.
-
-    ``a[l]``  a^(l) (n, s_l), l = 1..L+1 (no bias unit; a_0 = 1 is implicit)
-    ``z[l]``  z^(l) (n, s_l), l = 2..L+1
-    ``delta[l]``  δ^(l) (n, s_l), l = 2..L+1 (one row per example)
-    ``Delta[l]``  Δ^(l) (s_{l+1}, s_l + 1), l = 1..L (summed over the batch)
-    ``D[l]``      D^(l) = Δ^(l)/W + (λ/W)[0 | Θ^(l)_{:,1:}] = ∂J/∂Θ^(l)  (W = Σ_i w_i, or n)
-    ``cost``      J(Θ) (0-d tensor)
-    """
-
-    a: dict[int, Tensor]
-    z: dict[int, Tensor]
-    delta: dict[int, Tensor]
-    Delta: dict[int, Tensor]
-    D: dict[int, Tensor]
-    cost: Tensor
-
-
-@torch.no_grad()
-def backpropagate(net, X, Y, lam: float = 0.0, sample_weight=None) -> Backprop:
-    """The teaching path: run backpropagation on a batch with the slides' formulas, step by step.
-
-    Plain tensor algebra with the ones column written out — slower than ``net.cost(X, Y,
-    lam).backward()`` but every intermediate is returned; the two agree to round-off. With
-    ``sample_weight`` w (n,), each example's term of Δ^(l) is weighted: Δ^(l) = Σ_i w_i δ_i^(l+1)
-    [1; a_i^(l)]ᵀ and W = Σ_i w_i replaces n (the δ^(l) stay the per-example errors).
-    """
-    if not net.plain:
-        raise ValueError(
-            "backpropagate() follows the lecture's plain network; this one has batchnorm/dropout"
-        )
-    X, Y = net.check_batch(X, Y, lam)
-    w = net.check_sample_weight(sample_weight, X)
-    n, L = X.shape[0], net.num_layers
-    W = n if w is None else w.sum()
-    fp = net.propagate(X)
-    a, z = fp.a, fp.z
-    ones = torch.ones(n, 1, dtype=X.dtype, device=X.device)
-    delta = {L + 1: net.head.delta(a[L + 1], Y)}  # δ^(L+1) = a^(L+1) − y
-    for l in range(L, 1, -1):  # δ^(l) = (Θ^(l)_{:,1:})ᵀ δ^(l+1) .* g'(z^(l))
-        theta = net.theta(l)
-        delta[l] = (delta[l + 1] @ theta[:, 1:]) * net.activation.gprime(a[l])  # (n, s_l)
-    Delta, D = {}, {}
-    for l in range(1, L + 1):
-        a_with_bias = torch.cat([ones, a[l]], dim=1)  # [1, a^(l)]  (n, s_l + 1)
-        weighted = delta[l + 1] if w is None else delta[l + 1] * w[:, None]  # w_i δ_i^(l+1)
-        Delta[l] = weighted.T @ a_with_bias  # Δ^(l) = Σ_i w_i δ^(l+1) [1; a^(l)]ᵀ
-        reg = net.theta(l).clone()
-        reg[:, 0] = 0  # the bias column is not regularised
-        D[l] = Delta[l] / W + (lam / W) * reg
-    cost = net.head.cost_sum(z[L + 1], Y, w) / W + net.penalty(lam, W)
-    return Backprop(a=a, z=z, delta=delta, Delta=Delta, D=D, cost=cost)
+# the teaching path lives in lecturenn.teaching (re-exported here: lecturenn.backprop.backpropagate)
+from .teaching import Backprop, backpropagate  # noqa: E402

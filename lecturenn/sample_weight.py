@@ -34,7 +34,9 @@ def prepare_sample_weight(weight, n: int, dtype: torch.dtype, device) -> Tensor 
     if weight.is_complex() or weight.dtype == torch.bool:
         raise TypeError(f"sample_weight must be real numbers, got dtype {weight.dtype}")
     if tuple(weight.shape) != (n,):
-        raise ValueError(f"sample_weight has shape {tuple(weight.shape)}; expected ({n},), one weight per row")
+        raise ValueError(
+            f"sample_weight has shape {tuple(weight.shape)}; expected ({n},), one weight per row"
+        )
     return weight.to(device=device, dtype=dtype)
 
 
