@@ -190,16 +190,24 @@ def cost_and_gradient(
     return J, grads
 
 
-def differentiable_cost(X, Y, weight, thetas, activation: Activation, head: Head, lam: float) -> Tensor:
-    """The same J(Θ) in plain torch ops, for autograd to differentiate (any order, any transform)."""
+def differentiable_cost(X, Y, weight, thetas, activation: Activation, head: Head, lam: float):
+    """(J(Θ), z^(L+1)): the same cost in plain torch ops, for autograd to differentiate (any order,
+    any torch.func transform) — the twin of :class:`ThetaCost`'s forward."""
     z_out, _ = forward_layers(X, thetas, activation, keep=False)
-    J = _data_cost(head, z_out, Y, weight) / _total(weight, X.shape[0])
-    return J + ridge_penalty(thetas, lam, _total(weight, X.shape[0]), J.dtype) if lam > 0 else J
+    W = _total(weight, X.shape[0])
+    J = _data_cost(head, z_out, Y, weight) / W
+    return (J + ridge_penalty(thetas, lam, W, J.dtype) if lam > 0 else J), z_out
 
 
 def _keep(x: Tensor, thetas) -> bool:
     """Save activations only when a gradient can flow (nothing is saved under ``no_grad``)."""
     return torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))
+
+
+def _transforms_active() -> bool:
+    """Are torch.func transforms (grad, vmap, jacrev, jacfwd, hessian, ...) running? torch's private
+    flag, read here only (``tests/test_double_backward.py`` pins what depends on it)."""
+    return torch._C._are_functorch_transforms_active()
 
 
 def _apply(function: type[torch.autograd.Function], *args):
@@ -208,11 +216,23 @@ def _apply(function: type[torch.autograd.Function], *args):
     ``Function.apply`` binds the arguments to fill in defaults whenever ``setup_context`` is
     defined (about 50 µs a call, a quarter of a tiny net's training step). Our forwards take
     positional arguments only, so in eager mode we call the C++ apply directly; under
-    ``torch.compile`` and functorch transforms torch's own ``apply`` is used unchanged.
+    ``torch.compile`` torch's own ``apply`` is used unchanged.
     """
-    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+    if torch.compiler.is_compiling():
         return function.apply(*args)
     return super(torch.autograd.Function, function).apply(*args)
+
+
+def _twin(recompute, x: Tensor, thetas) -> Tensor | None:
+    """The output recomputed in plain ops when the backward must return a differentiable gradient
+    (grad mode is on in a backward only under ``create_graph=True``), else None. Also None where the
+    recomputation records no graph (inputs that do not require grad, e.g. inside a generated vmap
+    rule): no graph is wanted there, and the δ-recursion is exact. No extra work on the first-order
+    path."""
+    if not (torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))):
+        return None
+    out = recompute()
+    return out if out.requires_grad else None
 
 
 def _graph_gradient(output: Tensor, grad_output: Tensor, inputs, needs) -> list[Tensor | None]:
@@ -223,8 +243,8 @@ def _graph_gradient(output: Tensor, grad_output: Tensor, inputs, needs) -> list[
 
 
 _NO_FORWARD_AD = (
-    "forward-mode AD (torch.func.jvp / jacfwd / hessian, torch.autograd.forward_ad) is not supported by "
-    "backprop='manual'; build the network with ThetaMLP(..., backprop='autograd')"
+    "forward-mode AD through torch.autograd.forward_ad is not supported by backprop='manual' (torch.func's "
+    "jvp/jacfwd/hessian are); build the network with ThetaMLP(..., backprop='autograd')"
 )
 
 
@@ -235,10 +255,9 @@ class ThetaForward(torch.autograd.Function):
     backward?), then Θ^(1), …, Θ^(L). Outputs: z^(L+1) (n, s_{L+1}) and the hidden activations
     a^(2..L) as non-differentiable extras (the ``setup_context`` idiom for saving intermediates);
     :func:`theta_forward` returns only z^(L+1). Double backward (``create_graph=True``) recomputes
-    the forward in plain ops and lets autograd differentiate it; forward-mode AD raises.
+    the forward in plain ops and lets autograd differentiate it; under torch.func transforms
+    :func:`theta_forward` runs those plain ops instead; ``torch.autograd.forward_ad`` raises.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x: Tensor, activation: Activation, keep: bool, *thetas: Tensor):
@@ -259,8 +278,8 @@ class ThetaForward(torch.autograd.Function):
     def backward(ctx, grad_z, *_unused_hidden_grads):
         L, saved = ctx.num_layers, ctx.saved_tensors
         x, thetas, needs = saved[0], saved[L:], (ctx.needs_input_grad[0], *ctx.needs_input_grad[3:])
-        if torch.is_grad_enabled():  # create_graph=True: a gradient that is itself differentiable
-            z = forward_layers(x, thetas, ctx.activation, keep=False)[0]
+        z = _twin(lambda: forward_layers(x, thetas, ctx.activation, keep=False)[0], x, thetas)
+        if z is not None:  # create_graph=True: a gradient that is itself differentiable
             grad_x, *grads = _graph_gradient(z, grad_z, [x, *thetas], needs)
             return (grad_x, None, None, *grads)
         grad_x, grads = backward_layers(grad_z, saved[:L], thetas, ctx.activation, needs[0], needs[1:])
@@ -273,6 +292,8 @@ class ThetaForward(torch.autograd.Function):
 
 def theta_forward(x: Tensor, thetas, activation: Activation) -> Tensor:
     """z^(L+1) through :class:`ThetaForward`."""
+    if _transforms_active():  # torch.func: the plain-ops twin, which every transform supports
+        return forward_layers(x, thetas, activation, keep=False)[0]
     return _apply(ThetaForward, x, activation, _keep(x, thetas), *thetas)[0]
 
 
@@ -288,13 +309,12 @@ class ThetaCost(torch.autograd.Function):
     saved extras. The weights are constants (no gradient flows to them).
 
     Transforms: first-order ``backward()``/``autograd.grad`` run the δ-recursion; with
-    ``create_graph=True`` (gradient penalties, ``gradgradcheck``, ``torch.func.grad`` nests) the
-    backward recomputes J in plain ops (:func:`differentiable_cost`) and returns autograd's
-    gradient of it, with a graph, so double backward is exact; ``torch.func.vmap`` uses a
-    generated vmap rule; forward-mode AD (``jvp``, ``jacfwd``, ``hessian``) raises a clear error.
+    ``create_graph=True`` (gradient penalties, ``gradgradcheck``) the backward recomputes J in
+    plain ops (:func:`differentiable_cost`) and returns autograd's gradient of it, with a graph,
+    so double backward is exact. Under torch.func transforms (grad, vmap, jacrev, jacfwd,
+    hessian) :func:`theta_cost` evaluates that twin instead of this Function. Forward-mode AD
+    through ``torch.autograd.forward_ad`` raises a clear error naming ``backprop="autograd"``.
     """
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(X, Y, weight, activation: Activation, head: Head, lam: float, keep: bool, *thetas):
@@ -319,9 +339,12 @@ class ThetaCost(torch.autograd.Function):
         L, saved = ctx.num_layers, ctx.saved_tensors
         activations, thetas, (z_out, Y, weight) = saved[:L], saved[L : 2 * L], saved[2 * L :]
         needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[7:])
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain-ops twin
-            J = differentiable_cost(activations[0], Y, weight, thetas, ctx.activation, ctx.head, ctx.lam)
-            grad_x, *grads = _graph_gradient(J, grad_J, [activations[0], *thetas], needs)
+        X = activations[0]
+        J = _twin(
+            lambda: differentiable_cost(X, Y, weight, thetas, ctx.activation, ctx.head, ctx.lam)[0], X, thetas
+        )
+        if J is not None:  # create_graph=True: differentiate the plain-ops twin
+            grad_x, *grads = _graph_gradient(J, grad_J, [X, *thetas], needs)
             return (grad_x, None, None, None, None, None, None, *grads)
         scale = grad_J / _total(weight, z_out.shape[0])  # 0-d tensor: no host sync
         delta = output_error(ctx.head, z_out, Y, weight, scale)  # δ^(L+1) (n, s_{L+1})
@@ -346,6 +369,9 @@ def _widened(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
 def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float, weight=None):
     """(J(Θ), z^(L+1)) through :class:`ThetaCost` (the manual path); z is non-differentiable.
     ``weight``: checked sample weights (n,) or None (:func:`lecturenn.network.ThetaMLP.cost`)."""
+    if _transforms_active():  # torch.func: the plain-ops twin, which every transform supports
+        J, z = differentiable_cost(X, Y, weight, thetas, activation, head, lam)
+        return J, z.detach()
     out = _apply(ThetaCost, X, Y, weight, activation, head, lam, _keep(X, thetas), *thetas)
     return out[0], out[1]
 

@@ -13,17 +13,18 @@ differentiate it. Either way ``net.cost(X, Y, lam).backward()`` leaves D^(l) = �
 
 What works on each path:
 
-==========================================  =========================  ==========================
-                                            ``"manual"``               ``"autograd"``
-==========================================  =========================  ==========================
-``backward()``, ``autograd.grad``           the δ-recursion            torch autograd
-``create_graph=True`` (gradient penalty,    exact: the backward        yes
-``gradgradcheck``, ``torch.func.grad``)     differentiates the plain-
-                                            ops twin of the forward
-``torch.func.vmap``                         yes (generated vmap rule)  yes
-forward mode (``jvp``, ``jacfwd``,          clear ``NotImplementedError``  yes
-``hessian``)                                naming ``"autograd"``
-==========================================  =========================  ==========================
+=========================================  ==================================  ===============
+                                           ``"manual"``                        ``"autograd"``
+=========================================  ==================================  ===============
+``backward()``, ``autograd.grad``          the δ-recursion                     torch autograd
+``create_graph=True`` (gradient penalty,   exact: the backward differentiates  yes
+``gradgradcheck``)                         the plain-ops twin of the forward
+torch.func ``grad``, ``vmap``, ``jacrev``,  yes: under a transform the manual   yes
+``jacfwd``, ``hessian``                    path evaluates the plain-ops twin
+``torch.autograd.forward_ad``              clear ``NotImplementedError``        yes
+=========================================  ==================================  ===============
+
+Under ``vmap`` set ``net.validate_inputs = False`` (the value checks branch on the data).
 """
 
 from __future__ import annotations
