@@ -1,16 +1,23 @@
-"""Backpropagation exactly as in the lecture — as a fast ``torch.autograd.Function`` and as a
-step-by-step teaching routine that returns every δ^(l), Δ^(l) and D^(l).
+"""Backpropagation exactly as in the lecture: the one δ-recursion every caller uses.
 
-Notation (layers 1..L+1, Θ^(l) of shape (s_{l+1}, s_l + 1), column 0 multiplies a_0 = 1):
+Notation (layers 1..L+1, Θ^(l) of shape (s_{l+1}, s_l + 1), column 0 multiplies a_0 = 1; sample
+weights w_i with W = Σ_i w_i, or w_i = 1 and W = n without them):
 
     forward    z^(l+1) = Θ^(l) [1; a^(l)],        a^(l+1) = g(z^(l+1))
     output     δ^(L+1) = a^(L+1) − y              (see :mod:`lecturenn.heads` for each head)
     recursion  δ^(l)   = (Θ^(l)_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)),   l = L, …, 2
-    gradient   Δ^(l)   = Σ_i δ^(l+1) [1; a^(l)]ᵀ
-               D^(l)   = Δ^(l)/n + (λ/n) [0 | Θ^(l)_{:,1:}]        = ∂J/∂Θ^(l)
+    gradient   Δ^(l)   = Σ_i w_i δ_i^(l+1) [1; a_i^(l)]ᵀ
+               D^(l)   = Δ^(l)/W + (λ/W) [0 | Θ^(l)_{:,1:}]        = ∂J/∂Θ^(l)
 
 In code the examples are the rows of a batch, so every column vector above becomes a row and the
 products become matrix products over the batch: δ is (n, s), Δ^(l) = δ^(l+1)ᵀ [1, a^(l)].
+
+The pieces — :func:`forward_layers`, :func:`output_error`, :func:`backward_layers` — are used by
+:class:`ThetaCost` / :class:`ThetaForward` (``net.cost(...).backward()``, the LightningModule) and,
+back to back without autograd, by :func:`cost_and_gradient` (the scikit-learn estimators). Speed
+tricks are options of these functions (``out=`` gradient tensors, the bias-augmented ``buffers``,
+the ``flat`` ridge term), not copies of them. The step-by-step teaching routine that returns every
+δ^(l), Δ^(l) and D^(l) is :func:`lecturenn.teaching.backpropagate` (re-exported here).
 """
 
 from __future__ import annotations

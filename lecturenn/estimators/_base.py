@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from torch import Tensor
 
 from ..network import ThetaMLP
+from ..regularization import check_lam
 from ..validation import is_integer, is_number
 from ._engine import Engine, as_tensor, copy_net, cpu_threads, resolve_device, resolve_dtype, to_cpu
 from ._fitting import NON_FINITE, FitLoops
@@ -119,7 +120,10 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         self._hidden_sizes()
         need(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
         need(self.solver in SOLVERS, "solver", f"one of {list(SOLVERS)}")
-        need(is_number(self.alpha) and self.alpha >= 0, "alpha", "a finite number >= 0")
+        try:  # alpha is λ: the one λ validator (ValueError for every bad value, scikit-learn's convention)
+            check_lam(self.alpha, "alpha")
+        except TypeError as err:
+            raise ValueError(str(err)) from None
         need(
             (isinstance(self.batch_size, str) and self.batch_size == "auto")
             or (is_integer(self.batch_size) and self.batch_size >= 1),
