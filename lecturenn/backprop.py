@@ -1,25 +1,29 @@
-"""Backpropagation exactly as in the lecture — as a fast ``torch.autograd.Function`` and as a
-step-by-step teaching routine that returns every δ^(l), Δ^(l) and D^(l).
+"""Backpropagation exactly as in the lecture: the one δ-recursion every caller uses.
 
-Notation (layers 1..L+1, Θ^(l) of shape (s_{l+1}, s_l + 1), column 0 multiplies a_0 = 1):
+Notation (layers 1..L+1, Θ^(l) of shape (s_{l+1}, s_l + 1), column 0 multiplies a_0 = 1; sample
+weights w_i with W = Σ_i w_i, or w_i = 1 and W = n without them):
 
     forward    z^(l+1) = Θ^(l) [1; a^(l)],        a^(l+1) = g(z^(l+1))
     output     δ^(L+1) = a^(L+1) − y              (see :mod:`lecturenn.heads` for each head)
     recursion  δ^(l)   = (Θ^(l)_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)),   l = L, …, 2
-    gradient   Δ^(l)   = Σ_i δ^(l+1) [1; a^(l)]ᵀ
-               D^(l)   = Δ^(l)/n + (λ/n) [0 | Θ^(l)_{:,1:}]        = ∂J/∂Θ^(l)
+    gradient   Δ^(l)   = Σ_i w_i δ_i^(l+1) [1; a_i^(l)]ᵀ
+               D^(l)   = Δ^(l)/W + (λ/W) [0 | Θ^(l)_{:,1:}]        = ∂J/∂Θ^(l)
 
 In code the examples are the rows of a batch, so every column vector above becomes a row and the
 products become matrix products over the batch: δ is (n, s), Δ^(l) = δ^(l+1)ᵀ [1, a^(l)].
+
+The pieces — :func:`forward_layers`, :func:`output_error`, :func:`backward_layers` — are used by
+:class:`ThetaCost` / :class:`ThetaForward` (``net.cost(...).backward()``, the LightningModule) and,
+back to back without autograd, by :func:`cost_and_gradient` (the scikit-learn estimators). Speed
+tricks are options of these functions (``out=`` gradient tensors, the bias-augmented ``buffers``,
+the ``flat`` ridge term), not copies of them. The step-by-step teaching routine that returns every
+δ^(l), Δ^(l) and D^(l) is :func:`lecturenn.teaching.backpropagate` (re-exported here).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .activations import Activation
 from .heads import Head
@@ -30,19 +34,37 @@ __all__ = [
     "theta_forward",
     "theta_cost",
     "ridge_penalty",
+    "forward_layers",
+    "output_error",
+    "backward_layers",
+    "cost_and_gradient",
+    "differentiable_cost",
     "Backprop",
     "backpropagate",
 ]
 
 
-def ridge_penalty(thetas, lam: float, n: int, dtype: torch.dtype | None = None) -> Tensor:
-    """R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²; the bias column j = 0 is never regularised.
-    ``dtype`` widens the sum (the manual path evaluates the cost in at least float32)."""
+def ridge_penalty(thetas, lam: float, n, dtype: torch.dtype | None = None) -> Tensor:
+    """R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²; the bias column j = 0 is never regularised. ``n`` is
+    the batch's weight W (its row count, or Σ w_i, a 0-d tensor). ``dtype`` widens the sum (the
+    manual path evaluates the cost in at least float32)."""
     return (lam / (2 * n)) * sum(theta[:, 1:].to(dtype or theta.dtype).pow(2).sum() for theta in thetas)
 
 
-def _forward_layers(x: Tensor, thetas, activation: Activation, keep: bool):
-    """Forward propagation; returns z^(L+1) and, if ``keep``, the hidden activations a^(2..L)."""
+def forward_layers(x: Tensor, thetas, activation: Activation, keep: bool, buffers=None):
+    """Forward propagation; returns z^(L+1) and, if ``keep``, the hidden activations a^(2..L).
+    Plain torch ops: differentiable by autograd when called with grad enabled.
+
+    ``buffers`` (a speed option, no autograd): the bias-augmented layout. ``x`` is then [1, X]
+    (n, s_1 + 1) and each a^(l+1) is written into the caller's buffer (n, s_{l+1} + 1) whose column 0
+    holds the bias unit 1, so z^(l+1) = [1, a^(l)] Θ^(l)ᵀ is one matmul and the returned hidden
+    activations are those buffers (:func:`backward_layers` with ``augmented=True`` takes them)."""
+    if buffers is not None:
+        a = x
+        for theta, buf in zip(thetas[:-1], buffers):
+            buf[:, 1:].copy_(activation.g(torch.mm(a, theta.t())))  # (n, s_l + 1) @ (s_l + 1, s_{l+1})
+            a = buf
+        return torch.mm(a, thetas[-1].t()), list(buffers)
     a, hidden = x, []
     for theta in thetas[:-1]:
         z = torch.addmm(theta[:, 0], a, theta[:, 1:].t())  # (n, s_l) @ (s_l, s_{l+1}) -> (n, s_{l+1})
@@ -53,9 +75,42 @@ def _forward_layers(x: Tensor, thetas, activation: Activation, keep: bool):
     return torch.addmm(theta[:, 0], a, theta[:, 1:].t()), hidden  # z^(L+1) (n, s_{L+1})
 
 
-def _backward_layers(delta: Tensor, activations, thetas, activation: Activation, needs_x, needs_theta):
+def _total(weight: Tensor | None, n: int):
+    """W = Σ_i w_i (a 0-d tensor), or the row count n without weights."""
+    return n if weight is None else weight.sum()
+
+
+def _data_cost(head: Head, z: Tensor, Y: Tensor, weight: Tensor | None) -> Tensor:
+    """Σ_i w_i cost_i, evaluated in at least float32 (the layers may run in bf16/fp16)."""
+    z_wide, Y_wide = _widened(z, Y)
+    return head.cost_sum(z_wide, Y_wide, weight)
+
+
+def output_error(head: Head, z: Tensor, Y: Tensor, weight: Tensor | None, scale) -> Tensor:
+    """δ^(L+1) = ∂J/∂z^(L+1) (n, s_{L+1}): the head's a − y (:meth:`Head.delta`), each row i times
+    ``scale``·w_i (``scale`` = ∂(output)/∂J / W, a number or 0-d tensor), in z's dtype."""
+    z_wide, Y_wide = _widened(z, Y)
+    h = head.h(z_wide)  # in place below when h is a fresh tensor (not the identity's z)
+    delta = head.delta(h, Y_wide, inplace=h is not z_wide)
+    delta.mul_(scale if weight is None else (weight * scale).unsqueeze(1).to(delta.dtype))
+    return delta if delta.dtype == z.dtype else delta.to(z.dtype)
+
+
+def backward_layers(
+    delta: Tensor,
+    activations,
+    thetas,
+    activation: Activation,
+    needs_x,
+    needs_theta,
+    out=None,
+    augmented: bool = False,
+):
     """The δ-recursion from δ^(L+1) (already scaled by ∂J/∂z^(L+1)) down to the lowest layer that
-    needs a gradient. ``activations`` are a^(1..L) (a^(1) = x). Returns (∂J/∂x, [Δ^(1..L)])."""
+    needs a gradient — the one implementation every caller uses. ``activations`` are a^(1..L)
+    (a^(1) = x), or [1, a^(l)] with ``augmented`` (see :func:`forward_layers`' ``buffers``).
+    ``out``: optional Θ-shaped contiguous tensors to write Δ^(l) into (e.g. preallocated
+    ``.grad`` tensors); fresh contiguous tensors otherwise. Returns (∂J/∂x, [Δ^(1..L)])."""
     L = len(thetas)
     needing = [l for l in range(L) if needs_theta[l]]
     stop = -1 if needs_x else (needing[0] if needing else 0)
@@ -65,26 +120,101 @@ def _backward_layers(delta: Tensor, activations, thetas, activation: Activation,
     for l in reversed(range(L)):  # 0-based: thetas[l] is Θ^(l+1), activations[l] is a^(l+1)
         a, theta = activations[l], thetas[l]
         if needs_theta[l]:
-            # Δ^(l) = δ^(l+1)ᵀ [1, a^(l)], written in one contiguous (s_{l+1}, s_l + 1) tensor
-            grad = torch.empty_like(theta, memory_format=torch.contiguous_format)
-            torch.mm(delta.t(), a, out=grad[:, 1:])  # (s_{l+1}, n) @ (n, s_l)
-            # bias column Σ_i δ^(l+1)_i, written after the mm: its strided writes touch every
-            # row, which would page-fault a fresh buffer one page at a time if it came first
-            torch.sum(delta, dim=0, out=grad[:, 0])
+            # Δ^(l) = δ^(l+1)ᵀ [1, a^(l)], written in one (s_{l+1}, s_l + 1) tensor
+            grad = torch.empty_like(theta, memory_format=torch.contiguous_format) if out is None else out[l]
+            if augmented:  # the ones column is in the buffer: one matmul, bias column included
+                torch.mm(delta.t(), a, out=grad)  # (s_{l+1}, n) @ (n, s_l + 1)
+            else:
+                torch.mm(delta.t(), a, out=grad[:, 1:])  # (s_{l+1}, n) @ (n, s_l)
+                # bias column Σ_i δ^(l+1)_i, written after the mm: its strided writes touch every
+                # row, which would page-fault a fresh buffer one page at a time if it came first
+                torch.sum(delta, dim=0, out=grad[:, 0])
             grads[l] = grad
         if l == stop or (l == 0 and not needs_x):
             break
         delta = delta @ theta[:, 1:]  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
         if l == 0:
             grad_x = delta  # the input layer has no g'
-        else:
-            delta = activation.backward(delta, a)  # δ^(l) = (Θ_{:,1:})ᵀ δ^(l+1) .* g'(z^(l))
+        else:  # δ^(l) = (Θ_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)), g' from the saved a^(l)
+            delta = activation.backward(delta, a[:, 1:] if augmented else a)
     return grad_x, grads
+
+
+def _add_scaled(target: Tensor, x: Tensor, coef) -> None:
+    """target += coef · x, for a number or a 0-d tensor ``coef`` (no host sync)."""
+    if isinstance(coef, Tensor):
+        target.addcmul_(x, coef)
+    else:
+        target.add_(x, alpha=coef)
+
+
+def _add_ridge_gradient(grads, thetas, coef) -> None:
+    """D^(l) += coef · [0 | Θ^(l)_{:,1:}] (coef = λ/W times ∂(output)/∂J); the bias column is free."""
+    for theta, grad in zip(thetas, grads):
+        if grad is not None:
+            _add_scaled(grad[:, 1:], theta[:, 1:], coef)
+
+
+def cost_and_gradient(
+    X,
+    Y,
+    thetas,
+    activation: Activation,
+    head: Head,
+    lam: float,
+    weight=None,
+    out=None,
+    buffers=None,
+    flat=None,
+):
+    """J(Θ) on a batch and D^(l) = ∂J/∂Θ^(l) written into ``out`` (or fresh tensors), without autograd:
+    :class:`ThetaCost`'s forward and backward run back to back (the estimators' training step).
+    Θ must not require grad (pass ``detach()``-ed views). Returns (J (0-d), [D^(1..L)]).
+
+    Speed options: ``buffers``, the bias-augmented layout of :func:`forward_layers` (X is then
+    [1, X]); ``flat = (θ, d, mask)`` when every Θ^(l) is a view of the 1-D tensor θ and every
+    ``out[l]`` the same view of d, with ``mask`` 0 on the bias columns and 1 elsewhere: the ridge
+    term is then computed on the flat tensors in three calls instead of a few per layer."""
+    z_out, hidden = forward_layers(X, thetas, activation, True, buffers)
+    W = _total(weight, X.shape[0])
+    J = _data_cost(head, z_out, Y, weight) / W
+    masked = None
+    if lam > 0:
+        if flat is None:
+            J = J + ridge_penalty(thetas, lam, W, J.dtype)
+        else:  # [0 | Θ_{:,1:}] of every layer at once; R = λ/(2W) Σ (masked · θ)
+            masked = flat[0] * flat[2]
+            J = J + (lam / (2 * W)) * torch.dot(masked, flat[0])
+    scale = 1.0 / W
+    delta = output_error(head, z_out, Y, weight, scale)  # δ^(L+1) (n, s_{L+1})
+    augmented = buffers is not None
+    needs = [True] * len(thetas)
+    _, grads = backward_layers(delta, [X, *hidden], thetas, activation, False, needs, out, augmented)
+    if masked is not None:  # D += (λ/W) [0 | Θ_{:,1:}], all layers in one call
+        _add_scaled(flat[1], masked, lam * scale)
+    elif lam > 0:
+        _add_ridge_gradient(grads, thetas, lam * scale)
+    return J, grads
+
+
+def differentiable_cost(X, Y, weight, thetas, activation: Activation, head: Head, lam: float):
+    """(J(Θ), z^(L+1)): the same cost in plain torch ops, for autograd to differentiate (any order,
+    any torch.func transform) — the twin of :class:`ThetaCost`'s forward."""
+    z_out, _ = forward_layers(X, thetas, activation, keep=False)
+    W = _total(weight, X.shape[0])
+    J = _data_cost(head, z_out, Y, weight) / W
+    return (J + ridge_penalty(thetas, lam, W, J.dtype) if lam > 0 else J), z_out
 
 
 def _keep(x: Tensor, thetas) -> bool:
     """Save activations only when a gradient can flow (nothing is saved under ``no_grad``)."""
     return torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))
+
+
+def _transforms_active() -> bool:
+    """Are torch.func transforms (grad, vmap, jacrev, jacfwd, hessian, ...) running? torch's private
+    flag, read here only (``tests/test_double_backward.py`` pins what depends on it)."""
+    return torch._C._are_functorch_transforms_active()
 
 
 def _apply(function: type[torch.autograd.Function], *args):
@@ -93,11 +223,36 @@ def _apply(function: type[torch.autograd.Function], *args):
     ``Function.apply`` binds the arguments to fill in defaults whenever ``setup_context`` is
     defined (about 50 µs a call, a quarter of a tiny net's training step). Our forwards take
     positional arguments only, so in eager mode we call the C++ apply directly; under
-    ``torch.compile`` and functorch transforms torch's own ``apply`` is used unchanged.
+    ``torch.compile`` torch's own ``apply`` is used unchanged.
     """
-    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+    if torch.compiler.is_compiling():
         return function.apply(*args)
     return super(torch.autograd.Function, function).apply(*args)
+
+
+def _twin(recompute, x: Tensor, thetas) -> Tensor | None:
+    """The output recomputed in plain ops when the backward must return a differentiable gradient
+    (grad mode is on in a backward only under ``create_graph=True``), else None. Also None where the
+    recomputation records no graph (inputs that do not require grad, e.g. inside a generated vmap
+    rule): no graph is wanted there, and the δ-recursion is exact. No extra work on the first-order
+    path."""
+    if not (torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))):
+        return None
+    out = recompute()
+    return out if out.requires_grad else None
+
+
+def _graph_gradient(output: Tensor, grad_output: Tensor, inputs, needs) -> list[Tensor | None]:
+    """Double backward: ∂output/∂inputs through the autograd formulation, with a graph (create_graph)."""
+    wanted = [x for x, need in zip(inputs, needs) if need]
+    found = iter(torch.autograd.grad(output, wanted, grad_output, create_graph=True, allow_unused=True))
+    return [next(found) if need else None for need in needs]
+
+
+_NO_FORWARD_AD = (
+    "forward-mode AD through torch.autograd.forward_ad is not supported by backprop='manual' (torch.func's "
+    "jvp/jacfwd/hessian are); build the network with ThetaMLP(..., backprop='autograd')"
+)
 
 
 class ThetaForward(torch.autograd.Function):
@@ -106,12 +261,14 @@ class ThetaForward(torch.autograd.Function):
     Inputs: ``x`` (n, s_1), the hidden :class:`Activation`, ``keep`` (save activations for
     backward?), then Θ^(1), …, Θ^(L). Outputs: z^(L+1) (n, s_{L+1}) and the hidden activations
     a^(2..L) as non-differentiable extras (the ``setup_context`` idiom for saving intermediates);
-    :func:`theta_forward` returns only z^(L+1).
+    :func:`theta_forward` returns only z^(L+1). Double backward (``create_graph=True``) recomputes
+    the forward in plain ops and lets autograd differentiate it; under torch.func transforms
+    :func:`theta_forward` runs those plain ops instead; ``torch.autograd.forward_ad`` raises.
     """
 
     @staticmethod
     def forward(x: Tensor, activation: Activation, keep: bool, *thetas: Tensor):
-        z_out, hidden = _forward_layers(x, thetas, activation, keep)
+        z_out, hidden = forward_layers(x, thetas, activation, keep)
         return (z_out, *hidden)
 
     @staticmethod
@@ -125,77 +282,87 @@ class ThetaForward(torch.autograd.Function):
             ctx.save_for_backward(x, *hidden, *thetas)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_z, *_unused_hidden_grads):
         L, saved = ctx.num_layers, ctx.saved_tensors
-        grad_x, grads = _backward_layers(
-            grad_z,
-            saved[:L],
-            saved[L:],
-            ctx.activation,
-            ctx.needs_input_grad[0],
-            ctx.needs_input_grad[3:],
-        )
+        x, thetas, needs = saved[0], saved[L:], (ctx.needs_input_grad[0], *ctx.needs_input_grad[3:])
+        z = _twin(lambda: forward_layers(x, thetas, ctx.activation, keep=False)[0], x, thetas)
+        if z is not None:  # create_graph=True: a gradient that is itself differentiable
+            grad_x, *grads = _graph_gradient(z, grad_z, [x, *thetas], needs)
+            return (grad_x, None, None, *grads)
+        grad_x, grads = backward_layers(grad_z, saved[:L], thetas, ctx.activation, needs[0], needs[1:])
         return (grad_x, None, None, *grads)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(_NO_FORWARD_AD)
 
 
 def theta_forward(x: Tensor, thetas, activation: Activation) -> Tensor:
     """z^(L+1) through :class:`ThetaForward`."""
+    if _transforms_active():  # torch.func: the plain-ops twin, which every transform supports
+        return forward_layers(x, thetas, activation, keep=False)[0]
     return _apply(ThetaForward, x, activation, _keep(x, thetas), *thetas)[0]
 
 
 class ThetaCost(torch.autograd.Function):
     """J(Θ) on a batch, with the whole of the lecture's backpropagation as its backward:
 
-        δ^(L+1) = a^(L+1) − y,   δ^(l) = (Θ^(l)_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)),
-        D^(l) = Δ^(l)/n + (λ/n) [0 | Θ^(l)_{:,1:}]
+        δ^(L+1)_i = (a^(L+1)_i − y_i) w_i/W,   δ^(l) = (Θ^(l)_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)),
+        D^(l) = δ^(l+1)ᵀ [1, a^(l)] + (λ/W) [0 | Θ^(l)_{:,1:}]    (W = Σ_i w_i; without weights
+                                                                  w_i = 1, W = n: D = Δ/n + (λ/n)Θ)
 
-    Inputs: X (n, s_1), prepared targets Y, the :class:`Activation`, the :class:`Head`, λ,
-    ``keep``, then Θ^(1..L). Outputs: J (0-d), then z^(L+1) and a^(2..L) as saved extras.
+    Inputs: X (n, s_1), prepared targets Y, sample weights (n,) or None, the :class:`Activation`,
+    the :class:`Head`, λ, ``keep``, then Θ^(1..L). Outputs: J (0-d), then z^(L+1) and a^(2..L) as
+    saved extras. The weights are constants (no gradient flows to them).
+
+    Transforms: first-order ``backward()``/``autograd.grad`` run the δ-recursion; with
+    ``create_graph=True`` (gradient penalties, ``gradgradcheck``) the backward recomputes J in
+    plain ops (:func:`differentiable_cost`) and returns autograd's gradient of it, with a graph,
+    so double backward is exact. Under torch.func transforms (grad, vmap, jacrev, jacfwd,
+    hessian) :func:`theta_cost` evaluates that twin instead of this Function. Forward-mode AD
+    through ``torch.autograd.forward_ad`` raises a clear error naming ``backprop="autograd"``.
     """
 
     @staticmethod
-    def forward(X, Y, activation: Activation, head: Head, lam: float, keep: bool, *thetas):
-        n = X.shape[0]
-        z_out, hidden = _forward_layers(X, thetas, activation, keep)
-        # the cost is always evaluated in at least float32 (the layers may run in bf16/fp16)
-        z_wide, Y_wide = _widened(z_out, Y)
-        J = head.cost_sum(z_wide, Y_wide) / n
+    def forward(X, Y, weight, activation: Activation, head: Head, lam: float, keep: bool, *thetas):
+        z_out, hidden = forward_layers(X, thetas, activation, keep)
+        W = _total(weight, X.shape[0])
+        J = _data_cost(head, z_out, Y, weight) / W
         if lam > 0:
-            J = J + ridge_penalty(thetas, lam, n, z_wide.dtype)
+            J = J + ridge_penalty(thetas, lam, W, J.dtype)
         return (J, z_out, *hidden)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        X, Y, activation, head, lam, keep, *thetas = inputs
+        X, Y, weight, activation, head, lam, keep, *thetas = inputs
         ctx.activation, ctx.head, ctx.lam, ctx.num_layers = activation, head, lam, len(thetas)
         if keep:
             z_out, *hidden = output[1:]
             ctx.mark_non_differentiable(z_out, *hidden)
-            ctx.save_for_backward(X, *hidden, *thetas, z_out, Y)
+            ctx.save_for_backward(X, *hidden, *thetas, z_out, Y, weight)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_J, *_unused):
         L, saved = ctx.num_layers, ctx.saved_tensors
-        activations, thetas, (z_out, Y) = saved[:L], saved[L : 2 * L], saved[2 * L :]
-        n = z_out.shape[0]
-        scale = grad_J / n  # 0-d tensor: no host sync
-        z_wide, Y_wide = _widened(z_out, Y)
-        # δ^(L+1) = (a − y)/n (n, s_{L+1}), in place when h is a fresh tensor (not the identity's z)
-        h = ctx.head.h(z_wide)
-        delta = ctx.head.delta(h, Y_wide, inplace=h is not z_wide).mul_(scale)
-        if delta.dtype != z_out.dtype:
-            delta = delta.to(z_out.dtype)
-        needs_theta = ctx.needs_input_grad[6:]
-        grad_x, grads = _backward_layers(
-            delta, activations, thetas, ctx.activation, ctx.needs_input_grad[0], needs_theta
+        activations, thetas, (z_out, Y, weight) = saved[:L], saved[L : 2 * L], saved[2 * L :]
+        needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[7:])
+        X = activations[0]
+        J = _twin(
+            lambda: differentiable_cost(X, Y, weight, thetas, ctx.activation, ctx.head, ctx.lam)[0], X, thetas
         )
-        if ctx.lam > 0:
-            for theta, grad in zip(thetas, grads):
-                if grad is not None:  # + (λ/n) Θ, the bias column j = 0 excluded
-                    grad[:, 1:].addcmul_(theta[:, 1:], scale * ctx.lam)
-        return (grad_x, None, None, None, None, None, *grads)
+        if J is not None:  # create_graph=True: differentiate the plain-ops twin
+            grad_x, *grads = _graph_gradient(J, grad_J, [X, *thetas], needs)
+            return (grad_x, None, None, None, None, None, None, *grads)
+        scale = grad_J / _total(weight, z_out.shape[0])  # 0-d tensor: no host sync
+        delta = output_error(ctx.head, z_out, Y, weight, scale)  # δ^(L+1) (n, s_{L+1})
+        grad_x, grads = backward_layers(delta, activations, thetas, ctx.activation, needs[0], needs[1:])
+        if ctx.lam > 0:  # + (λ/W) Θ, the bias column j = 0 excluded
+            _add_ridge_gradient(grads, thetas, scale * ctx.lam)
+        return (grad_x, None, None, None, None, None, None, *grads)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(_NO_FORWARD_AD)
 
 
 def _widened(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
@@ -206,58 +373,15 @@ def _widened(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
     return z.to(wide), Y.to(wide) if Y.is_floating_point() else Y
 
 
-def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float):
-    """(J(Θ), z^(L+1)) through :class:`ThetaCost` (the manual path); z is non-differentiable."""
-    out = _apply(ThetaCost, X, Y, activation, head, lam, _keep(X, thetas), *thetas)
+def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float, weight=None):
+    """(J(Θ), z^(L+1)) through :class:`ThetaCost` (the manual path); z is non-differentiable.
+    ``weight``: checked sample weights (n,) or None (:func:`lecturenn.network.ThetaMLP.cost`)."""
+    if _transforms_active():  # torch.func: the plain-ops twin, which every transform supports
+        J, z = differentiable_cost(X, Y, weight, thetas, activation, head, lam)
+        return J, z.detach()
+    out = _apply(ThetaCost, X, Y, weight, activation, head, lam, _keep(X, thetas), *thetas)
     return out[0], out[1]
 
 
-@dataclass
-class Backprop:
-    """Everything the lecture's backpropagation computes, keyed by the lecture's layer numbers.
-
-    ``a[l]``  a^(l) (n, s_l), l = 1..L+1 (no bias unit; a_0 = 1 is implicit)
-    ``z[l]``  z^(l) (n, s_l), l = 2..L+1
-    ``delta[l]``  δ^(l) (n, s_l), l = 2..L+1 (one row per example)
-    ``Delta[l]``  Δ^(l) (s_{l+1}, s_l + 1), l = 1..L (summed over the batch)
-    ``D[l]``      D^(l) = Δ^(l)/n + (λ/n)[0 | Θ^(l)_{:,1:}] = ∂J/∂Θ^(l)
-    ``cost``      J(Θ) (0-d tensor)
-    """
-
-    a: dict[int, Tensor]
-    z: dict[int, Tensor]
-    delta: dict[int, Tensor]
-    Delta: dict[int, Tensor]
-    D: dict[int, Tensor]
-    cost: Tensor
-
-
-@torch.no_grad()
-def backpropagate(net, X, Y, lam: float = 0.0) -> Backprop:
-    """The teaching path: run backpropagation on a batch with the slides' formulas, step by step.
-
-    Plain tensor algebra with the ones column written out — slower than ``net.cost(X, Y,
-    lam).backward()`` but every intermediate is returned; the two agree to round-off.
-    """
-    if not net.plain:
-        raise ValueError(
-            "backpropagate() follows the lecture's plain network; this one has batchnorm/dropout"
-        )
-    X, Y = net.check_batch(X, Y, lam)
-    n, L = X.shape[0], net.num_layers
-    fp = net.propagate(X)
-    a, z = fp.a, fp.z
-    ones = torch.ones(n, 1, dtype=X.dtype, device=X.device)
-    delta = {L + 1: net.head.delta(a[L + 1], Y)}  # δ^(L+1) = a^(L+1) − y
-    for l in range(L, 1, -1):  # δ^(l) = (Θ^(l)_{:,1:})ᵀ δ^(l+1) .* g'(z^(l))
-        theta = net.theta(l)
-        delta[l] = (delta[l + 1] @ theta[:, 1:]) * net.activation.gprime(a[l])  # (n, s_l)
-    Delta, D = {}, {}
-    for l in range(1, L + 1):
-        a_with_bias = torch.cat([ones, a[l]], dim=1)  # [1, a^(l)]  (n, s_l + 1)
-        Delta[l] = delta[l + 1].T @ a_with_bias  # Δ^(l) = Σ_i δ^(l+1) [1; a^(l)]ᵀ
-        reg = net.theta(l).clone()
-        reg[:, 0] = 0  # the bias column is not regularised
-        D[l] = Delta[l] / n + (lam / n) * reg
-    cost = net.head.cost_sum(z[L + 1], Y) / n + net.penalty(lam, n)
-    return Backprop(a=a, z=z, delta=delta, Delta=Delta, D=D, cost=cost)
+# the teaching path lives in lecturenn.teaching (re-exported here: lecturenn.backprop.backpropagate)
+from .teaching import Backprop, backpropagate  # noqa: E402

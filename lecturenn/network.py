@@ -2,18 +2,34 @@
 
     a^(1) = x,   z^(l+1) = Θ^(l) [1; a^(l)],   a^(l+1) = g(z^(l+1)),   h_Θ(x) = a^(L+1) = head(z^(L+1))
 
-    J(Θ) = J_data(h, y) + λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²       (bias column j = 0 not penalised)
+    J(Θ) = (1/W) Σ_i w_i cost_i + λ/(2W) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²   (bias column j = 0 not penalised;
+           W = Σ_i w_i, = n without sample weights; see :mod:`lecturenn.regularization`)
 
-``backprop="manual"`` differentiates through :class:`lecturenn.backprop.ThetaForward` (the
-δ-recursion) and :class:`~lecturenn.backprop.HeadCost` (δ^(L+1) = a − y); ``"autograd"`` runs the
-same forward in plain torch ops and lets torch differentiate it. Either way
-``net.cost(X, Y, lam).backward()`` leaves D^(l) = ∂J/∂Θ^(l) in ``net.thetas[l-1].grad``.
+``backprop="manual"`` differentiates through :class:`lecturenn.backprop.ThetaCost` (``net.cost``:
+δ^(L+1) = a − y and the δ-recursion) and :class:`lecturenn.backprop.ThetaForward` (``net(x)``,
+``net.logits``); ``"autograd"`` runs the same forward in plain torch ops and lets torch
+differentiate it. Either way ``net.cost(X, Y, lam).backward()`` leaves D^(l) = ∂J/∂Θ^(l) in
+``net.thetas[l-1].grad``.
+
+What works on each path:
+
+=========================================  ==================================  ===============
+                                           ``"manual"``                        ``"autograd"``
+=========================================  ==================================  ===============
+``backward()``, ``autograd.grad``          the δ-recursion                     torch autograd
+``create_graph=True`` (gradient penalty,   exact: the backward differentiates  yes
+``gradgradcheck``)                         the plain-ops twin of the forward
+torch.func ``grad``, ``vmap``, ``jacrev``,  yes: under a transform the manual   yes
+``jacfwd``, ``hessian``                    path evaluates the plain-ops twin
+``torch.autograd.forward_ad``              clear ``NotImplementedError``        yes
+=========================================  ==================================  ===============
+
+Under ``vmap`` set ``net.validate_inputs = False`` (the value checks branch on the data).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -25,6 +41,8 @@ from .activations import ACTIVATIONS, get_activation
 from .arrays import as_array  # re-exported: lecturenn.network.as_array
 from .backprop import ridge_penalty, theta_cost, theta_forward
 from .heads import HEADS, get_head
+from .regularization import check_lam
+from .sample_weight import check_weight_values, prepare_sample_weight, weights_valid
 from .theta import check_input, init_theta, make_generator
 
 __all__ = ["ThetaMLP", "Propagation", "BACKPROPS", "as_array"]
@@ -55,17 +73,6 @@ def _check_sizes(sizes) -> list[int]:
         if isinstance(s, bool) or not isinstance(s, Integral) or s < 1:
             raise ValueError(f"sizes[{j - 1}] (s_{j}, units in layer {j}) must be an int >= 1, got {s!r}")
     return [int(s) for s in sizes]
-
-
-def _check_lam(lam) -> float:
-    if isinstance(lam, Tensor) and lam.numel() == 1:
-        lam = lam.item()
-    if isinstance(lam, bool) or not isinstance(lam, Real):
-        raise TypeError(f"lam (λ) must be a real number, got {type(lam).__name__}")
-    lam = float(lam)
-    if not math.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam (λ) must be a finite number >= 0, got {lam}")
-    return lam
 
 
 class ThetaMLP(nn.Module):
@@ -262,11 +269,17 @@ class ThetaMLP(nn.Module):
 
     def check_batch(self, X, Y, lam: float = 0.0) -> tuple[Tensor, Tensor]:
         """Full validation of a batch, values included; returns (X, Y) ready for the cost."""
-        _check_lam(lam)
+        check_lam(lam)
         X = self._check_X(X)
         Y = self.head.prepare_targets(as_array(Y), X.shape[0], self.sizes[-1], X.dtype, X.device)
         self._diagnose(X, Y)  # X values, label range / target values, Θ
         return X, Y
+
+    def check_sample_weight(self, sample_weight, X: Tensor) -> Tensor | None:
+        """Sample weights for the rows of a checked X, values included: (n,) in X's dtype, or None."""
+        weight = prepare_sample_weight(sample_weight, X.shape[0], X.dtype, X.device)
+        check_weight_values(weight)
+        return weight
 
     def _diagnose(self, X: Tensor, Y: Tensor | None = None, J: Tensor | None = None) -> None:
         """Raise a clear error naming the first bad thing: X, Y, Θ, then J itself."""
@@ -349,24 +362,35 @@ class ThetaMLP(nn.Module):
         return Propagation(a=a, z=z)
 
     # -- cost -----------------------------------------------------------------------------------
-    def penalty(self, lam: float, n: int) -> Tensor:
-        """R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²; the bias column is never regularised."""
+    def penalty(self, lam: float, n) -> Tensor:
+        """R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²; the bias column is never regularised (n: the rows'
+        weight W)."""
         return ridge_penalty(self.thetas, lam, n)
 
-    def cost(self, X, Y, lam: float = 0.0) -> Tensor:
-        """J(Θ) on the batch (X, Y) with regularisation λ (a 0-d tensor).
+    def cost(self, X, Y, lam: float = 0.0, sample_weight=None) -> Tensor:
+        """J(Θ) on the rows (X, Y) with regularisation λ (a 0-d tensor):
 
-        ``J.backward()`` fills ``thetas[l-1].grad`` with D^(l) = Δ^(l)/n + (λ/n)[0 | Θ^(l)_{:,1:}].
-        Raises ``ValueError``/``TypeError`` for bad X, Y or λ before any gradient is written.
+            J = (1/W) Σ_i w_i cost_i + λ/(2W) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²,   W = Σ_i w_i
+
+        ``lam`` is λ *for the rows given*: the whole J of :mod:`lecturenn.regularization` when X is
+        the training set; a mini-batch is charged ``regularization.batch_lam(λ, n_B, N)``.
+        ``sample_weight``: (n,) weights w_i ≥ 0 with Σw > 0, or None (every w_i = 1, W = n: the
+        lecture's J, bitwise as without weights); integer weights equal repeated rows.
+
+        ``J.backward()`` fills ``thetas[l-1].grad`` with D^(l) = Δ^(l)/W + (λ/W)[0 | Θ^(l)_{:,1:}],
+        Δ^(l) = Σ_i w_i δ_i^(l+1) [1; a_i^(l)]ᵀ. Raises ``ValueError``/``TypeError`` for bad X, Y, λ or
+        weights before any gradient is written.
         """
-        return self.cost_and_logits(X, Y, lam)[0]
+        return self.cost_and_logits(X, Y, lam, sample_weight)[0]
 
-    def cost_and_logits(self, X, Y, lam: float = 0.0) -> tuple[Tensor, Tensor]:
-        """(J(Θ), z^(L+1)) from one forward pass — z (n, K) detached, for metrics in a training loop."""
-        lam = _check_lam(lam)
+    def cost_and_logits(self, X, Y, lam: float = 0.0, sample_weight=None) -> tuple[Tensor, Tensor]:
+        """(J(Θ), z^(L+1)) from one forward pass — z (n, K) detached, for metrics in a training loop.
+        Arguments as :meth:`cost`."""
+        lam = check_lam(lam)
         X = self._check_X(X)
         n, K = X.shape[0], self.sizes[-1]
         Y = Y_raw = self.head.prepare_targets(as_array(Y), n, K, X.dtype, X.device)
+        weight = prepare_sample_weight(sample_weight, n, X.dtype, X.device)
         if self.validate_inputs:
             # All value checks fused into one boolean and a single host sync, after the forward
             # pass and before anything is written. A sum is finite iff every term is (an overflow
@@ -375,16 +399,20 @@ class ThetaMLP(nn.Module):
             # bounds (a device-side assert on CUDA) before it is reported.
             Y, targets_ok = self.head.safe_targets(Y, K)
             inputs_ok = torch.isfinite(X.sum() + sum(theta.sum() for theta in self.thetas))
+            if weight is not None:
+                targets_ok = targets_ok & weights_valid(weight)
         if self.backprop_used == "manual":
             Xm, thetas, cast = self._manual_operands(X)
             with torch.autocast(X.device.type, enabled=False) if cast else contextlib.nullcontext():
-                J, z = theta_cost(Xm, Y, thetas, self.activation, self.head, lam)
+                J, z = theta_cost(Xm, Y, thetas, self.activation, self.head, lam, weight)
         else:
             z = self.logits(X)  # (n, K)
-            J = self.head.cost_sum(z, Y) / n
+            W = n if weight is None else weight.sum()
+            J = self.head.cost_sum(z, Y, weight) / W
             if lam > 0:
-                J = J + self.penalty(lam, n)
+                J = J + self.penalty(lam, W)
             z = z.detach()
         if self.validate_inputs and not (inputs_ok & targets_ok & torch.isfinite(J)):
+            check_weight_values(weight)
             self._diagnose(X, Y_raw, J)
         return J, z

@@ -56,7 +56,7 @@ def test_gradcheck_function(hidden, output):
     Yp = net.head.prepare_targets(Y, 5, 2, X.dtype, X.device)
 
     def cost(x, *thetas):  # the whole manual path: ThetaCost (δ^(L+1) = a − y, recursion, λ term)
-        return ThetaCost.apply(x, Yp, act, net.head, 0.7, True, *thetas)[0]
+        return ThetaCost.apply(x, Yp, None, act, net.head, 0.7, True, *thetas)[0]
 
     assert torch.autograd.gradcheck(cost, (x, *thetas))
 

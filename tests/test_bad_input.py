@@ -248,8 +248,8 @@ LAM_CASES = [
     (-0.1, ValueError, r"lam \(λ\) must be a finite number >= 0, got -0\.1"),
     (math.nan, ValueError, r"lam \(λ\) must be a finite number >= 0, got nan"),
     (math.inf, ValueError, r"lam \(λ\) must be a finite number >= 0, got inf"),
-    ("0.1", TypeError, r"lam \(λ\) must be a real number, got str"),
-    (None, TypeError, r"lam \(λ\) must be a real number, got NoneType"),
+    ("0.1", TypeError, r"lam \(λ\) must be a finite number >= 0, got '0\.1'"),  # check_lam's wording
+    (None, TypeError, r"lam \(λ\) must be a finite number >= 0, got None"),
 ]
 
 

@@ -20,6 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import lecturenn as ln
 from lecturenn.estimators import ThetaMLPClassifier, ThetaMLPRegressor
 from lecturenn.estimators._engine import Engine, with_ones
+from lecturenn.regularization import batch_lam
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -96,10 +97,28 @@ def test_engine_gradient_is_dcost(head, activation, hidden):
         J.backward()
         net = ln.ThetaMLP(sizes, hidden=activation, output=head, generator=3, dtype=torch.float64)
         engine = Engine(net, "adam", ThetaMLPClassifier(), "manual")
-        engine.accumulate(with_ones(X), Y, Y.reshape(-1), lam / N)
+        engine.accumulate(with_ones(X), Y, batch_lam(lam, n, N))
         assert engine.loss_sum.item() == pytest.approx(n * J.item(), rel=1e-12)
         for l, (grad, theta) in enumerate(zip(engine.grads, ref.thetas), start=1):
             torch.testing.assert_close(grad, theta.grad, rtol=1e-10, atol=1e-12, msg=f"D^({l})")
+            assert net.thetas[l - 1].grad is grad  # D^(l) is the network's own .grad
+
+
+def test_engine_trains_the_networks_own_parameters():
+    """The engine's flat parameter is the storage of net.thetas: a step moves net.cost, and the
+    Parameter objects are the network's own (no copies to sync back)."""
+    X = torch.randn(9, 3, dtype=torch.float64)
+    Y = _targets("softmax", 9, 2, torch.Generator().manual_seed(0))
+    net = ln.ThetaMLP([3, 4, 2], output="softmax", generator=0, dtype=torch.float64)
+    params = list(net.thetas)
+    engine = Engine(net, "sgd", ThetaMLPClassifier(learning_rate_init=0.5), "manual")
+    before = net.cost(X, Y).item()
+    engine.accumulate(with_ones(X), Y, 0.0)
+    engine.step()
+    assert all(p is q for p, q in zip(net.thetas, params)) and engine.drives(net, "sgd")
+    assert net.cost(X, Y).item() < before
+    flat = torch.cat([t.detach().reshape(-1) for t in net.thetas])
+    torch.testing.assert_close(flat, engine.param.detach(), rtol=0, atol=0)
 
 
 def test_minibatch_gradients_average_to_the_full_batch_D():
@@ -113,16 +132,19 @@ def test_minibatch_gradients_average_to_the_full_batch_D():
     X1 = with_ones(X)
     total = torch.zeros_like(engine.param)
     for i in range(0, N, 5):
-        engine.accumulate(X1[i : i + 5], Y[i : i + 5], Y[i : i + 5].reshape(-1), lam / N)
-        total += engine.param.grad * (min(i + 5, N) - i) / N
+        n = min(i + 5, N) - i
+        engine.accumulate(X1[i : i + 5], Y[i : i + 5], batch_lam(lam, n, N))
+        total += engine.param.grad * n / N
     batch_loss = engine.loss_sum.item() / N
     engine.loss_sum.zero_()
-    engine.accumulate(X1, Y, Y.reshape(-1), lam / N)
+    engine.accumulate(X1, Y, batch_lam(lam, N, N))
     torch.testing.assert_close(total, engine.param.grad, rtol=1e-12, atol=1e-14)
     assert batch_loss == pytest.approx(net.cost(X, Y, lam).item(), rel=1e-12)  # Θ fixed: Σ n_b J_b / N = J
 
 
 def test_fast_optimizer_step_matches_optimizer_step():
+    """Pins the one private torch call (lecturenn.estimators._fast_step): the functional update
+    gives bitwise the Θ of optimizer.step(), for every stochastic solver."""
     for solver in ("adam", "sgd", "gd"):
         steps = []
         for fast in (True, False):
@@ -135,6 +157,20 @@ def test_fast_optimizer_step_matches_optimizer_step():
                 step()
             steps.append(engine.param.detach().clone())
         torch.testing.assert_close(steps[0], steps[1], rtol=0, atol=0, msg=solver)
+
+
+def test_fast_step_takes_the_functional_path_after_the_first_step(monkeypatch):
+    """After its first step() (which creates the state) fast_step no longer calls step(): if this
+    fails after a torch upgrade, the functional API changed and the fast path silently fell back."""
+    net = ln.ThetaMLP([3, 4, 2], output="softmax", generator=0, dtype=torch.float64)
+    engine = Engine(net, "adam", ThetaMLPClassifier(), "manual")
+    engine.param.grad.fill_(0.5)
+    engine.step()
+    calls = []
+    monkeypatch.setattr(engine.optimizer, "step", lambda *a, **k: calls.append(1))
+    before = engine.param.detach().clone()
+    engine.step()
+    assert not calls and not torch.equal(before, engine.param.detach())
 
 
 def test_manual_and_autograd_fits_agree():

@@ -16,10 +16,12 @@ one ``randperm``, one gather of the rows and a slice per mini-batch. With ``back
     recursion  δ^(l) = δ^(l+1) Θ^(l)_{:,1:} .* g'(z^(l))
     gradient   D^(l) = δ^(l+1)ᵀ [1, a^(l)] / n + (λ_batch / n) [0 | Θ^(l)_{:,1:}]
 
-with every Θ^(l) and D^(l) a view into one flat parameter / gradient buffer, so the torch
-optimizer (fused ``Adam``, ``SGD`` with Nesterov momentum, ``LBFGS``) updates all layers in one
-call. The gradient is the one ``net.cost(X, Y, lam).backward()`` computes (``tests/test_estimators.py``
-checks it against both of ThetaMLP's backprops); ``backprop="autograd"`` trains through exactly
+computed by :func:`lecturenn.backprop.cost_and_gradient` — the same forward_layers, output_error
+and backward_layers as ``net.cost(X, Y, lam).backward()``, with the ones column kept in the
+activation buffers — and with every Θ^(l) and D^(l) a view into one flat parameter / gradient
+buffer, so the torch optimizer (fused ``Adam``, ``SGD`` with Nesterov momentum, ``LBFGS``) updates
+all layers in one call (``tests/test_estimators.py`` checks the gradient against both of
+ThetaMLP's backprops). ``backprop="autograd"`` trains through exactly
 that call instead, with torch autograd differentiating ThetaMLP's forward. The epoch loss is
 accumulated on the device and read once per epoch (one host sync per epoch, not per batch).
 Small nets train on one CPU thread (see ``_engine.ONE_THREAD_BELOW``; the caller's thread count
@@ -30,8 +32,8 @@ Regularisation: ``alpha`` is the lecture's λ
 J(Θ) = J_data + λ/(2N) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)² over the N training rows. With ``solver="gd"``
 or ``"lbfgs"`` (full batch) that is exactly the cost minimised, and for classifiers exactly
 scikit-learn's ``alpha``. With mini-batches each batch of n rows is charged λ·n/N
-(``net.cost(xb, yb, alpha * n / N)``), so its gradient is D_data + (λ/N)Θ and one epoch's
-gradients average to the full-batch D = Δ/N + (λ/N)Θ: ``alpha`` means the same for every batch
+(``regularization.batch_lam(alpha, n, N)``, the one rule), so its gradient is D_data + (λ/N)Θ
+and one epoch's gradients average to the full-batch D = Δ/N + (λ/N)Θ: ``alpha`` means the same for every batch
 size. scikit-learn divides alpha by the *batch* size instead, so its mini-batch penalty is N/n
 times stronger than its full-batch one: ``MLPClassifier(alpha=a*n/N, batch_size=n)`` takes the
 same steps as ``ThetaMLPClassifier(alpha=a, batch_size=n)`` when n divides N (tested).

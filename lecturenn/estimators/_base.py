@@ -1,18 +1,16 @@
-"""The shared base of :class:`ThetaMLPClassifier` and :class:`ThetaMLPRegressor`: parameters,
-their validation, the epoch loop with scikit-learn's stopping rules, L-BFGS, prediction, pickling."""
+"""The shared base of :class:`ThetaMLPClassifier` and :class:`ThetaMLPRegressor`: parameters and
+their validation, ``_fit`` (data, network, engine), prediction, fitted attributes, pickling. The
+training loops are in :mod:`._fitting`, the shared docstrings in :mod:`._docs`."""
 
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, is_classifier
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 from torch import Tensor
@@ -20,19 +18,10 @@ from torch import Tensor
 from ..activations import ACTIVATIONS as _REGISTERED_ACTIVATIONS
 from ..heads import HEADS
 from ..network import ThetaMLP
-from ._engine import (
-    Batches,
-    Engine,
-    as_tensor,
-    copy_net,
-    cpu_threads,
-    is_int,
-    is_real,
-    resolve_device,
-    resolve_dtype,
-    to_cpu,
-    with_ones,
-)
+from ..regularization import check_lam
+from ..validation import is_integer, is_number
+from ._engine import Engine, as_tensor, copy_net, cpu_threads, resolve_device, resolve_dtype, to_cpu
+from ._fitting import NON_FINITE, FitLoops
 
 #: Every registered activation's name and scikit-learn name ("logistic") -> its registered name (live).
 ACTIVATIONS = _REGISTERED_ACTIVATIONS.aliases("sklearn")
@@ -40,14 +29,10 @@ SOLVERS = ("gd", "sgd", "adam", "lbfgs")
 STOCHASTIC_SOLVERS = ("gd", "sgd", "adam")
 #: scikit-learn's name of each head (``out_activation_``).
 SK_OUT = {name: head.sklearn for name, head in HEADS.items()}
-NON_FINITE = (
-    "Solver produced non-finite parameter weights. The input data may contain large values and "
-    "need to be preprocessed."
-)
 _SPARSE = ["csr", "csc"]
 
 
-class BaseThetaMLP(BaseEstimator):
+class BaseThetaMLP(FitLoops, BaseEstimator):
     """Shared parameters, validation and training loop of the two estimators."""
 
     def __init__(
@@ -106,7 +91,7 @@ class BaseThetaMLP(BaseEstimator):
     # -- parameters -----------------------------------------------------------------------------
     def _hidden_sizes(self) -> list[int]:
         sizes = self.hidden_layer_sizes
-        if is_int(sizes):
+        if is_integer(sizes):
             sizes = [sizes]
         try:
             sizes = list(sizes)
@@ -114,7 +99,7 @@ class BaseThetaMLP(BaseEstimator):
             raise ValueError(
                 f"hidden_layer_sizes must be an int or a sequence of ints, got {sizes!r}"
             ) from None
-        if not all(is_int(s) and s >= 1 for s in sizes):
+        if not all(is_integer(s) and s >= 1 for s in sizes):
             raise ValueError(  # the prefix is scikit-learn's MLP message
                 f"hidden_layer_sizes must be > 0, got {list(sizes)}: each layer size is a positive integer."
             )
@@ -130,31 +115,38 @@ class BaseThetaMLP(BaseEstimator):
         self._hidden_sizes()
         need(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
         need(self.solver in SOLVERS, "solver", f"one of {list(SOLVERS)}")
-        need(is_real(self.alpha) and self.alpha >= 0, "alpha", "a finite number >= 0")
+        try:  # alpha is λ: the one λ validator (ValueError for every bad value, scikit-learn's convention)
+            check_lam(self.alpha, "alpha")
+        except TypeError as err:
+            raise ValueError(str(err)) from None
         need(
             (isinstance(self.batch_size, str) and self.batch_size == "auto")
-            or (is_int(self.batch_size) and self.batch_size >= 1),
+            or (is_integer(self.batch_size) and self.batch_size >= 1),
             "batch_size",
             "'auto' or an int >= 1",
         )
         need(
-            is_real(self.learning_rate_init) and self.learning_rate_init > 0,
+            is_number(self.learning_rate_init) and self.learning_rate_init > 0,
             "learning_rate_init",
             "a finite number > 0",
         )
-        need(is_int(self.max_iter) and self.max_iter >= 1, "max_iter", "an int >= 1")
-        need(is_real(self.tol) and self.tol >= 0, "tol", "a finite number >= 0")
-        need(is_real(self.momentum) and 0 <= self.momentum <= 1, "momentum", "a number in [0, 1]")
+        need(is_integer(self.max_iter) and self.max_iter >= 1, "max_iter", "an int >= 1")
+        need(is_number(self.tol) and self.tol >= 0, "tol", "a finite number >= 0")
+        need(is_number(self.momentum) and 0 <= self.momentum <= 1, "momentum", "a number in [0, 1]")
         need(
-            is_real(self.validation_fraction) and 0 < self.validation_fraction < 1,
+            is_number(self.validation_fraction) and 0 < self.validation_fraction < 1,
             "validation_fraction",
             "a number in (0, 1)",
         )
-        need(is_real(self.beta_1) and 0 <= self.beta_1 < 1, "beta_1", "a number in [0, 1)")
-        need(is_real(self.beta_2) and 0 <= self.beta_2 < 1, "beta_2", "a number in [0, 1)")
-        need(is_real(self.epsilon) and self.epsilon > 0, "epsilon", "a finite number > 0")
-        need(is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1, "n_iter_no_change", "an int >= 1")
-        need(is_int(self.max_fun) and self.max_fun >= 1, "max_fun", "an int >= 1")
+        need(is_number(self.beta_1) and 0 <= self.beta_1 < 1, "beta_1", "a number in [0, 1)")
+        need(is_number(self.beta_2) and 0 <= self.beta_2 < 1, "beta_2", "a number in [0, 1)")
+        need(is_number(self.epsilon) and self.epsilon > 0, "epsilon", "a finite number > 0")
+        need(
+            is_integer(self.n_iter_no_change) and self.n_iter_no_change >= 1,
+            "n_iter_no_change",
+            "an int >= 1",
+        )
+        need(is_integer(self.max_fun) and self.max_fun >= 1, "max_fun", "an int >= 1")
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
             need(isinstance(getattr(self, name), (bool, np.bool_)), name, "True or False")
         need(isinstance(self.verbose, (bool, np.bool_, Integral)), "verbose", "a bool or an int")
@@ -275,134 +267,6 @@ class BaseThetaMLP(BaseEstimator):
             )
         return int(np.clip(self.batch_size, 1, N))
 
-    def _fit_stochastic(self, engine, X, Y, y, device, tdtype, batch, incremental, rng):
-        early_stopping = self.early_stopping and not incremental
-        if early_stopping:
-            stratify = y if is_classifier(self) and not self._multilabel else None
-            X, X_val, Y, Y_val = train_test_split(
-                X, Y, random_state=rng, test_size=self.validation_fraction, stratify=stratify
-            )
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' or the size of "
-                    "your dataset."
-                )
-            X1_val = with_ones(as_tensor(X_val, device, tdtype))
-            Y_val = as_tensor(Y_val, device, tdtype)
-        N = X.shape[0]
-        batch = min(batch, N)
-        data = Batches(
-            with_ones(as_tensor(X, device, tdtype)), as_tensor(Y, device, tdtype), batch, self.shuffle
-        )
-        lam_over_N = float(self.alpha) / N
-        param, loss_sum, step, accumulate = engine.param, engine.loss_sum, engine.step, engine.accumulate
-        best_flat = None
-
-        try:
-            for _ in range(int(self.max_iter)):
-                loss_sum.zero_()
-                for X1b, Yb, Yb_flat in data.epoch(self._generator):
-                    accumulate(X1b, Yb, Yb_flat, lam_over_N)
-                    step()
-                self.n_iter_ += 1
-                self.t_ += N
-                if early_stopping:
-                    score = self._val_score(engine.logits(X1_val), Y_val)
-                    loss, score = torch.stack([loss_sum / N, score.to(loss_sum.dtype)]).tolist()
-                else:
-                    loss = loss_sum.item() / N
-                if not math.isfinite(loss):
-                    raise ValueError(NON_FINITE)
-                self.loss_ = loss
-                self.loss_curve_.append(loss)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-                if early_stopping:
-                    if self._update_validation(score):
-                        best_flat = param.detach().clone()
-                else:
-                    self._update_loss()
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if early_stopping else "Training loss"
-                    if self.verbose:
-                        print(
-                            f"{what} did not improve more than tol={self.tol:f} for "
-                            f"{self.n_iter_no_change} consecutive epochs. Stopping."
-                        )
-                    break
-                if incremental:
-                    break
-            else:
-                warnings.warn(
-                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                    "optimization hasn't converged yet.",
-                    ConvergenceWarning,
-                    stacklevel=4,
-                )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=4)
-        if early_stopping and best_flat is not None:
-            with torch.no_grad():
-                param.copy_(best_flat)  # restore the best validation Θ
-
-    def _update_validation(self, score: float) -> bool:
-        """sklearn's bookkeeping for early stopping; True when this epoch is the best so far."""
-        self.validation_scores_.append(score)
-        if self.verbose:
-            print(f"Validation score: {score:f}")
-        if score < self.best_validation_score_ + self.tol:
-            self._no_improvement_count += 1
-        else:
-            self._no_improvement_count = 0
-        if score > self.best_validation_score_:
-            self.best_validation_score_ = score
-            return True
-        return False
-
-    def _update_loss(self) -> None:
-        loss = self.loss_curve_[-1]
-        if loss > self.best_loss_ - self.tol:
-            self._no_improvement_count += 1
-        else:
-            self._no_improvement_count = 0
-        if loss < self.best_loss_:
-            self.best_loss_ = loss
-
-    def _fit_lbfgs(self, engine, X, Y, device, tdtype):
-        X1, Yt = with_ones(as_tensor(X, device, tdtype)), as_tensor(Y, device, tdtype)
-        N = X1.shape[0]
-        lam_over_N = float(self.alpha) / N
-        optimizer, loss_sum = engine.optimizer, engine.loss_sum
-        curve: list[tuple[int, float]] = []
-        state = optimizer.state[engine.param]
-
-        def closure() -> Tensor:
-            loss_sum.zero_()
-            engine.accumulate(X1, Yt, Yt.view(-1), lam_over_N)
-            loss = loss_sum / N
-            curve.append((state.get("n_iter", 0), loss))
-            return loss
-
-        optimizer.step(closure)
-        n_iter = int(state.get("n_iter", 0))
-        n_evals = int(state.get("func_evals", 0))
-        last = {it: loss for it, loss in curve if it > 0}  # an iteration's last evaluation
-        self.loss_ = float(closure())  # J at the final Θ
-        if not math.isfinite(self.loss_):
-            raise ValueError(NON_FINITE)
-        self.loss_curve_ = [float(last[it]) for it in sorted(last)[:-1]] + [self.loss_]
-        self.n_iter_ = max(n_iter, 1)
-        self.t_ = N * self.n_iter_
-        self.best_loss_ = min(self.loss_curve_)
-        if n_iter >= self.max_iter or n_evals >= self.max_fun:
-            warnings.warn(
-                f"lbfgs failed to converge after {n_iter} iteration(s) ({n_evals} function "
-                f"evaluations; max_iter={self.max_iter}, max_fun={self.max_fun}). Increase the "
-                "number of iterations or scale the data.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-
     # -- prediction -----------------------------------------------------------------------------
     def _logits(self, X) -> Tensor:
         """z^(L+1) (n, K) of validated X, as a float64 CPU tensor.
@@ -484,102 +348,3 @@ class BaseThetaMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-
-
-PARAMS_DOC = """
-    Parameters
-    ----------
-    hidden_layer_sizes : int or sequence of int, default=(100,)
-        Units s_2, ..., s_L of the hidden layers (the input and output widths come from the data).
-    activation : {"relu", "logistic", "sigmoid", "tanh", "identity", "softplus"}, default="relu"
-        Hidden activation g, or any activation registered with ``lecturenn.register_activation``;
-        ``"logistic"`` is scikit-learn's name for ``"sigmoid"``.
-    solver : {"adam", "sgd", "gd", "lbfgs"}, default="adam"
-        ``"gd"`` is the lecture's batch gradient descent (one plain step per epoch on all rows,
-        ``momentum`` unused); ``"sgd"`` mini-batch SGD with (Nesterov) momentum; ``"adam"``;
-        ``"lbfgs"`` full-batch L-BFGS with a strong-Wolfe line search.
-    alpha : float, default=1e-4
-        The lecture's λ: J(Θ) = J_data + λ/(2N) Σ Θ_{:,1:}² over the N training rows. A
-        mini-batch of n rows is charged λ·n/N, so the epoch's gradients average to the full-batch
-        D = Δ/N + (λ/N)Θ and ``alpha`` means the same for every batch size. With a full batch
-        (``"gd"``, ``"lbfgs"``) this is exactly scikit-learn's ``alpha`` for classifiers (for the
-        regressor, whose squared error has no ½, ``alpha`` = 2 × scikit-learn's gives the same
-        fit); scikit-learn's mini-batch solvers divide ``alpha`` by the batch size instead, so
-        ``MLPClassifier(alpha=a·n/N, batch_size=n)`` takes the same steps as ``alpha=a`` here
-        (when n divides N).
-    batch_size : int or "auto", default="auto"
-        Rows per mini-batch, ``min(200, n_samples)`` for ``"auto"``; unused by ``"gd"``/``"lbfgs"``.
-    learning_rate_init : float, default=1e-3
-        Step size of ``"gd"``, ``"sgd"`` and ``"adam"``.
-    max_iter : int, default=200
-        Maximum epochs (``"lbfgs"``: maximum iterations).
-    shuffle : bool, default=True
-        Reshuffle the rows every epoch (mini-batch solvers).
-    random_state : int, RandomState instance or None, default=None
-        Seeds Θ's initialisation, the shuffling and the early-stopping split.
-    tol : float, default=1e-4
-        Stop when the loss (or validation score) has not improved by ``tol`` for
-        ``n_iter_no_change`` consecutive epochs; ``"lbfgs"``: gradient tolerance.
-    verbose : bool or int, default=False
-        Print the loss every epoch.
-    warm_start : bool, default=False
-        ``fit`` continues from the fitted Θ (with a fresh optimizer) instead of re-initialising.
-    momentum : float, default=0.9
-        Momentum of ``"sgd"``.
-    nesterovs_momentum : bool, default=True
-        Nesterov momentum for ``"sgd"``.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows (stratified for single-output classifiers),
-        stop when their score stops improving and keep the best Θ.
-    validation_fraction : float, default=0.1
-        Held-out fraction for ``early_stopping``.
-    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
-        Adam's parameters.
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of ``tol`` before stopping.
-    max_fun : int, default=15000
-        Maximum loss evaluations of ``"lbfgs"``.
-    backprop : {"manual", "autograd"}, default="manual"
-        ``"manual"``: the lecture's δ-recursion, run straight into one flat gradient buffer (the
-        fast path); ``"autograd"``: ``net_.cost(X_batch, Y_batch, alpha·n/N)`` differentiated by
-        torch autograd (the same gradient, slower: the reference). ``net_`` is built with it.
-    device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
-        Where Θ and the data live during training; ``"auto"`` is CUDA when available.
-    dtype : {"float32", "float64"}, default="float32"
-        Floating-point type of Θ and of training. Predictions are evaluated in float64 (the
-        float32 Θ upcast exactly), so a row's prediction does not depend on the other rows it is
-        predicted with.
-"""
-
-ATTRS_DOC = """
-    thetas_ : list of ndarray
-        Θ^(1..L), Θ^(l) of shape (s_{l+1}, s_l + 1) with the bias in column 0 (CPU copies).
-    net_ : ThetaMLP
-        The trained network (on the training device).
-    coefs_, intercepts_ : list of ndarray
-        The same weights in scikit-learn's layout (``Θ[:, 1:].T`` and ``Θ[:, 0]``).
-    loss_ : float
-        J(Θ) of the last epoch (mini-batch solvers: the mean of the batch costs over the epoch).
-    loss_curve_ : list of float
-        ``loss_`` per epoch (``"lbfgs"``: per iteration).
-    best_loss_ : float or None
-        Lowest loss seen (None with ``early_stopping``).
-    validation_scores_ : list of float or None
-        Score on the held-out rows per epoch (``early_stopping`` only).
-    best_validation_score_ : float or None
-        Best of ``validation_scores_``.
-    n_iter_ : int
-        Epochs run (``"lbfgs"``: iterations).
-    t_ : int
-        Training rows seen by the solver.
-    n_features_in_ : int
-        Number of input features.
-    feature_names_in_ : ndarray of str
-        Column names, when X was a DataFrame with string column names.
-    n_layers_ : int
-        L + 1, the number of layers of units.
-    n_outputs_ : int
-        Output units K.
-    out_activation_ : str
-        The output head in scikit-learn's words: ``"logistic"``, ``"softmax"`` or ``"identity"``.
-"""

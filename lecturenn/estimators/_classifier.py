@@ -11,7 +11,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from torch import Tensor
 
-from ._base import ATTRS_DOC, PARAMS_DOC, BaseThetaMLP
+from ._base import BaseThetaMLP
+from ._docs import ATTRS_DOC, PARAMS_DOC
 from ._engine import resolve_dtype
 
 __all__ = ["ThetaMLPClassifier"]

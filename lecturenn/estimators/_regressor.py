@@ -8,7 +8,8 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from torch import Tensor
 
-from ._base import ATTRS_DOC, PARAMS_DOC, BaseThetaMLP
+from ._base import BaseThetaMLP
+from ._docs import ATTRS_DOC, PARAMS_DOC
 from ._engine import resolve_dtype
 
 __all__ = ["ThetaMLPRegressor"]

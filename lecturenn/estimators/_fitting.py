@@ -1,0 +1,159 @@
+"""The estimators' fitting loops: mini-batch epochs with scikit-learn's stopping rules, and L-BFGS.
+
+Both drive an :class:`~lecturenn.estimators._engine.Engine` (one gradient evaluation =
+``engine.accumulate``, one update = ``engine.step``); λ is charged per batch by
+:func:`lecturenn.regularization.batch_lam`, the one mini-batch rule.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from sklearn.base import is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+
+from ..regularization import batch_lam
+from ._engine import Batches, as_tensor, with_ones
+
+NON_FINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain large values and "
+    "need to be preprocessed."
+)
+
+
+class FitLoops:
+    """Mixin of :class:`~lecturenn.estimators._base.BaseThetaMLP`: the two training loops."""
+
+    def _fit_stochastic(self, engine, X, Y, y, device, tdtype, batch, incremental, rng):
+        early_stopping = self.early_stopping and not incremental
+        if early_stopping:
+            stratify = y if is_classifier(self) and not self._multilabel else None
+            X, X_val, Y, Y_val = train_test_split(
+                X, Y, random_state=rng, test_size=self.validation_fraction, stratify=stratify
+            )
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' or the size of "
+                    "your dataset."
+                )
+            X1_val = with_ones(as_tensor(X_val, device, tdtype))
+            Y_val = as_tensor(Y_val, device, tdtype)
+        N = X.shape[0]
+        batch = min(batch, N)
+        X1 = with_ones(as_tensor(X, device, tdtype))  # [1, X]: the bias-augmented layout
+        data = Batches(X1, as_tensor(Y, device, tdtype), batch, self.shuffle)
+        lam = float(self.alpha)
+        # each batch B of n_B rows is charged λ_B = λ·n_B/N (the one mini-batch rule)
+        batches = [(Xb, Yb, batch_lam(lam, Xb.shape[0], N)) for Xb, Yb in data.batches]
+        loss_sum, step, accumulate = engine.loss_sum, engine.step, engine.accumulate
+        best = None
+
+        try:
+            for _ in range(int(self.max_iter)):
+                loss_sum.zero_()
+                data.epoch(self._generator)  # reshuffles the rows behind the batch views
+                for Xb, Yb, lam_b in batches:
+                    accumulate(Xb, Yb, lam_b)
+                    step()
+                self.n_iter_ += 1
+                self.t_ += N
+                if early_stopping:
+                    score = self._val_score(engine.logits(X1_val), Y_val)
+                    loss, score = torch.stack([loss_sum / N, score.to(loss_sum.dtype)]).tolist()
+                else:
+                    loss = loss_sum.item() / N
+                if not math.isfinite(loss):
+                    raise ValueError(NON_FINITE)
+                self.loss_ = loss
+                self.loss_curve_.append(loss)
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+                if early_stopping:
+                    if self._update_validation(score):
+                        best = [t.clone() for t in engine.thetas]
+                else:
+                    self._update_loss()
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if early_stopping else "Training loss"
+                    if self.verbose:
+                        print(
+                            f"{what} did not improve more than tol={self.tol:f} for "
+                            f"{self.n_iter_no_change} consecutive epochs. Stopping."
+                        )
+                    break
+                if incremental:
+                    break
+            else:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                    "optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=4)
+        if early_stopping and best is not None:
+            for theta, kept in zip(engine.thetas, best):
+                theta.copy_(kept)  # restore the best validation Θ
+
+    def _update_validation(self, score: float) -> bool:
+        """sklearn's bookkeeping for early stopping; True when this epoch is the best so far."""
+        self.validation_scores_.append(score)
+        if self.verbose:
+            print(f"Validation score: {score:f}")
+        if score < self.best_validation_score_ + self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            return True
+        return False
+
+    def _update_loss(self) -> None:
+        loss = self.loss_curve_[-1]
+        if loss > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if loss < self.best_loss_:
+            self.best_loss_ = loss
+
+    def _fit_lbfgs(self, engine, X, Y, device, tdtype):
+        Xt, Yt = with_ones(as_tensor(X, device, tdtype)), as_tensor(Y, device, tdtype)
+        N = Xt.shape[0]
+        lam = batch_lam(float(self.alpha), N, N)  # the full batch: λ itself
+        optimizer, loss_sum = engine.optimizer, engine.loss_sum
+        curve: list[tuple[int, float]] = []
+        state = optimizer.state[engine.param]
+
+        def closure() -> Tensor:
+            loss_sum.zero_()
+            engine.accumulate(Xt, Yt, lam)
+            loss = loss_sum / N
+            curve.append((state.get("n_iter", 0), loss))
+            return loss
+
+        optimizer.step(closure)
+        n_iter = int(state.get("n_iter", 0))
+        n_evals = int(state.get("func_evals", 0))
+        last = {it: loss for it, loss in curve if it > 0}  # an iteration's last evaluation
+        self.loss_ = float(closure())  # J at the final Θ
+        if not math.isfinite(self.loss_):
+            raise ValueError(NON_FINITE)
+        self.loss_curve_ = [float(last[it]) for it in sorted(last)[:-1]] + [self.loss_]
+        self.n_iter_ = max(n_iter, 1)
+        self.t_ = N * self.n_iter_
+        self.best_loss_ = min(self.loss_curve_)
+        if n_iter >= self.max_iter or n_evals >= self.max_fun:
+            warnings.warn(
+                f"lbfgs failed to converge after {n_iter} iteration(s) ({n_evals} function "
+                f"evaluations; max_iter={self.max_iter}, max_fun={self.max_fun}). Increase the "
+                "number of iterations or scale the data.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
