@@ -821,7 +821,7 @@ def app_step_counts(device, sizes, batch, precision) -> dict:
         "path": f"app {precision}",
         "sizes": sizes,
         "batch": batch,
-        "direct_steps": module._direct_steps,
+        "direct_steps": module.fast_path_in_use == "direct",
         **counter.result,
         "peak_mib": torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None,  # the whole fit
         "peak_added_mib": None,

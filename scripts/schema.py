@@ -213,6 +213,7 @@ RULES: dict[str, Rule] = {
     "model.init_seed": maybe(integer(0, 2**63 - 1)),
     "model.scheduler_monitor": TEXT,
     "model.steps_per_execution": POSITIVE,
+    "model.fast_path": _registry("lecturenn.training.fast_path", "FAST_PATHS"),
     # -- conf/data: every data module's arguments -------------------------------------------------
     "data.name": TEXT,  # the bundled set: checked by SklearnDataModule
     "data.dataset": TEXT,  # the Playground set: checked by PlaygroundDataModule

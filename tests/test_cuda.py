@@ -94,7 +94,7 @@ def test_app_module_trains_in_batch_groups_on_cuda(precision, direct):
     trainer.fit(model, datamodule=dm)
     steps = -(-len(dm.train[0]) // 64)
     assert trainer.global_step == 8 * steps
-    assert model._direct_steps is direct
+    assert (model.fast_path_in_use == "direct") is direct
     assert model.net.thetas[0].is_cuda
     (result,) = trainer.test(model, datamodule=dm, verbose=False)
     assert result["test/acc"] > 0.9, result

@@ -90,7 +90,8 @@ def test_batch_groups_take_the_same_steps_as_one_batch_per_step():
     for name, (trainer, model) in runs.items():
         assert trainer.global_step == EPOCHS * 14, name
         assert model.automatic_optimization == (name == "automatic")
-        assert model._direct_steps == (name != "automatic")  # nothing observes the per-step hooks
+        # nothing observes the per-step hooks: the configured direct path runs
+        assert model.fast_path_in_use == ("none" if name == "automatic" else "direct")
     ref_trainer, ref = runs["automatic"]
     for name in ("group8", "group1"):
         trainer, model = runs[name]
@@ -115,11 +116,11 @@ class HookCounter(L.Callback):
 
 
 def test_per_step_hooks_still_run_for_callbacks_that_use_them():
-    """A callback overriding a per-step hook turns the direct steps off: every hook runs once per
-    optimizer step, and Θ is the same as with the direct steps."""
+    """A callback overriding a per-step hook turns the direct steps off (fast_path falls back to
+    groups): every hook runs once per optimizer step, and Θ is the same as with the direct steps."""
     counter = HookCounter()
     trainer, model = fit(callbacks=[counter])
-    assert not model._direct_steps
+    assert model.fast_path_in_use == "groups"
     assert counter.calls == dict.fromkeys(counter.calls, EPOCHS * 14)
     for a, b in zip(thetas(model), thetas(fit()[1])):
         assert torch.equal(a, b)
@@ -202,9 +203,11 @@ def test_divergence_inside_a_group_names_the_step():
         fit(optimizer=functools.partial(torch.optim.SGD, lr=1e7), **trainer_kw)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "8"])
-def test_steps_per_execution_must_be_a_positive_integer(bad):
-    with pytest.raises(ValueError, match="steps_per_execution"):
+@pytest.mark.parametrize(
+    "bad, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError), ("8", TypeError)]
+)
+def test_steps_per_execution_must_be_a_positive_integer(bad, error):
+    with pytest.raises(error, match="model.steps_per_execution"):
         ThetaMLPModule(4, 3, "multiclass", steps_per_execution=bad)
 
 
@@ -301,14 +304,14 @@ def test_every_scheduler_under_every_validation_cadence(kind, every, automatic):
 
 def test_cuda_rng_states_saved_on_more_gpus_restore_on_fewer(monkeypatch):
     """A checkpoint saved with 4 visible GPUs loads where 1 is visible (issue 13: IndexError)."""
-    from lecturenn.training import module
+    from lecturenn.training import checkpoint
 
     restored = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append(device))
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: pytest.fail("restores every state"))
-    states = module._rng_states()
+    states = checkpoint.rng_states()
     states["cuda"] = [torch.zeros(16, dtype=torch.uint8) for _ in range(4)]
-    module._set_rng_states(states)
+    checkpoint.restore_rng_states(states)
     assert restored == [0]

@@ -9,6 +9,8 @@
   it reads it with ``torch.load(weights_only=True)``: a checkpoint is data (tensors, numbers,
   strings, dicts) and a pickle that tries to build arbitrary objects is refused. Every failure is a
   :class:`CheckpointError` naming the file and what is wrong with it.
+* :func:`rng_states` / :func:`restore_rng_states`: the process's RNG states as checkpoint data
+  (tensors and plain numbers), so a resumed run draws the same numbers (dropout, shuffles).
 * :func:`load_module` builds a :class:`~lecturenn.training.ThetaMLPModule` from a checkpoint
   without letting Lightning interpret it (``LightningModule.load_from_checkpoint`` imports and
   calls a callable named by the checkpoint's ``hyper_parameters["_instantiator"]`` and restores
@@ -20,13 +22,16 @@ from __future__ import annotations
 import inspect
 import mmap
 import os
+import random
 import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -36,6 +41,9 @@ __all__ = [
     "init_arguments",
     "load_checkpoint",
     "load_module",
+    "plain_copy",
+    "restore_rng_states",
+    "rng_states",
     "verify_checkpoint_file",
 ]
 
@@ -178,6 +186,51 @@ def load_checkpoint(path, map_location="cpu") -> dict[str, Any]:
             ) from None
         reason = message.strip().splitlines()[0] if message.strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted: {reason}") from None
+
+
+def plain_copy(value):
+    """Deep copy into plain dicts/lists (config objects such as OmegaConf's would make the
+    checkpoint unloadable with ``weights_only=True``)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain_copy(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [plain_copy(v) for v in value]
+    return value
+
+
+def rng_states() -> dict:
+    """torch (CPU, and CUDA once initialised: one state per visible GPU), numpy and Python RNG
+    states as tensors and plain numbers — loadable with ``weights_only=True``."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (the global RNG is the point)
+    version, internal, gauss = random.getstate()
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    """Set the RNGs to ``states`` (from :func:`rng_states`). CUDA: the states of the GPUs this
+    machine has — a run saved on 4 GPUs resumes on 1 (restoring all of them raised IndexError);
+    GPUs beyond those saved keep their seed."""
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached"]))  # noqa: NPY002
+    p = states["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+    if "cuda" in states and torch.cuda.is_available():
+        for device, state in enumerate(list(states["cuda"])[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, device)
 
 
 def _plain(value, depth: int = 0) -> bool:

@@ -19,8 +19,8 @@ may change                             ``trainer.max_epochs`` / ``max_steps`` / 
                                        learning rate and the other optimizer settings of the same
                                        optimizer, the scheduler, ``model.lam`` (λ),
                                        ``model.backprop`` (manual and autograd compute the same J),
-                                       ``model.steps_per_execution``, ``data.batch_size``,
-                                       logging, callbacks, threads, the device
+                                       ``model.steps_per_execution``, ``model.fast_path``,
+                                       ``data.batch_size``, logging, callbacks, threads, the device
 =====================================  ==============================================================
 """
 
