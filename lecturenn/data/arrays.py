@@ -68,7 +68,9 @@ class ArrayDataModule(BaseDataModule):
         raise NotImplementedError(f"{type(self).__name__} must implement load_arrays()")
 
     def expanded_names(self, raw_names: list[str]) -> list[str]:
-        """Names of the columns the net sees, given the raw column names (default: the same)."""
+        """Names of the columns the net sees, given the raw column names (default: the same); each a
+        raw column or a :data:`~lecturenn.data.features.FEATURES` entry, computed by the data's
+        :class:`~lecturenn.data.DataTransform`."""
         return list(raw_names)
 
     def image_shape(self) -> list[int] | None:

@@ -3,7 +3,8 @@
 The rows are never all in memory. How they are cut, split and served:
 
 * **blocks** — contiguous ranges of ``block_rows`` rows (a Parquet row group is cut into blocks;
-  no block crosses a row group). The block is the granularity of the split.
+  no block crosses a row group). The block is the granularity of the split
+  (:class:`~lecturenn.data.blocks.Blocks`: the blocks, the split and each epoch's order).
 * **split** — a seeded permutation of the block ids: the first ``max(1, round(test_fraction·B))``
   blocks are test, the next ``max(1, round(val_fraction·B))`` validation, the rest train (B
   blocks). Split sizes in rows are therefore multiples of ``block_rows``, up to the short blocks.
@@ -15,7 +16,9 @@ The rows are never all in memory. How they are cut, split and served:
   column that would not fit ``dtype`` after standardisation (or raw, with ``standardize=False``)
   is refused before training, naming the file, column and row.
 * **standardisation** — in ``dtype`` itself (fast, in place) when every value and statistic is
-  well inside its range (:func:`~lecturenn.data.scaling.fits`), else in float64 and then cast.
+  well inside its range (:func:`~lecturenn.data.scaling.fits`), else in float64 and then cast;
+  the choice is recorded in ``info.arithmetic``, so the :class:`~lecturenn.data.DataTransform`
+  of a checkpoint computes the same numbers in ``predict.py``.
 * **training epoch** — a function of ``(seed, epoch)`` alone: the read units (.npy: blocks;
   Parquet: row groups) in a seeded order, the train blocks inside each in a seeded order; rows
   are gathered into a buffer of ``shuffle_buffer_rows`` rows, shuffled within it and cut into
