@@ -178,8 +178,8 @@ def test_groups_run_every_per_step_hook_and_direct_falls_back_to_them(caplog):
         notes = [r.getMessage() for r in caplog.records if r.name == "lecturenn.training.fast_path"]
         if path == "direct":
             assert notes == [
-                "model.fast_path=direct cannot work with the callback HookCounter overrides "
-                "on_before_backward: training with fast_path=groups"
+                "model.fast_path=direct: the callback HookCounter overrides on_before_backward; "
+                "training with fast_path=groups"
             ]
         else:
             assert notes == []
@@ -227,7 +227,7 @@ def test_direct_reason_names_what_the_direct_step_would_skip():
     assert fp.direct_reason(own, trainer()) == "OwnBackward overrides backward"
     assert fp.automatic_reason(None) is None
     assert fp.automatic_reason(SimpleNamespace(gradient_clip_val=None, accumulate_grad_batches=2)) == (
-        "trainer.accumulate_grad_batches=2"
+        "trainer.accumulate_grad_batches=2 (Lightning accumulates in its own loop only)"
     )
 
 

@@ -13,7 +13,8 @@
   classes) is stored once, as the model's ``data_info`` hyper-parameter; older files that also
   kept it as module buffers are read through :func:`upgrade_data_info` (in :func:`load_checkpoint`).
 * :func:`rng_states` / :func:`restore_rng_states`: the process's RNG states as checkpoint data
-  (tensors and plain numbers), so a resumed run draws the same numbers (dropout, shuffles).
+  (tensors and plain numbers), so a resumed run draws the same numbers (dropout, shuffles);
+  :func:`checkpoint_extras` adds them and the optimizer's class to every training checkpoint.
 * :func:`load_module` builds a :class:`~lecturenn.training.ThetaMLPModule` from a checkpoint
   without letting Lightning interpret it (``LightningModule.load_from_checkpoint`` imports and
   calls a callable named by the checkpoint's ``hyper_parameters["_instantiator"]`` and restores
@@ -41,6 +42,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 __all__ = [
     "AtomicCheckpointIO",
     "CheckpointError",
+    "checkpoint_extras",
     "init_arguments",
     "load_checkpoint",
     "load_module",
@@ -272,6 +274,16 @@ def restore_rng_states(states: dict) -> None:
     if "cuda" in states and torch.cuda.is_available():
         for device, state in enumerate(list(states["cuda"])[: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(state, device)
+
+
+def checkpoint_extras(trainer) -> dict:
+    """What ``ThetaMLPModule.on_save_checkpoint`` adds: ``rng_states`` and, when the Trainer has an
+    optimizer, ``optimizer_class`` (its qualified name, so a resume can refuse another optimizer)."""
+    extras = {"rng_states": rng_states()}
+    if trainer is not None and trainer.optimizers:
+        kind = type(trainer.optimizers[0])
+        extras["optimizer_class"] = f"{kind.__module__}.{kind.__qualname__}"
+    return extras
 
 
 def _plain(value, depth: int = 0) -> bool:

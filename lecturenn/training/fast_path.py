@@ -128,9 +128,10 @@ def automatic_reason(trainer: L.Trainer | None) -> str | None:
     if trainer is None:
         return None
     if trainer.gradient_clip_val:
-        return f"trainer.gradient_clip_val={trainer.gradient_clip_val}"
+        return f"trainer.gradient_clip_val={trainer.gradient_clip_val} (Lightning clips in its own loop only)"
     if trainer.accumulate_grad_batches != 1:
-        return f"trainer.accumulate_grad_batches={trainer.accumulate_grad_batches}"
+        n = trainer.accumulate_grad_batches
+        return f"trainer.accumulate_grad_batches={n} (Lightning accumulates in its own loop only)"
     return None
 
 
@@ -154,7 +155,7 @@ def direct_reason(module: L.LightningModule, trainer: L.Trainer) -> str | None:
                 return f"the callback {type(callback).__name__} overrides {hook}"
     optimizers = module.optimizers(use_pl_optimizer=True)
     if isinstance(optimizers, list) and len(optimizers) != 1:
-        return f"{len(optimizers)} optimizers"
+        return f"{len(optimizers)} optimizers are configured"
     return None
 
 
@@ -169,7 +170,7 @@ def choose(configured: str, module: L.LightningModule, trainer: L.Trainer) -> st
             reason = direct_reason(module, trainer)
             path = "groups" if reason is not None else "direct"
     if path != configured:
-        _note(f"model.fast_path={configured} cannot work with {reason}: training with fast_path={path}")
+        _note(f"model.fast_path={configured}: {reason}; training with fast_path={path}")
     if path != "none" and trainer.world_size > 1:
         _note(f"model.fast_path={path} under {trainer.world_size} processes: groups hold one mini-batch")
     return path

@@ -57,7 +57,7 @@ class MacroF1(Metric):
     """Macro F1 over the classes present in the targets or the predictions (see the module docstring).
 
     Keeps per-class true/false positive and false negative counts (summed across processes), so an
-    epoch costs a few bincounts per batch. Inputs as :meth:`ThetaMLPModule._metric_inputs` gives
+    epoch costs a few bincounts per batch. Inputs as :meth:`ThetaMLPModule.model_step` gives
     them: binary P(y = 1) (n,) and ids (n,); multiclass probabilities (n, K) and ids (n,);
     multilabel probabilities (n, K) and 0/1 (n, K).
     """

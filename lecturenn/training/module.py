@@ -26,10 +26,7 @@ How the steps are taken — Lightning's automatic loop, or batch groups of ``ste
 mini-batches per ``training_step`` with or without Lightning's per-step dispatch — is the
 ``fast_path`` argument (``model.fast_path``): :mod:`.fast_path` holds that loop and every private
 Lightning/torch API it relies on; this file uses public Lightning API only.
-
-Plain Python arguments only (Hydra lives in ``scripts/`` + ``conf/``). ``optimizer`` and
-``scheduler`` are callables — e.g. ``functools.partial(torch.optim.SGD, lr=0.1)`` or a Hydra
-``_partial_: true`` node — taking the parameters, respectively the optimizer.
+Plain Python arguments only: Hydra lives in ``scripts/`` + ``conf/``.
 """
 
 from __future__ import annotations
@@ -50,7 +47,7 @@ from ..data.transform import DataTransform
 from ..network import ThetaMLP
 from ..regularization import batch_lam, check_lam
 from ..validation import check_integer
-from .checkpoint import plain_copy, restore_data_info, restore_rng_states, rng_states
+from .checkpoint import checkpoint_extras, plain_copy, restore_data_info, restore_rng_states
 from .fast_path import (
     FAST_PATHS,
     QuickSetattr,
@@ -77,7 +74,8 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         activation, backprop, init, epsilon, batchnorm, dropout: passed to :class:`ThetaMLP`.
         lam: λ of the regularised cost, ≥ 0 (the bias column is never regularised); a batch of n
             of the N training rows is charged :func:`~lecturenn.regularization.batch_lam`.
-        optimizer: callable ``params -> torch.optim.Optimizer`` (default: SGD, lr 0.1).
+        optimizer: callable ``params -> torch.optim.Optimizer`` (default: SGD, lr 0.1), e.g.
+            ``functools.partial(torch.optim.SGD, lr=0.1)`` or a Hydra ``_partial_: true`` node.
         scheduler: callable ``optimizer -> LR scheduler`` or None.
         scheduler_monitor: metric a ReduceLROnPlateau scheduler watches.
         init_seed: seeds Θ's initialisation (None: torch's global RNG, itself seeded by the app).
@@ -151,10 +149,11 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         self._register_standardisation(n_features, n_outputs, info)
 
         regression = task == "regression"
-        if regression:
-            metrics = regression_metrics(n_outputs, info.get("target_names"))
-        else:
-            metrics = classification_metrics(task, n_outputs)
+        metrics = (
+            regression_metrics(n_outputs, info.get("target_names"))
+            if regression
+            else classification_metrics(task, n_outputs)
+        )
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self._means = StageMeans(self._train_statistic)  # per stage: Σ J·n, Σ n, Σ train statistic
@@ -162,8 +161,7 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         self.val_best = MinMetric() if regression else MaxMetric()
         self.val_best.persistent(True)  # in the checkpoint, so a resumed run keeps its best so far
         self._validated_this_epoch = False
-        self._test_true: list[Tensor] = []
-        self._test_pred: list[Tensor] = []
+        self._test_true, self._test_pred = [], []  # test labels and predictions (confusion matrix)
         self.test_predictions: tuple[np.ndarray, np.ndarray] | None = None
 
     def metric_names(self) -> list[str]:
@@ -338,11 +336,7 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
 
     # -- checkpoint extras: RNG states (a resumed run draws the same numbers), the optimizer class --
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rng_states"] = rng_states()
-        trainer = attached_trainer(self)
-        if trainer is not None and trainer.optimizers:  # the class, so a resume can refuse another one
-            kind = type(trainer.optimizers[0])
-            checkpoint["optimizer_class"] = f"{kind.__module__}.{kind.__qualname__}"
+        checkpoint.update(checkpoint_extras(attached_trainer(self)))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "rng_states" in checkpoint:
