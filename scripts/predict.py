@@ -2,11 +2,13 @@
 
     python scripts/predict.py ckpt_path=.../checkpoints/last.ckpt input=new.csv output=predictions.csv
 
-The input table needs the training features as named columns (for Playground sets with extra
-features, the raw x1, x2 columns are enough); other columns are copied through. The checkpoint
-carries the standardisation fitted on the training split and the class names, so nothing else is
-needed. Classification adds ``prediction`` (the class name) and one ``prob_<class>`` column per
-class (binary: the positive class); regression adds ``prediction`` (or one column per target).
+The input table needs the training's raw feature columns by name (for Playground sets x1, x2,
+from which every Playground feature is computed; or the features themselves); other columns are
+copied through. The checkpoint carries the raw → network transform (feature expansion, the
+standardisation fitted on the training split, the inverse for regression targets) and the class
+names, so nothing else is needed. Classification adds ``prediction`` (the class name) and one
+``prob_<class>`` column per class (binary: the positive class); regression adds ``prediction`` (or
+one column per target).
 """
 
 from __future__ import annotations
@@ -24,27 +26,14 @@ from app import fail, load_plugins, validate_config
 from omegaconf import DictConfig
 
 
-def feature_matrix(table: pd.DataFrame, info) -> np.ndarray:
-    """The network's input columns from a user table (raw, before standardisation)."""
+def table_inputs(table: pd.DataFrame, info, dtype):
+    """The network's inputs (n, n_features) of ``dtype`` from a user table, through the checkpoint's
+    :class:`~lecturenn.data.DataTransform`: its raw columns by name (the Playground's x1, x2 give
+    every Playground feature), or — when some raw column is missing — the features themselves."""
     from lecturenn.data import DataError
-    from lecturenn.data.playground import FEATURES
 
-    names = list(info.feature_names)
-    if (
-        not all(name in table.columns for name in names)
-        and all(n in FEATURES for n in names)
-        and {
-            "x1",
-            "x2",
-        }
-        <= set(table.columns)
-    ):
-        raw = table[["x1", "x2"]]
-        columns = {name: FEATURES[name](raw["x1"], raw["x2"]) for name in names}
-        table = pd.DataFrame(columns)
-    missing = [name for name in names if name not in table.columns]
-    if missing:
-        raise DataError(f"input is missing feature column(s) {missing}; the model was trained on {names}")
+    transform = info.transform.for_columns(table.columns)  # DataError naming missing columns
+    names = transform.raw_names
     frame = table[names]
     bad = [c for c in names if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
@@ -54,7 +43,7 @@ def feature_matrix(table: pd.DataFrame, info) -> np.ndarray:
     if not np.isfinite(X).all():
         rows, cols = np.nonzero(~np.isfinite(X))
         raise DataError(f"feature column {names[cols[0]]!r} has NaN/inf in {len(set(rows))} row(s)")
-    return X
+    return transform.features(X, dtype)
 
 
 def _number(value) -> float | None:
@@ -274,7 +263,6 @@ def predict(cfg: DictConfig) -> Path:
 
     from lecturenn.data import DataError
     from lecturenn.data.files import read_table
-    from lecturenn.data.scaling import network_inputs
     from lecturenn.training.checkpoint import CheckpointError, load_module
 
     path = output_path(cfg)  # before any work: a bad output must not cost a prediction run
@@ -283,7 +271,7 @@ def predict(cfg: DictConfig) -> Path:
         model = load_module(cfg.ckpt_path, map_location="cpu")  # verified, data only, eval mode
         info = checkpoint_data_info(model, cfg.ckpt_path)
         table, _ = read_table(cfg.input)
-        X = network_inputs(feature_matrix(table, info), info, model.net.thetas[0].dtype)  # float64, cast
+        X = table_inputs(table, info, model.net.thetas[0].dtype)  # the checkpoint's transform
         check_labels(table, info)
         check_no_clash(table, info)
     except (CheckpointError, DataError, ValueError) as err:

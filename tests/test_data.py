@@ -191,7 +191,8 @@ def test_playground_module_info_and_targets():
 def test_playground_rejects_bad_arguments():
     with pytest.raises(ValueError, match="dataset must be one of"):
         PlaygroundDataModule("moons")
-    with pytest.raises(ValueError, match=r"noise must be in \[0, 0.5\]"):
+    noise = r"noise \(the Playground's 0-50 %\) must be a finite number >= 0.0 and <= 0.5"
+    with pytest.raises(ValueError, match=noise):
         PlaygroundDataModule(noise=0.7)
     with pytest.raises(ValueError, match=r"unknown features \['x3'\]"):
         PlaygroundDataModule(features=["x1", "x3"])
@@ -525,7 +526,7 @@ def test_datainfo_plain_types_and_round_trip():
         DataInfo.from_dict({**d, "task": "ranking"})
 
 
-def test_state_dict_round_trip_without_loading_data():
+def test_state_dict_round_trip_without_loading_data(tmp_path):
     dm = PlaygroundDataModule("circle", n=100, features=["x1", "x2", "x1^2"])
     assert dm.state_dict() == {}  # nothing to save before setup
     dm.setup()
@@ -543,10 +544,13 @@ def test_state_dict_round_trip_without_loading_data():
     assert table.state_dict() == {}
     table.load_state_dict(iris.state_dict())
     assert torch.equal(table.transform(iris.raw["val"][0]), iris.val[0])
-    wrong = TableDataModule("/nonexistent/file.csv", target="y")
-    wrong.load_state_dict(state)  # a Playground info on a table module: no x1^2 expansion here
-    with pytest.raises(DataError, match="TableDataModule gives 2 features but the data info has 3"):
-        wrong.transform(rows)
+    frame = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 7, "y": np.arange(40) % 2})
+    frame.to_csv(tmp_path / "ab.csv", index=False)
+    wrong = TableDataModule(str(tmp_path / "ab.csv"), target="y")
+    wrong.load_state_dict(state)  # a Playground info on a table module: the info's transform (x1^2) ...
+    assert torch.equal(wrong.transform(rows), dm.transform(rows)) and wrong._raw is None
+    with pytest.raises(DataError, match="checkpoint's data does not match this data: raw_names"):
+        wrong.setup()  # ... but never served on data of another kind
 
 
 def test_load_state_dict_restandardises_and_checks_identity():

@@ -275,13 +275,14 @@ def test_private_api_3_module_attributes_outside_dict():
     """Parameters, buffers and submodules never live in the instance __dict__, so QuickSetattr's
     short way gives nn.Module's result; everything else still goes through nn.Module."""
     model = ThetaMLPModule(4, 3, "multiclass")
-    for name in ("net", "x_mean", "y_std", "val_metrics"):
+    model.register_buffer("scale", torch.ones(3))  # a buffer (the module itself keeps none)
+    for name in ("net", "scale", "val_metrics"):
         assert name not in model.__dict__
     assert not any(n in model.net.__dict__ for n, _ in model.net.named_parameters(recurse=False))
     model._current_fx_name = "training_step"  # Lightning's per-hook write: the short way
     assert model.__dict__["_current_fx_name"] == "training_step"
-    with pytest.raises(TypeError, match="cannot assign 'int' as buffer 'x_mean'"):
-        model.x_mean = 3  # a buffer's name: nn.Module's check still runs
+    with pytest.raises(TypeError, match="cannot assign 'int' as buffer 'scale'"):
+        model.scale = 3  # a buffer's name: nn.Module's check still runs
     model.extra = 1.0
     model.extra = torch.nn.Parameter(torch.ones(2))  # a Parameter replaces the plain value
     assert "extra" not in model.__dict__ and "extra" in dict(model.named_parameters())

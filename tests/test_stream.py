@@ -320,7 +320,7 @@ def test_bad_npy_files(tmp_path, case, message):
         ({"features": "missing.npy"}, DataError, "features file not found: .*missing.npy"),
         ({"val_fraction": 0.0}, ValueError, "val_fraction must be in"),
         ({"val_fraction": 0.5, "test_fraction": 0.5}, ValueError, "val_fraction \\+ test_fraction"),
-        ({"batch_size": 0}, ValueError, "batch_size must be a positive integer"),
+        ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1"),
         ({"batch_size": None}, ValueError, "batch_size must be a positive integer"),
         ({"block_rows": 500}, DataError, "only 2 block\\(s\\) of block_rows=500"),
         ({"task": "binary"}, DataError, "task 'binary' needs exactly 2 classes; target 'y' has 3"),

@@ -1,5 +1,10 @@
 """The data layer of the training app: data sets → device-resident tensors → batches.
 
+* :class:`BaseDataModule` — what every data module shares: argument checks, ``info``, the
+  device, the dataloaders, ``transform``, the checkpoint state.
+* :class:`DataTransform` — the one raw → network transform (Playground features, standardisation,
+  the inverse for regression targets), used by the data modules, the LightningModule and
+  ``predict.py``; stored in checkpoints as part of :class:`DataInfo`.
 * :class:`TensorBatches` — mini-batches sliced from tensors on the training device.
 * :class:`ArrayDataModule` — split / standardise / serve; subclasses supply the arrays:
   :class:`PlaygroundDataModule` (TensorFlow Playground 2-D sets), :class:`SklearnDataModule`
@@ -10,7 +15,8 @@
 * :class:`DataError` — bad data, one clear line.
 """
 
-from .base import ArrayDataModule
+from .arrays import ArrayDataModule
+from .base import BaseDataModule
 from .batches import TensorBatches
 from .bundled import SKLEARN_SETS, SklearnDataModule
 from .errors import DataError
@@ -18,14 +24,17 @@ from .info import DataInfo
 from .playground import FEATURES, PLAYGROUND_SETS, PlaygroundDataModule, playground_arrays
 from .stream import NpyStreamDataModule, ParquetStreamDataModule, StreamDataModule
 from .tables import TableDataModule
+from .transform import DataTransform
 
 __all__ = [
     "FEATURES",
     "PLAYGROUND_SETS",
     "SKLEARN_SETS",
     "ArrayDataModule",
+    "BaseDataModule",
     "DataError",
     "DataInfo",
+    "DataTransform",
     "NpyStreamDataModule",
     "ParquetStreamDataModule",
     "PlaygroundDataModule",

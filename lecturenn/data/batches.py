@@ -1,4 +1,5 @@
-"""``TensorBatches``: mini-batches sliced from tensors that already live on the training device.
+"""Mini-batches: :class:`TensorBatches` sliced from tensors that already live on the training
+device, :class:`StreamBatches` streamed from a file larger than RAM.
 
 Not a ``DataLoader``: there is no per-sample ``__getitem__`` and no collate step, only one
 ``index_select`` per batch (measured 2.4-2.7x faster for the lecture's small MLPs).
@@ -18,7 +19,29 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["BatchGroup", "TensorBatches", "epoch_permutation", "grouped", "loader_settings"]
+from ..validation import check_integer, is_integer
+
+__all__ = [
+    "BatchGroup",
+    "StreamBatches",
+    "check_batch_size",
+    "TensorBatches",
+    "epoch_permutation",
+    "grouped",
+    "loader_settings",
+]
+
+
+def check_batch_size(batch_size, full_batch: bool) -> int | None:
+    """A positive integer, or — where ``full_batch`` — ``None`` / ``-1`` for one batch of all rows."""
+    if batch_size is None or (is_integer(batch_size) and batch_size == -1):
+        if full_batch:
+            return None
+        raise ValueError(
+            f"batch_size must be a positive integer for streamed data (a full batch would not fit in "
+            f"memory); got {batch_size!r}"
+        )
+    return check_integer(batch_size, "batch_size", low=1)
 
 
 class BatchGroup(list):
@@ -110,18 +133,14 @@ class TensorBatches:
             raise ValueError(f"TensorBatches: X has {X.shape[0]} rows but Y has {Y.shape[0]}")
         if X.device != Y.device:
             raise ValueError(f"TensorBatches: X is on {X.device} but Y is on {Y.device}")
-        if batch_size is not None and batch_size != -1 and (int(batch_size) != batch_size or batch_size < 1):
-            raise ValueError(
-                f"batch_size must be a positive integer, None or -1 (full batch); got {batch_size!r}"
-            )
-        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-            raise ValueError(f"group_size must be an integer >= 1; got {group_size!r}")
+        batch_size = check_batch_size(batch_size, full_batch=True)
+        group_size = check_integer(group_size, "group_size", low=1)
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(
                 f"need world_size >= 1 and 0 <= rank < world_size; got rank={rank}, {world_size=}"
             )
         self.X, self.Y = X, Y
-        self.batch_size = None if batch_size in (None, -1) else int(batch_size)
+        self.batch_size = batch_size
         self.shuffle, self.seed, self.epoch_fn, self.drop_last = bool(shuffle), int(seed), epoch_fn, drop_last
         self.rank, self.world_size = int(rank), int(world_size)
         self.group_size = group_size
@@ -185,4 +204,43 @@ class TensorBatches:
             f"TensorBatches(rows={self.X.shape[0]}, batch_size={self.batch_size}, "
             f"batches={self.num_batches}, group_size={self.group_size}, "
             f"shuffle={self.shuffle}, rank={self.rank}/{self.world_size}, device={self.X.device})"
+        )
+
+
+class StreamBatches:
+    """Batches ``(X, Y)`` of one split of a :class:`~lecturenn.data.StreamDataModule`, streamed
+    from its file (``datamodule.stream``); one pass = one epoch.
+
+    The epoch is ``epoch_fn()`` (e.g. ``trainer.current_epoch``) if given, else the number of
+    earlier passes. ``group_size > 1`` yields :class:`~lecturenn.data.batches.BatchGroup` lists of
+    that many consecutive batches (see :class:`~lecturenn.data.TensorBatches`). ``len()`` is the
+    number of batches (or groups) per epoch (this rank's, under DDP).
+    """
+
+    def __init__(
+        self,
+        datamodule,
+        split: str,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch_fn=None,
+        group_size: int = 1,
+    ):
+        self.datamodule, self.split, self.rank, self.world_size = datamodule, split, rank, world_size
+        self.epoch_fn, self._passes, self.group_size = epoch_fn, 0, int(group_size)
+        self.num_batches = datamodule.n_batches(split, world_size)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_batches / self.group_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor] | BatchGroup]:
+        epoch = self.epoch_fn() if self.epoch_fn is not None else self._passes
+        self._passes += 1
+        batches = self.datamodule.stream(self.split, int(epoch), self.rank, self.world_size, self.num_batches)
+        return grouped(batches, self.group_size)
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamBatches({self.split}, batches={self.num_batches}, group_size={self.group_size}, "
+            f"rank={self.rank}/{self.world_size})"
         )

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn import datasets
 
-from .base import ArrayDataModule
+from .arrays import ArrayDataModule
 
 __all__ = ["SKLEARN_SETS", "SklearnDataModule"]
 

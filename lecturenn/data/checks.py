@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..network import as_array
 from .errors import DataError
-from .info import TASKS
+from .tasks import check_classes, check_task
 
 __all__ = ["check_arrays", "encode_labels", "nonfinite_report", "raw_rows", "to_dtype"]
 
@@ -150,8 +150,7 @@ def check_arrays(
     y comes back as class ids int64 (n,) for binary/multiclass (encoded here when ``classes`` is
     None), float64 (n, K) for multilabel (0/1) and regression.
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    check_task(task, auto=False)
     X = _array(X, "features")
     if X.ndim != 2:
         raise DataError(f"features must be a 2-D array (rows, columns); got shape {X.shape}")
@@ -180,12 +179,7 @@ def check_arrays(
             ):
                 raise DataError(f"class ids must be integers in [0, {len(classes)}); got {y[:5]} ...")
             y = y.astype(np.int64)
-        if len(classes) < 2:
-            raise DataError(f"target {target_names[0]!r} has only one class ({classes}); nothing to classify")
-        if task == "binary" and len(classes) != 2:
-            raise DataError(
-                f"task 'binary' needs exactly 2 classes; target {target_names[0]!r} has {len(classes)}"
-            )
+        check_classes(task, target_names[:1], classes)
         return X, y, classes
     try:
         Y = y.reshape(len(y), -1).astype(np.float64)

@@ -12,9 +12,10 @@ reads contiguous row ranges on demand, so a pass holds one range at a time:
 Both yield ``(X, Y)``: X (m, d) numbers (the file's dtype for .npy, float64 for Parquet; not yet
 checked for NaN) and Y (m, k) as stored (numbers, bools or strings).
 
-Accumulators — :class:`~lecturenn.data.scaling.Moments` (column mean/std, merged chunk by chunk,
-re-exported here), :class:`Extremes` (column min/max and their rows) and :class:`TargetScan`
-(task, classes and target checks), used by :class:`~lecturenn.data.stream.StreamDataModule`.
+Accumulators — :class:`~lecturenn.data.scaling.Moments` (column mean/std, merged chunk by chunk)
+and :class:`~lecturenn.data.tasks.TargetScan` (task, classes and target checks), both re-exported
+here, and :class:`Extremes` (column min/max and their rows), used by
+:class:`~lecturenn.data.stream.StreamDataModule`.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .files import UNIQUE, check_roles, check_unique, missing_column
+from .files import UNIQUE, check_roles, check_unique, existing_file, missing_column, one_line
 from .scaling import Moments
-from .tables import MAX_CLASSES
+from .tasks import MAX_LABELS, TargetScan
 
 __all__ = [
     "MAX_LABELS",
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 Rows = tuple[np.ndarray, np.ndarray]  # X (m, d) numbers, Y (m, k)
-MAX_LABELS = 10_000  # distinct class labels a streamed classification target may have
 
 
 def grid(n: int, step: int) -> np.ndarray:
@@ -52,25 +52,12 @@ def grid(n: int, step: int) -> np.ndarray:
     return np.stack([starts, np.minimum(starts + step, n)], axis=1)
 
 
-def _existing(path: str | Path, what: str) -> Path:
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"{what} file not found: {path}")
-    if path.is_dir():
-        raise DataError(f"{what} path is a directory, not a file: {path}")
-    return path
-
-
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())
-
-
 # ---- .npy ------------------------------------------------------------------------------------------
 class _NpyArray:
     """The header of one ``.npy`` file: ``shape``, ``dtype`` and where row 0 starts (``offset``)."""
 
     def __init__(self, path: str | Path, what: str, ndims: tuple[int, ...]) -> None:
-        self.path = _existing(path, what)
+        self.path = existing_file(path, what)
         name = self.path.name
         try:
             with self.path.open("rb") as f:
@@ -85,7 +72,7 @@ class _NpyArray:
         except (ValueError, OSError, EOFError) as e:
             if isinstance(e, DataError):
                 raise
-            raise DataError(f"cannot read {name} as .npy: {_one_line(e)}") from None
+            raise DataError(f"cannot read {name} as .npy: {one_line(e)}") from None
         self.shape, self.dtype = tuple(int(s) for s in shape), np.dtype(dtype)
         if len(self.shape) not in ndims:
             want = " or ".join(("(n,)", "(n, d)")[k - 1] for k in ndims)
@@ -181,14 +168,14 @@ class ParquetSource:
     """
 
     def __init__(self, path: str | Path, target: str | Sequence[str], features: Sequence[str] | None) -> None:
-        self.path = _existing(path, "data")
+        self.path = existing_file(path, "data")
         self.name = self.target_file = self.path.name
         pa = _arrow()
         try:
             with pa.parquet.ParquetFile(self.path) as pf:
                 schema, meta = pf.schema_arrow, pf.metadata
         except (pa.ArrowException, OSError) as e:
-            raise DataError(f"cannot read {self.name} as Parquet: {_one_line(e)}") from None
+            raise DataError(f"cannot read {self.name} as Parquet: {one_line(e)}") from None
         columns, types = list(schema.names), dict(zip(schema.names, schema.types))
         check_unique(columns, f"{self.name}: column name {{name}} occurs {{count}} times; {UNIQUE}")
         targets = [target] if isinstance(target, str) else list(target)
@@ -306,105 +293,3 @@ class Extremes:
     def absmax(self) -> np.ndarray:
         """Max |x| per column (d,) float64."""
         return np.maximum(np.abs(self.lo), np.abs(self.hi))
-
-
-class TargetScan:
-    """The targets Y (m, k) of every chunk, summarised for ``task="auto"``, class names and checks.
-
-    Tracks: numeric or not (strings are class labels), all values integral, all values 0/1, and —
-    for one target that may be a class label — its sorted distinct values, up to ``MAX_CLASSES``
-    (``task="auto"``, numeric: more means regression) or ``MAX_LABELS`` (classification).
-    """
-
-    def __init__(self, task: str, target_names: list[str]) -> None:
-        self.task, self.target_names = task, target_names
-        self.numeric: bool | None = None
-        self.boolean = self.integral = self.zero_one = True
-        self.values: np.ndarray | None = None  # distinct labels; None: not tracked or too many
-        self.train_values: np.ndarray | None = None  # the distinct labels of the training chunks
-        self.track = len(target_names) == 1 and task in ("auto", "binary", "multiclass")
-        self.ones = self.train_ones = np.zeros(len(target_names), dtype=bool)  # columns with a 1
-
-    def add(self, Y: np.ndarray, train: bool = False) -> None:
-        """Fold in a chunk Y (m, k) (numbers already checked finite by the caller); ``train``: the
-        chunk belongs to the training split."""
-        if self.numeric is None:
-            self.numeric = Y.dtype.kind in "biuf"
-            self.boolean = Y.dtype.kind == "b"
-            self.values = self.train_values = np.unique(Y[:0]) if self.track else None
-        if self.numeric:
-            if Y.dtype.kind == "f":
-                self.integral &= bool((Y == np.round(Y)).all())
-            one = Y == 1
-            self.zero_one &= bool((one | (Y == 0)).all())
-            if self.zero_one:  # which labels a multilabel target has, in all rows and in train
-                seen = one.any(axis=0)
-                self.ones = self.ones | seen
-                if train:
-                    self.train_ones = self.train_ones | seen
-        if self.values is not None:
-            labels = np.unique(Y[:, 0])
-            self.values = np.union1d(self.values, labels)
-            if train:
-                self.train_values = np.union1d(self.train_values, labels)
-            cap = MAX_CLASSES if self.task == "auto" and self.numeric else MAX_LABELS
-            if len(self.values) > cap:
-                if self.task != "auto" or not self.numeric:
-                    raise DataError(
-                        f"target {self.target_names[0]!r} has more than {MAX_LABELS} distinct labels; "
-                        "is it a regression target?"
-                    )
-                self.values = self.train_values = None  # auto, numeric, many values: regression
-
-    def decide(self, n: int) -> str:
-        """The task (the rule of :func:`~lecturenn.data.tables.infer_task`), checked against the data."""
-        task, first = self.task, self.target_names[0]
-        if task == "auto":
-            k = None if self.values is None else len(self.values)
-            if len(self.target_names) > 1:
-                task = "multilabel" if self.numeric and self.zero_one else "regression"
-            elif not self.numeric or self.boolean or (self.integral and k is not None and k < n / 2):
-                task = "binary" if k == 2 else "multiclass"
-            else:
-                task = "regression"
-        if task in ("binary", "multiclass"):
-            if len(self.target_names) != 1:
-                raise DataError(f"task {task!r} needs one target column; got {self.target_names}")
-            assert self.values is not None
-            if len(self.values) < 2:
-                raise DataError(
-                    f"target {first!r} has only one class ({self.classes()}); nothing to classify"
-                )
-            if task == "binary" and len(self.values) != 2:
-                raise DataError(
-                    f"task 'binary' needs exactly 2 classes; target {first!r} has {len(self.values)}"
-                )
-        elif not self.numeric:
-            raise DataError(
-                f"target {first!r} holds labels, not numbers, but task is {task!r}; "
-                "use task='multiclass' or 'binary' for class labels"
-            )
-        elif task == "multilabel" and not self.zero_one:
-            raise DataError("multilabel targets must be 0/1 in every column")
-        return task
-
-    def untrained(self, task: str) -> str | None:
-        """What the training chunks lack: ``"class 'c' has no row"`` (binary/multiclass) or ``"label
-        column 'y[1]' has no 1"`` (multilabel) for the first such; ``None`` when they lack nothing."""
-        if task in ("binary", "multiclass") and self.values is not None and self.train_values is not None:
-            absent = np.setdiff1d(self.values, self.train_values)
-            if len(absent):
-                name = self.classes()[int(np.searchsorted(self.values, absent[0]))]
-                return f"class {name!r} has no row"
-        if task == "multilabel":
-            absent = np.flatnonzero(self.ones & ~self.train_ones)
-            if len(absent):
-                return f"label column {self.target_names[int(absent[0])]!r} has no 1"
-        return None
-
-    def classes(self) -> list[str]:
-        """Class names in label-encoded (sorted) order; an integral float label 1.0 is named "1"."""
-        assert self.values is not None
-        if self.values.dtype.kind == "f" and self.integral:
-            return [str(int(v)) for v in self.values]
-        return [str(v) for v in self.values]

@@ -10,10 +10,34 @@ import pandas as pd
 
 from .errors import DataError
 
-__all__ = ["TABLE_SUFFIXES", "check_roles", "check_unique", "missing_column", "read_table"]
+__all__ = [
+    "TABLE_SUFFIXES",
+    "check_roles",
+    "check_unique",
+    "existing_file",
+    "missing_column",
+    "one_line",
+    "read_table",
+]
 
 UNIQUE = "rename or drop the copies so that every column has its own name"
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".parquet", ".pq", ".npz")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(err).split())
+
+
+def existing_file(path: str | Path, what: str) -> Path:
+    """``path`` (``~`` expanded) if it is a file, else ``DataError``: "<what> file not found: ..." or
+    "<what> path is a directory, not a file: ..."."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"{what} file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{what} path is a directory, not a file: {path}")
+    return path
 
 
 def missing_column(kind: str, name: str, columns: list[str], where: str) -> DataError:
@@ -69,9 +93,9 @@ def _read_npz(path: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except ValueError as e:  # object arrays need pickle, which is refused
-        raise DataError(f"cannot read {path.name}: {' '.join(str(e).split())}") from None
+        raise DataError(f"cannot read {path.name}: {one_line(e)}") from None
     except (OSError, EOFError) as e:
-        raise DataError(f"cannot read {path.name} as .npz: {' '.join(str(e).split())}") from None
+        raise DataError(f"cannot read {path.name} as .npz: {one_line(e)}") from None
     if "X" not in arrays or "y" not in arrays:
         raise DataError(f"{path.name} must hold arrays 'X' (rows, features) and 'y'; it has {sorted(arrays)}")
     X, y = arrays["X"], arrays["y"]
@@ -106,11 +130,7 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     Raises ``DataError`` for a missing file, an unsupported extension, an unreadable or empty
     file, and a table without rows.
     """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if path.is_dir():
-        raise DataError(f"data path is a directory, not a file: {path}")
+    path = existing_file(path, "data")
     name = path.name.lower()
     suffix = next((s for s in TABLE_SUFFIXES if name.endswith(s)), None)
     if suffix is None:
@@ -143,7 +163,7 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
         if isinstance(e, DataError):
             raise
-        raise DataError(f"cannot read {path.name}: {' '.join(str(e).split())}") from None
+        raise DataError(f"cannot read {path.name}: {one_line(e)}") from None
     if len(frame) == 0:
         raise DataError(f"data file has no rows: {path} (columns: {', '.join(map(str, frame.columns))})")
     frame.columns = [str(c) for c in frame.columns]

@@ -1,7 +1,9 @@
 """``DataInfo``: everything a trained model must remember about its data.
 
-Stored in checkpoints (as hyper-parameters and as the DataModule's state), so every field is a
-plain Python type: ``str``, ``int``, ``float``, lists of those, or ``None``.
+Stored in a checkpoint once — as the model's ``data_info`` hyper-parameter (or as the DataModule's
+state when the model does not keep it) — so every field is a plain Python type: ``str``, ``int``,
+``float``, lists of those, or ``None``. Its standardisation and feature fields are those of the
+raw → network :class:`~lecturenn.data.DataTransform` (:attr:`DataInfo.transform`).
 """
 
 from __future__ import annotations
@@ -9,13 +11,21 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["TASKS", "DataInfo"]
+from .features import FEATURES, RAW
+from .tasks import TASKS
+from .transform import DataTransform, floats
 
-TASKS = ("binary", "multiclass", "multilabel", "regression")
+__all__ = ["TASKS", "DataInfo", "legacy_raw_names"]
 
 
-def _floats(values: Any) -> list[float] | None:
-    return None if values is None else [float(v) for v in values]
+def legacy_raw_names(feature_names: list[str], raw_features: int) -> list[str]:
+    """The raw columns of an info written before ``raw_names`` was stored: the Playground's x1, x2
+    when every feature is a Playground feature of two raw columns, else the features themselves."""
+    if raw_features == len(RAW) and all(name in FEATURES for name in feature_names):
+        return list(RAW)
+    if raw_features != len(feature_names):
+        raise ValueError(f"DataInfo: {raw_features} raw features but no raw_names for {feature_names}")
+    return list(feature_names)
 
 
 def _ints(values: Any) -> list[int] | None:
@@ -48,6 +58,11 @@ class DataInfo:
         train_digest: SHA-256 of the training split's raw rows and targets (in-memory data
             modules; ``None`` for the streaming ones): a resume must train on the same rows, even
             when nothing is standardised (see :mod:`lecturenn.training.resume`).
+        raw_names: the ``raw_features`` raw column names, in the order raw rows hold them (x1, x2
+            for the playground sets); inferred for infos written without it
+            (:func:`legacy_raw_names`).
+        arithmetic: the dtype name in which the features are standardised (``"float64"``, or the
+            training dtype for a streamed file that fits it; see :class:`DataTransform`).
     """
 
     task: str
@@ -64,6 +79,8 @@ class DataInfo:
     raw_features: int
     n_train: int | None = None
     train_digest: str | None = None
+    raw_names: list[str] | None = None
+    arithmetic: str = "float64"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -77,9 +94,16 @@ class DataInfo:
         self.feature_names = _strs(self.feature_names)
         self.target_names = _strs(self.target_names)
         self.classes = _strs(self.classes)
-        self.x_mean, self.x_std = _floats(self.x_mean), _floats(self.x_std)
-        self.y_mean, self.y_std = _floats(self.y_mean), _floats(self.y_std)
+        self.x_mean, self.x_std = floats(self.x_mean), floats(self.x_std)
+        self.y_mean, self.y_std = floats(self.y_mean), floats(self.y_std)
         self.image_shape = _ints(self.image_shape)
+        if self.raw_names is None:
+            self.raw_names = legacy_raw_names(self.feature_names, self.raw_features)
+        self.raw_names = _strs(self.raw_names)
+        if len(self.raw_names) != self.raw_features:
+            raise ValueError(
+                f"DataInfo: {len(self.raw_names)} raw_names for raw_features={self.raw_features}"
+            )
         if len(self.feature_names) != self.n_features:
             raise ValueError(
                 f"DataInfo: {len(self.feature_names)} feature_names for n_features={self.n_features}"
@@ -88,6 +112,13 @@ class DataInfo:
             value = getattr(self, name)
             if value is not None and len(value) != self.n_features:
                 raise ValueError(f"DataInfo.{name} has {len(value)} entries; n_features={self.n_features}")
+        self.transform  # noqa: B018 (checks that the features can be computed from the raw columns)
+
+    @property
+    def transform(self) -> DataTransform:
+        """The raw → network :class:`DataTransform` these fields describe (a new object each time)."""
+        names = ("raw_names", "feature_names", "x_mean", "x_std", "y_mean", "y_std", "arithmetic")
+        return DataTransform(**{name: getattr(self, name) for name in names})
 
     def to_dict(self) -> dict[str, Any]:
         """A plain ``dict`` (deep-copied lists) that :meth:`from_dict` turns back into this object."""

@@ -9,11 +9,13 @@ Binary labels are the Playground's -1 / 1, class ids 0 / 1 (``classes == ["-1", 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from .base import ArrayDataModule
+from ..validation import check_integer, check_number
+from .arrays import ArrayDataModule
+from .features import FEATURE_ALIASES, FEATURES, playground_features
 
 __all__ = [
     "FEATURES",
@@ -33,18 +35,6 @@ PLAYGROUND_SETS: dict[str, str] = {
     "plane": "regression",
     "multigauss": "regression",
 }
-
-#: the Playground's input features, computed from the raw columns x1, x2
-FEATURES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "x1": lambda x1, x2: x1,
-    "x2": lambda x1, x2: x2,
-    "x1^2": lambda x1, x2: x1 * x1,
-    "x2^2": lambda x1, x2: x2 * x2,
-    "x1*x2": lambda x1, x2: x1 * x2,
-    "sin(x1)": lambda x1, x2: np.sin(x1),
-    "sin(x2)": lambda x1, x2: np.sin(x2),
-}
-FEATURE_ALIASES = {"x1sq": "x1^2", "x2sq": "x2^2", "x1x2": "x1*x2", "sin_x1": "sin(x1)", "sin_x2": "sin(x2)"}
 
 
 def _circle(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
@@ -119,10 +109,8 @@ _GENERATORS = {
 def _check_set(dataset: str, n: int, noise: float) -> None:
     if dataset not in PLAYGROUND_SETS:
         raise ValueError(f"dataset must be one of {', '.join(PLAYGROUND_SETS)}; got {dataset!r}")
-    if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer; got {n!r}")
-    if not 0.0 <= noise <= 0.5:
-        raise ValueError(f"noise must be in [0, 0.5] (the Playground's 0-50 %); got {noise}")
+    check_integer(n, "n", low=1)
+    check_number(noise, "noise (the Playground's 0-50 %)", low=0.0, high=0.5)
 
 
 def playground_arrays(dataset: str, n: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,22 +125,6 @@ def playground_arrays(dataset: str, n: int, noise: float, seed: int) -> tuple[np
     return X[order].astype(np.float64), y[order]
 
 
-def playground_features(names: Sequence[str] | str) -> list[str]:
-    """Canonical feature names (aliases resolved); ``ValueError`` for unknown, empty or repeated.
-    One name may be given as a plain string (``features=x1``), not spelled out letter by letter."""
-    if isinstance(names, str):
-        names = [names]
-    canon = [FEATURE_ALIASES.get(str(f), str(f)) for f in names]
-    unknown = [f for f in canon if f not in FEATURES]
-    if unknown:
-        raise ValueError(
-            f"unknown features {unknown}; choose from {list(FEATURES)} (aliases {list(FEATURE_ALIASES)})"
-        )
-    if not canon or len(set(canon)) != len(canon):
-        raise ValueError(f"features must be a non-empty list without repeats; got {list(names)}")
-    return canon
-
-
 class PlaygroundDataModule(ArrayDataModule):
     """A TensorFlow Playground data set with the Playground's input features.
 
@@ -162,7 +134,8 @@ class PlaygroundDataModule(ArrayDataModule):
         n: number of points (all splits together).
         noise: 0 to 0.5.
         features: subset of :data:`FEATURES` (or their aliases), in the order the net sees them;
-            computed from the raw (x1, x2) columns, then standardised.
+            computed from the raw (x1, x2) columns by the data's
+            :class:`~lecturenn.data.DataTransform`, then standardised.
         **base_kwargs: :class:`ArrayDataModule` arguments; ``seed`` also seeds the generator.
     """
 
@@ -188,7 +161,3 @@ class PlaygroundDataModule(ArrayDataModule):
 
     def expanded_names(self, raw_names: list[str]) -> list[str]:
         return list(self.features)
-
-    def expand(self, X_raw: np.ndarray, feature_names: list[str]) -> np.ndarray:
-        x1, x2 = X_raw[:, 0], X_raw[:, 1]
-        return np.stack([FEATURES[name](x1, x2) for name in feature_names], axis=1)

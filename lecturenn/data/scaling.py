@@ -11,8 +11,9 @@ where e = 0 is used) the results are bit-for-bit those of the plain formulas.
   data modules.
 * :func:`standardisation` — mean and std of an in-memory array (one chunk of :class:`Moments`).
 * :func:`standardise` — ``(A − mean) / std`` in float64 that does not overflow on the way.
-* :func:`network_inputs` — feature rows → the tensor the net sees (standardise, check, cast):
-  what the data modules serve and what ``predict.py`` must feed a checkpoint's model.
+* :func:`network_inputs` — feature rows → the tensor the net sees (standardise, check, cast): the
+  float64 route of :class:`~lecturenn.data.DataTransform`, which the data modules, the
+  LightningModule and ``predict.py`` all go through.
 * :func:`fits` — whether standardising in a narrower dtype's own arithmetic is as good.
 """
 
@@ -134,6 +135,8 @@ def network_inputs(
     """Feature rows ``A`` (n, info.n_features) (already expanded, e.g. Playground's x1², raw
     units) → the CPU tensor (n, n_features) of ``dtype`` the net sees: standardised in float64
     with ``info``'s statistics (:func:`standardise`; as is when ``info`` has none), then cast.
+    ``info``: a :class:`~lecturenn.data.DataInfo` or :class:`~lecturenn.data.DataTransform` (its
+    ``x_mean``, ``x_std`` and ``feature_names``).
 
     ``DataError`` (one line naming the column, a value and its row — ``rows``: the rows' numbers,
     default 0..n-1) where ``dtype`` cannot hold the result; see

@@ -8,15 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import ArrayDataModule
+from .arrays import ArrayDataModule
 from .checks import encode_labels
 from .errors import DataError
 from .files import check_roles, missing_column, read_table
-from .info import TASKS
+from .tasks import MAX_CLASSES, auto_task, check_classes, check_task
 
-__all__ = ["TableDataModule", "infer_task"]
-
-MAX_CLASSES = 20  # an integer target with at most this many values (and < n/2) is a class label
+__all__ = ["MAX_CLASSES", "TableDataModule", "infer_task"]
 
 
 def _numeric(col: pd.Series) -> bool:
@@ -70,26 +68,19 @@ def _non_numeric(frame: pd.DataFrame, columns: list[str]) -> tuple[str, str] | N
 
 
 def infer_task(frame: pd.DataFrame, targets: list[str]) -> str:
-    """The ``task="auto"`` rule.
-
-    One target: non-numeric, boolean, or integer with few values (<= 20 and < n/2) →
-    classification (2 classes → binary, else multiclass); otherwise regression. Several
-    targets: all 0/1 → multilabel, else regression.
-    """
-    n = len(frame)
-    if len(targets) > 1:
-        if all(_numeric(frame[t]) and frame[t].isin([0, 1]).all() for t in targets):
-            return "multilabel"
-        return "regression"
-    col = frame[targets[0]]
-    k = col.nunique()
-    if (
-        not _numeric(col)
-        or pd.api.types.is_bool_dtype(col)
-        or (_integral(col) and k <= MAX_CLASSES and k < n / 2)
-    ):
-        return "binary" if k == 2 else "multiclass"
-    return "regression"
+    """The ``task="auto"`` rule (:func:`~lecturenn.data.tasks.auto_task`) applied to a table's
+    target columns."""
+    cols = [frame[t] for t in targets]
+    numeric = all(_numeric(c) for c in cols)
+    return auto_task(
+        len(frame),
+        len(targets),
+        numeric,
+        all(pd.api.types.is_bool_dtype(c) for c in cols),
+        all(_integral(c) for c in cols),
+        cols[0].nunique(),
+        numeric and all(c.isin([0, 1]).all() for c in cols),
+    )
 
 
 class TableDataModule(ArrayDataModule):
@@ -119,13 +110,11 @@ class TableDataModule(ArrayDataModule):
         **base_kwargs,
     ) -> None:
         super().__init__(**base_kwargs)
-        if task != "auto" and task not in TASKS:
-            raise ValueError(f"task must be 'auto' or one of {', '.join(TASKS)}; got {task!r}")
+        self.task = check_task(task)
         self.path = str(path)
         self.target = [str(target)] if isinstance(target, str) else [str(t) for t in target]
         if not self.target:
             raise ValueError("target must name at least one column")
-        self.task = task
         self.features = None if features is None else [str(f) for f in features]
 
     def _columns(self, frame: pd.DataFrame, groups: dict[str, list[str]]) -> tuple[list[str], list[str]]:
@@ -171,7 +160,7 @@ class TableDataModule(ArrayDataModule):
         task = infer_task(frame, targets) if self.task == "auto" else self.task
         if task in ("binary", "multiclass"):
             if len(targets) != 1:
-                raise DataError(f"task {task!r} needs one target column; got {targets}")
+                check_classes(task, targets, [])
             col = frame[targets[0]]
             if pd.api.types.is_bool_dtype(col):
                 labels = col.to_numpy(dtype=bool)  # classes "False", "True"

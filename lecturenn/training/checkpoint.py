@@ -9,6 +9,9 @@
   it reads it with ``torch.load(weights_only=True)``: a checkpoint is data (tensors, numbers,
   strings, dicts) and a pickle that tries to build arbitrary objects is refused. Every failure is a
   :class:`CheckpointError` naming the file and what is wrong with it.
+* :func:`upgrade_data_info` / :func:`restore_data_info`: the data info (standardisation, features,
+  classes) is stored once, as the model's ``data_info`` hyper-parameter; older files that also
+  kept it as module buffers are read through :func:`upgrade_data_info` (in :func:`load_checkpoint`).
 * :func:`rng_states` / :func:`restore_rng_states`: the process's RNG states as checkpoint data
   (tensors and plain numbers), so a resumed run draws the same numbers (dropout, shuffles);
   :func:`checkpoint_extras` adds them and the optimizer's class to every training checkpoint.
@@ -43,7 +46,9 @@ __all__ = [
     "init_arguments",
     "load_checkpoint",
     "load_module",
+    "upgrade_data_info",
     "plain_copy",
+    "restore_data_info",
     "restore_rng_states",
     "rng_states",
     "verify_checkpoint_file",
@@ -178,7 +183,7 @@ def load_checkpoint(path, map_location="cpu") -> dict[str, Any]:
     path = Path(path)
     verify_checkpoint_file(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for bad files (UnpicklingError, RuntimeError, ...)
         message = str(err)
         if "weights_only" in message or "Unsupported global" in message or "GLOBAL" in message:
@@ -188,6 +193,42 @@ def load_checkpoint(path, map_location="cpu") -> dict[str, Any]:
             ) from None
         reason = message.strip().splitlines()[0] if message.strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupted: {reason}") from None
+    return upgrade_data_info(checkpoint) if isinstance(checkpoint, dict) else checkpoint
+
+
+# ---- the data info: stored once, as ThetaMLPModule's ``data_info`` hyper-parameter -------------------
+#: module buffers that older checkpoints held beside ``data_info`` (copies of its statistics)
+LEGACY_DATA_BUFFERS = ("x_mean", "x_std", "y_mean", "y_std")
+
+
+def upgrade_data_info(checkpoint: dict) -> dict:
+    """Read a checkpoint written before the data info was stored once: its ``state_dict`` also holds
+    the standardisation as module buffers (:data:`LEGACY_DATA_BUFFERS`, copies of the
+    ``data_info`` hyper-parameter), which are dropped — in place — so that it loads, resumes and
+    predicts as before. Returns ``checkpoint``."""
+    state, hparams = checkpoint.get("state_dict"), checkpoint.get("hyper_parameters")
+    if isinstance(state, dict) and isinstance(hparams, dict) and "data_info" in hparams:
+        for name in LEGACY_DATA_BUFFERS:
+            state.pop(name, None)
+    return checkpoint
+
+
+def restore_data_info(module, checkpoint: dict, trainer=None) -> None:
+    """On a Lightning resume (``module.on_load_checkpoint``): :func:`upgrade_data_info`, then the
+    module takes the checkpoint's ``data_info`` — the statistics Θ was trained with — and hands it
+    to the trainer's lecturenn data module, which checks it against its data and serves its
+    batches with it (``DataError`` when the data is of another kind)."""
+    from ..data import BaseDataModule, DataInfo
+
+    upgrade_data_info(checkpoint)
+    info = (checkpoint.get("hyper_parameters") or {}).get("data_info")
+    if not isinstance(info, dict) or not info:
+        return
+    module.hparams["data_info"] = info
+    module.data_transform = DataInfo.from_dict(info).transform
+    datamodule = getattr(trainer, "datamodule", None)
+    if isinstance(datamodule, BaseDataModule):
+        datamodule.load_state_dict({"info": info})
 
 
 def plain_copy(value):

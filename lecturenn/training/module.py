@@ -40,13 +40,15 @@ import torch
 from torch import Tensor
 from torchmetrics import MaxMetric, MinMetric
 
-from ..arrays import as_array, to_tensor
+from ..arrays import to_tensor
 from ..data.batches import BatchGroup
+from ..data.info import DataInfo
+from ..data.transform import DataTransform
 from ..heads import TASK_HEADS, head_for_task
 from ..network import ThetaMLP
 from ..regularization import batch_lam, check_lam
 from ..validation import check_integer
-from .checkpoint import checkpoint_extras, plain_copy, restore_rng_states
+from .checkpoint import checkpoint_extras, plain_copy, restore_data_info, restore_rng_states
 from .fast_path import (
     FAST_PATHS,
     QuickSetattr,
@@ -303,7 +305,7 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         return self.predict_tensor(X)
 
     def _train_statistic(self, z: Tensor, Y: Tensor) -> Tensor:
-        return train_statistic(self.task, z, Y, self.y_std)
+        return train_statistic(self.task, z, Y, self._y_std(z))
 
     # -- set-up -----------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -341,30 +343,27 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "rng_states" in checkpoint:
             restore_rng_states(checkpoint["rng_states"])
+        restore_data_info(self, checkpoint, attached_trainer(self))  # the data info Θ was trained with
 
     def summary(self) -> str:
         """Θ^(l) shapes and parameter counts, and which backprop runs."""
         return str(self.net)
 
-    # == standardisation: raw rows ↔ network inputs/outputs =========================================
-    # (x_mean, x_std, y_mean, y_std buffers and the methods below; one block, to be replaced by the
-    # data pipeline's transform)
+    # == raw rows ↔ network inputs/outputs: the data's one transform ===================================
     def _register_standardisation(self, n_features: int, n_outputs: int, info: dict) -> None:
-        """The training split's standardisation as buffers (identity when not standardised)."""
-        for name, size, fill in (
-            ("x_mean", n_features, 0.0),
-            ("x_std", n_features, 1.0),
-            ("y_mean", n_outputs, 0.0),
-            ("y_std", n_outputs, 1.0),
-        ):
-            values = info.get(name)
-            self.register_buffer(
-                name, torch.tensor(values) if values is not None else torch.full((size,), fill)
-            )
+        """``data_transform``: the :class:`~lecturenn.data.DataTransform` of ``data_info`` (stored in
+        the checkpoint once, as that hyper-parameter); identity when there is no data info."""
+        raw = [f"x{j}" for j in range(n_features)]
+        self.data_transform = DataInfo.from_dict(info).transform if info else DataTransform(raw)
 
     def to_target_units(self, t: Tensor) -> Tensor:
         """Standardised regression outputs/targets (n, K) → the targets' own units."""
-        return t * self.y_std + self.y_mean
+        return self.data_transform.inverse_y(t)
+
+    def _y_std(self, like: Tensor) -> Tensor:
+        """The regression targets' std (K,) as ``like``'s dtype and device (1 when not standardised)."""
+        stats = self.data_transform.stats("y", like.dtype, like.device)
+        return like.new_ones(()) if stats is None else stats[1]
 
     @torch.no_grad()
     def predict_tensor(self, X: Tensor) -> Tensor:
@@ -383,18 +382,11 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
 
     @torch.no_grad()
     def standardize(self, X_raw) -> Tensor:
-        """Raw feature rows (n, n_features) → the network's inputs: the training split's
-        standardisation (stored in the checkpoint) applied in float64, then cast to Θ's dtype — the
-        same transform as the data modules (:func:`lecturenn.data.scaling.network_inputs`).
-        ``X_raw``: a tensor or anything :func:`~lecturenn.arrays.as_array` takes (numpy in any
-        order, lists, pandas by position). ``DataError`` naming the column where a value does not
-        fit that dtype."""
-        from ..data import DataInfo
-        from ..data.scaling import network_inputs
-
-        X = X_raw.detach().cpu().double().numpy() if isinstance(X_raw, Tensor) else as_array(X_raw)
-        info = DataInfo.from_dict(self.hparams.data_info) if self.hparams.get("data_info") else None
-        if info is None:  # no data description: the buffers (identity unless set by hand)
-            X = to_tensor(X, dtype=torch.float64)
-            return ((X - self.x_mean.double().cpu()) / self.x_std.double().cpu()).to(self.net.thetas[0])
-        return network_inputs(X, info, self.net.thetas[0].dtype).to(self.net.thetas[0].device)
+        """Raw feature rows (n, raw_features) → the network's inputs (n, n_features) in Θ's dtype and
+        device, through ``data_transform`` — the same function, and so the same numbers, as the data
+        modules' batches and ``predict.py`` (feature expansion, the training split's
+        standardisation). ``X_raw``: a tensor or anything :func:`~lecturenn.arrays.as_array` takes
+        (numpy in any order, lists, pandas by position). ``DataError`` naming the column where a
+        value does not fit that dtype."""
+        theta = self.net.thetas[0]
+        return self.data_transform(X_raw, theta.dtype, theta.device)
