@@ -2,7 +2,7 @@
 device, :class:`StreamBatches` streamed from a file larger than RAM.
 
 Not a ``DataLoader``: there is no per-sample ``__getitem__`` and no collate step, only one
-``index_select`` per batch (measured 2.4-2.7x faster for the lecture's small MLPs).
+``index_select`` per batch (faster for the lecture's small MLPs: BENCHMARKS.md, "Behind the code").
 
 With ``group_size=k`` an iteration yields :class:`BatchGroup` lists of k consecutive
 mini-batches, which :class:`~lecturenn.training.ThetaMLPModule` trains with one optimizer step

@@ -12,11 +12,11 @@ argument) chooses how much of Lightning's per-step machinery runs around each up
             takes one optimizer step per mini-batch (:func:`train_group`) through
             ``manual_backward`` and ``LightningOptimizer.step`` — public API only, so every
             per-step hook runs and every precision plugin (the 16-mixed gradient scaler too)
-            works. Lightning's per-batch machinery (~0.5–1 ms of Python per ``training_step``)
+            works. Lightning's per-batch machinery (Python per ``training_step``, BENCHMARKS.md)
             is paid once per group (Keras calls the idea ``steps_per_execution``).
 ``direct``  (default) ``groups`` whose steps call ``J.backward()`` and the torch optimizer's
             ``step()`` themselves (:func:`direct_step`): the same updates without Lightning's
-            per-step dispatch (~0.1–0.2 ms per step).
+            per-step dispatch (its cost: BENCHMARKS.md, "Behind the code").
 ==========  =======================================================================================
 
 **Validation, not detection.** The configured path is checked against the Trainer when training
@@ -108,7 +108,7 @@ def attached_trainer(module: L.LightningModule) -> L.Trainer | None:
 
 class QuickSetattr:
     """Mixin (before ``LightningModule``): plain values of plain attributes are set without
-    ``nn.Module.__setattr__``'s ~7 µs of Parameter/Module/Tensor checks (private API 3).
+    ``nn.Module.__setattr__``'s Parameter/Module/Tensor checks (private API 3; cost in BENCHMARKS.md).
 
     Only a ``str``/``int``/``float``/``bool``/``None`` value of a name already in the instance
     ``__dict__`` takes the short way; parameters, buffers and submodules never live there, so the

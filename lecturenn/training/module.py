@@ -207,8 +207,8 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         return J
 
     # -- training ----------------------------------------------------------------------------
-    # Nothing logs per step or logs a Metric object: per-step logging costs Lightning ~2 ms (it
-    # walks the metric's state) and forces host syncs. Steps record 0-d tensors; epochs log once.
+    # Nothing logs per step or logs a Metric object: per-step logging walks the metric's state and
+    # forces host syncs (cost: BENCHMARKS.md, "Behind the code"). Steps record 0-d tensors; epochs log once.
     @property
     def automatic_optimization(self) -> bool:
         """True on the ``none`` path: configured, or forced by the Trainer (gradient clipping or
@@ -331,7 +331,7 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         if train is not None and not self.n_train:
             self.n_train = len(train[0])
         # Data-parallel CPU processes share the cores: give each its slice (OpenMP threads spinning
-        # on descheduled cores made a small net's step 40× slower when oversubscribed). The device is
+        # on descheduled cores stall every kernel when oversubscribed: BENCHMARKS.md). The device is
         # the strategy's: the module itself is moved there only after setup (self.device is CPU here).
         if trainer.world_size > 1 and trainer.strategy.root_device.type == "cpu":
             torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // trainer.num_devices))
