@@ -120,15 +120,16 @@ def lightning_epochs(module, fit_kwargs, epochs: int) -> list[float]:
 def make_module(sizes, n_train: int):
     from lecturenn.training import ThetaMLPModule
 
-    return ThetaMLPModule(
+    module = ThetaMLPModule(
         n_features=sizes[0],
         n_outputs=sizes[-1],
         task="multiclass",
         hidden_sizes=list(sizes[1:-1]),
         optimizer=functools.partial(torch.optim.SGD, lr=0.1),
         init_seed=0,
-        data_info={"n_train": n_train},
     )
+    module.n_train = n_train  # N in λ/(2N) (no DataInfo here: the rows are generated)
+    return module
 
 
 def run_row(path: str, X, y, sizes, args, directory: Path) -> dict:
