@@ -66,9 +66,10 @@ def load_plugins(cfg: DictConfig) -> list[str]:
     for i, name in enumerate(names):
         try:
             importlib.import_module(name)
-        except Exception as err:  # the plugin's own code: its error, in one line
+        except (Exception, SystemExit) as err:  # the plugin's own code: its error, in one line
+            what = f"called sys.exit({err.code!r})" if isinstance(err, SystemExit) else type(err).__name__
             fail(
-                f"config: plugins[{i}]={name!r} could not be imported: {type(err).__name__}: "
+                f"config: plugins[{i}]={name!r} could not be imported: {what}: "
                 f"{' '.join(str(err).split())} (python -c 'import {name}' shows the traceback)"
             )
     return list(names)

@@ -501,6 +501,11 @@ def test_load_plugins_refuses_bad_values(tmp_path, monkeypatch):
     with pytest.raises(Failed) as err:
         load_plugins(OmegaConf.create({"plugins": ["broken_plugin"]}))
     assert "RuntimeError: plugin bug" in err.value.message
+    # a plugin that exits (hostile round 3: rc 0, nothing trained, nothing said) is refused too
+    (tmp_path / "exiting_plugin.py").write_text("import sys\nsys.exit(0)\n")
+    with pytest.raises(Failed) as err:
+        load_plugins(OmegaConf.create({"plugins": ["exiting_plugin"]}))
+    assert "plugins[0]='exiting_plugin' could not be imported: called sys.exit(0)" in err.value.message
 
 
 # -- §7: no import cycle ---------------------------------------------------------------------------

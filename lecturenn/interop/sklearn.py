@@ -72,7 +72,7 @@ __all__ = ["from_sklearn", "to_sklearn"]
 
 
 def _sklearn_names(registry) -> list[str]:
-    return sorted(e.sklearn for e in registry.values() if e.sklearn)
+    return sorted({e.sklearn for e in registry.values() if e.sklearn})  # aliases share a name
 
 
 def from_sklearn(est, backprop: str = "manual") -> ThetaMLP:
