@@ -518,6 +518,9 @@ def _module_level_imports(path: Path, package: str) -> set[str]:
             item = stack.pop()
             if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
                 continue  # runs later (a class body runs now, but none imports)
+            if isinstance(item, ast.If) and "TYPE_CHECKING" in ast.unparse(item.test):
+                stack.extend(item.orelse)  # annotations only: never runs
+                continue
             if isinstance(item, ast.Import):
                 found.update(a.name for a in item.names)
             elif isinstance(item, ast.ImportFrom):
