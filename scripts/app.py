@@ -211,6 +211,12 @@ def validate_config(cfg: DictConfig) -> None:
         schema.check(cfg)
     except schema.ConfigError as err:
         fail(err)
+    unchecked = schema.unruled(cfg)
+    if unchecked:  # e.g. a conf/optimizer/<name>.yaml a user added: its class is the only check
+        say(
+            f"note: config: no rule in scripts/schema.py checks {', '.join(unchecked)} before the run "
+            "(only the class that takes it will; a RULES line checks it before any work)"
+        )
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None:
         path = Path(ckpt).expanduser()

@@ -417,6 +417,14 @@ def _check(cfg: DictConfig) -> None:
     check_combinations(plain)
 
 
+def unruled(cfg: DictConfig) -> list[str]:
+    """The job's keys that no rule covers (e.g. ``optimizer.lambd`` of a config file a user added):
+    they reach their class unchecked, so the app names them (a RULES line checks them)."""
+    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    return [key for key, _ in leaves(plain) if rule_for(key) is None]
+
+
 def _at(container, key: str):
     for part in key.split("."):
         container = container[part]

@@ -412,3 +412,19 @@ def test_seed_null_draws_a_seed_and_records_it(tmp_path):
 )
 def test_missing_required_values_are_one_line(tmp_path, script, args, key):
     one_error_line(run_cli(tmp_path, *args, script=script), f"config: {key} is required")
+
+
+def test_a_key_without_a_rule_is_named_before_the_run(capsys):
+    """A config file a user adds (conf/optimizer/asgd.yaml with lambd, t0) reaches its class unchecked:
+    the app says so in one line instead of leaving it silent (newcomer round, issue 12)."""
+    import app
+
+    cfg = composed(["optimizer=adam"])
+    assert schema.unruled(cfg) == []  # every key lecturenn ships has a rule
+    with open_dict(cfg):
+        cfg.optimizer.lambd = 1e-4
+        cfg.optimizer.t0 = 1e6
+    assert schema.unruled(cfg) == ["optimizer.lambd", "optimizer.t0"]
+    app.validate_config(cfg)
+    out = capsys.readouterr().out
+    assert "note: config: no rule in scripts/schema.py checks optimizer.lambd, optimizer.t0" in out
