@@ -22,7 +22,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pandas as pd
-from app import fail, load_plugins, validate_config
+from app import configure_threads, fail, load_plugins, validate_config
 from omegaconf import DictConfig
 
 
@@ -261,6 +261,7 @@ def predict(cfg: DictConfig) -> Path:
 
     import torch
 
+    configure_threads(cfg)
     from lecturenn.data import DataError
     from lecturenn.data.files import read_table
     from lecturenn.training.checkpoint import CheckpointError, load_module

@@ -235,6 +235,7 @@ def test_cli_predict(trained_run):
         f"input={cwd / 'new.csv'}",
         f"output={cwd / 'pred.csv'}",
         f"hydra.run.dir={cwd / 'predict'}",
+        "threads=1",  # as train.py and eval.py take it (newcomer round: "not in struct")
         cwd=cwd,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
