@@ -26,6 +26,14 @@ import torch
 from torch import Tensor
 
 from .activations import Activation
+from .autograd_support import (
+    NO_FORWARD_AD,
+    apply_function,
+    graph_gradient,
+    keep_saved,
+    transforms_active,
+    twin,
+)
 from .heads import Head
 
 __all__ = [
@@ -230,55 +238,6 @@ def differentiable_cost(X, Y, weight, thetas, activation: Activation, head: Head
     return (J + ridge_penalty(thetas, lam, W, J.dtype) if lam > 0 else J), z_out
 
 
-def _keep(x: Tensor, thetas) -> bool:
-    """Save activations only when a gradient can flow (nothing is saved under ``no_grad``)."""
-    return torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))
-
-
-def _transforms_active() -> bool:
-    """Are torch.func transforms (grad, vmap, jacrev, jacfwd, hessian, ...) running? torch's private
-    flag, read here only (``tests/test_double_backward.py`` pins what depends on it)."""
-    return torch._C._are_functorch_transforms_active()
-
-
-def _apply(function: type[torch.autograd.Function], *args):
-    """``function.apply(*args)`` without torch's per-call ``inspect.signature`` binding.
-
-    ``Function.apply`` binds the arguments to fill in defaults whenever ``setup_context`` is
-    defined (about 50 µs a call, a quarter of a tiny net's training step). Our forwards take
-    positional arguments only, so in eager mode we call the C++ apply directly; under
-    ``torch.compile`` torch's own ``apply`` is used unchanged.
-    """
-    if torch.compiler.is_compiling():
-        return function.apply(*args)
-    return super(torch.autograd.Function, function).apply(*args)
-
-
-def _twin(recompute, x: Tensor, thetas) -> Tensor | None:
-    """The output recomputed in plain ops when the backward must return a differentiable gradient
-    (grad mode is on in a backward only under ``create_graph=True``), else None. Also None where the
-    recomputation records no graph (inputs that do not require grad, e.g. inside a generated vmap
-    rule): no graph is wanted there, and the δ-recursion is exact. No extra work on the first-order
-    path."""
-    if not (torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))):
-        return None
-    out = recompute()
-    return out if out.requires_grad else None
-
-
-def _graph_gradient(output: Tensor, grad_output: Tensor, inputs, needs) -> list[Tensor | None]:
-    """Double backward: ∂output/∂inputs through the autograd formulation, with a graph (create_graph)."""
-    wanted = [x for x, need in zip(inputs, needs) if need]
-    found = iter(torch.autograd.grad(output, wanted, grad_output, create_graph=True, allow_unused=True))
-    return [next(found) if need else None for need in needs]
-
-
-_NO_FORWARD_AD = (
-    "forward-mode AD through torch.autograd.forward_ad is not supported by backprop='manual' (torch.func's "
-    "jvp/jacfwd/hessian are); build the network with ThetaMLP(..., backprop='autograd')"
-)
-
-
 class ThetaForward(torch.autograd.Function):
     """z^(L+1) from x through Θ^(1..L); backward is the δ-recursion.
 
@@ -309,23 +268,23 @@ class ThetaForward(torch.autograd.Function):
     def backward(ctx, grad_z, *_unused_hidden_grads):
         L, saved = ctx.num_layers, ctx.saved_tensors
         x, thetas, needs = saved[0], saved[L:], (ctx.needs_input_grad[0], *ctx.needs_input_grad[3:])
-        z = _twin(lambda: forward_layers(x, thetas, ctx.activation, keep=False)[0], x, thetas)
+        z = twin(lambda: forward_layers(x, thetas, ctx.activation, keep=False)[0], x, thetas)
         if z is not None:  # create_graph=True: a gradient that is itself differentiable
-            grad_x, *grads = _graph_gradient(z, grad_z, [x, *thetas], needs)
+            grad_x, *grads = graph_gradient(z, grad_z, [x, *thetas], needs)
             return (grad_x, None, None, *grads)
         grad_x, grads = backward_layers(grad_z, saved[:L], thetas, ctx.activation, needs[0], needs[1:])
         return (grad_x, None, None, *grads)
 
     @staticmethod
     def jvp(ctx, *tangents):
-        raise NotImplementedError(_NO_FORWARD_AD)
+        raise NotImplementedError(NO_FORWARD_AD)
 
 
 def theta_forward(x: Tensor, thetas, activation: Activation) -> Tensor:
     """z^(L+1) through :class:`ThetaForward`."""
-    if _transforms_active():  # torch.func: the plain-ops twin, which every transform supports
+    if transforms_active():  # torch.func: the plain-ops twin, which every transform supports
         return forward_layers(x, thetas, activation, keep=False)[0]
-    return _apply(ThetaForward, x, activation, _keep(x, thetas), *thetas)[0]
+    return apply_function(ThetaForward, x, activation, keep_saved(x, thetas), *thetas)[0]
 
 
 class ThetaCost(torch.autograd.Function):
@@ -371,11 +330,11 @@ class ThetaCost(torch.autograd.Function):
         activations, thetas, (z_out, Y, weight) = saved[:L], saved[L : 2 * L], saved[2 * L :]
         needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[7:])
         X = activations[0]
-        J = _twin(
+        J = twin(
             lambda: differentiable_cost(X, Y, weight, thetas, ctx.activation, ctx.head, ctx.lam)[0], X, thetas
         )
         if J is not None:  # create_graph=True: differentiate the plain-ops twin
-            grad_x, *grads = _graph_gradient(J, grad_J, [X, *thetas], needs)
+            grad_x, *grads = graph_gradient(J, grad_J, [X, *thetas], needs)
             return (grad_x, None, None, None, None, None, None, *grads)
         scale = grad_J / _total(weight, z_out.shape[0])  # 0-d tensor: no host sync
         delta = output_error(ctx.head, z_out, Y, weight, scale)  # δ^(L+1) (n, s_{L+1})
@@ -386,7 +345,7 @@ class ThetaCost(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, *tangents):
-        raise NotImplementedError(_NO_FORWARD_AD)
+        raise NotImplementedError(NO_FORWARD_AD)
 
 
 def _widened(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
@@ -400,10 +359,10 @@ def _widened(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
 def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float, weight=None):
     """(J(Θ), z^(L+1)) through :class:`ThetaCost` (the manual path); z is non-differentiable.
     ``weight``: checked sample weights (n,) or None (:func:`lecturenn.network.ThetaMLP.cost`)."""
-    if _transforms_active():  # torch.func: the plain-ops twin, which every transform supports
+    if transforms_active():  # torch.func: the plain-ops twin, which every transform supports
         J, z = differentiable_cost(X, Y, weight, thetas, activation, head, lam)
         return J, z.detach()
-    out = _apply(ThetaCost, X, Y, weight, activation, head, lam, _keep(X, thetas), *thetas)
+    out = apply_function(ThetaCost, X, Y, weight, activation, head, lam, keep_saved(X, thetas), *thetas)
     return out[0], out[1]
 
 
