@@ -15,9 +15,11 @@ products become matrix products over the batch: δ is (n, s), Δ^(l) = δ^(l+1)�
 The pieces — :func:`forward_layers`, :func:`output_error`, :func:`backward_layers` — are used by
 :class:`ThetaCost` / :class:`ThetaForward` (``net.cost(...).backward()``, the LightningModule) and,
 back to back without autograd, by :func:`cost_and_gradient` (the scikit-learn estimators). Speed
-tricks are options of these functions (``out=`` gradient tensors, the bias-augmented ``buffers``,
-the ``flat`` ridge term), not copies of them. The step-by-step teaching routine that returns every
-δ^(l), Δ^(l) and D^(l) is :func:`lecturenn.teaching.backpropagate` (re-exported here).
+tricks are options of these functions (``out=`` gradient tensors, the bias-augmented ``buffers``
+with g written straight into them by :meth:`Activation.into`, the ``flat`` ridge term, 1/n as the
+Δ matmul's ``alpha``) and of the registry entries (a head's fused ``cost_and_delta``), not copies.
+The step-by-step teaching routine that returns every δ^(l), Δ^(l) and D^(l) is
+:func:`lecturenn.teaching.backpropagate` (re-exported here).
 """
 
 from __future__ import annotations
