@@ -33,11 +33,14 @@ __all__ = ["Activation", "ACTIVATIONS", "get_activation", "register_activation"]
 
 @dataclass(frozen=True)
 class Activation:
-    """One hidden activation: ``g(z)``, ``gprime(a)`` and the fused ``backward(delta, a)``.
+    """One hidden activation: ``g(z)``, ``gprime(a)``, the fused ``backward(delta, a)`` and ``into(z, out)``.
 
     * ``g(z)``           a = g(z), elementwise.
     * ``gprime(a)``      g'(z) computed from a = g(z) (the lecture's formula; used by the teaching path).
     * ``backward(d, a)`` d .* g'(z) — the same product, fused into one kernel where torch has one.
+    * ``into(z, out)``   a = g(z) written into ``out`` (a preallocated, possibly strided tensor of z's
+      shape), in one kernel where the entry has a ``g_out`` (torch's ``out=`` form; a speed option:
+      without it g(z) is computed and copied).
 
     Names in other formats (``None``: that format has no such activation):
 
@@ -50,6 +53,7 @@ class Activation:
     g: Callable[[Tensor], Tensor] = field(repr=False)
     gprime: Callable[[Tensor], Tensor] = field(repr=False)
     fused_backward: Callable[[Tensor, Tensor], Tensor] | None = field(default=None, repr=False)
+    g_out: Callable[[Tensor, Tensor], Tensor] | None = field(default=None, repr=False)
     sklearn: str | None = None
     torch_module: Callable[[], nn.Module] | None = field(default=None, repr=False)
     onnx: str | None = None
@@ -59,6 +63,12 @@ class Activation:
         if self.fused_backward is not None:
             return self.fused_backward(delta, a)
         return delta * self.gprime(a)
+
+    def into(self, z: Tensor, out: Tensor) -> Tensor:
+        """a = g(z) written into ``out`` (same shape as z, any strides); returns ``out``."""
+        if self.g_out is not None:
+            return self.g_out(z, out)
+        return out.copy_(self.g(z))
 
     def __call__(self, z: Tensor) -> Tensor:
         return self.g(z)
@@ -83,12 +93,14 @@ def register_activation(
     gprime: Callable[[Tensor], Tensor],
     fused_backward: Callable[[Tensor, Tensor], Tensor] | None = None,
     *,
+    g_out: Callable[[Tensor, Tensor], Tensor] | None = None,
     sklearn: str | None = None,
     torch_module: Callable[[], nn.Module] | None = None,
     onnx: str | None = None,
 ) -> Activation:
     """Add an activation whose derivative can be written from its output a = g(z).
 
+    ``g_out(z, out)`` (optional) writes g(z) into ``out`` in one kernel (see :meth:`Activation.into`).
     ``sklearn``, ``torch_module`` and ``onnx`` name it in those formats (see :class:`Activation`);
     leave out those that cannot express it, and the matching exporter refuses it by name.
     ``ValueError`` if the name is taken. Example — leaky ReLU with slope 0.01 (a > 0 exactly when
@@ -98,20 +110,26 @@ def register_activation(
                             lambda a: (a > 0).to(a.dtype) * 0.99 + 0.01,    # 1 or 0.01, in a's dtype
                             torch_module=lambda: nn.LeakyReLU(0.01), onnx="LeakyRelu")
     """
-    entry = Activation(name, g, gprime, fused_backward, sklearn=sklearn, torch_module=torch_module, onnx=onnx)
+    entry = Activation(
+        name, g, gprime, fused_backward, g_out, sklearn=sklearn, torch_module=torch_module, onnx=onnx
+    )
     return ACTIVATIONS.add(entry)
 
 
 # The built-in activations: the table in the module docstring, one entry each.
 # fmt: off
 register_activation("sigmoid", torch.sigmoid, lambda a: a * (1 - a), torch.ops.aten.sigmoid_backward,
+                    g_out=lambda z, out: torch.sigmoid(z, out=out),
                     sklearn="logistic", torch_module=nn.Sigmoid, onnx="Sigmoid")
 register_activation("tanh", torch.tanh, lambda a: 1 - a * a, torch.ops.aten.tanh_backward,
+                    g_out=lambda z, out: torch.tanh(z, out=out),
                     sklearn="tanh", torch_module=nn.Tanh, onnx="Tanh")
 register_activation("softplus", torch.nn.functional.softplus, lambda a: -torch.expm1(-a),
                     torch_module=nn.Softplus, onnx="Softplus")  # scikit-learn has no softplus
 register_activation("relu", torch.relu, lambda a: (a > 0).to(a.dtype), _relu_backward,
+                    g_out=lambda z, out: torch.clamp_min(z, 0, out=out),
                     sklearn="relu", torch_module=nn.ReLU, onnx="Relu")
 register_activation("identity", lambda z: z, torch.ones_like, lambda delta, a: delta,
+                    g_out=lambda z, out: out.copy_(z),
                     sklearn="identity", torch_module=nn.Identity, onnx="Identity")
 # fmt: on

@@ -15,9 +15,11 @@ products become matrix products over the batch: δ is (n, s), Δ^(l) = δ^(l+1)�
 The pieces — :func:`forward_layers`, :func:`output_error`, :func:`backward_layers` — are used by
 :class:`ThetaCost` / :class:`ThetaForward` (``net.cost(...).backward()``, the LightningModule) and,
 back to back without autograd, by :func:`cost_and_gradient` (the scikit-learn estimators). Speed
-tricks are options of these functions (``out=`` gradient tensors, the bias-augmented ``buffers``,
-the ``flat`` ridge term), not copies of them. The step-by-step teaching routine that returns every
-δ^(l), Δ^(l) and D^(l) is :func:`lecturenn.teaching.backpropagate` (re-exported here).
+tricks are options of these functions (``out=`` gradient tensors, the bias-augmented ``buffers``
+with g written straight into them by :meth:`Activation.into`, the ``flat`` ridge term, 1/n as the
+Δ matmul's ``alpha``) and of the registry entries (a head's fused ``cost_and_delta``), not copies.
+The step-by-step teaching routine that returns every δ^(l), Δ^(l) and D^(l) is
+:func:`lecturenn.teaching.backpropagate` (re-exported here).
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ import torch
 from torch import Tensor
 
 from .activations import Activation
+from .autograd_support import (
+    NO_FORWARD_AD,
+    apply_function,
+    graph_gradient,
+    keep_saved,
+    transforms_active,
+    twin,
+)
 from .heads import Head
 
 __all__ = [
@@ -57,12 +67,13 @@ def forward_layers(x: Tensor, thetas, activation: Activation, keep: bool, buffer
 
     ``buffers`` (a speed option, no autograd): the bias-augmented layout. ``x`` is then [1, X]
     (n, s_1 + 1) and each a^(l+1) is written into the caller's buffer (n, s_{l+1} + 1) whose column 0
-    holds the bias unit 1, so z^(l+1) = [1, a^(l)] Θ^(l)ᵀ is one matmul and the returned hidden
-    activations are those buffers (:func:`backward_layers` with ``augmented=True`` takes them)."""
+    holds the bias unit 1, so z^(l+1) = [1, a^(l)] Θ^(l)ᵀ is one matmul, g writes straight into the
+    buffer (:meth:`Activation.into`), and the returned hidden activations are those buffers
+    (:func:`backward_layers` with ``augmented=True`` takes them)."""
     if buffers is not None:
         a = x
         for theta, buf in zip(thetas[:-1], buffers):
-            buf[:, 1:].copy_(activation.g(torch.mm(a, theta.t())))  # (n, s_l + 1) @ (s_l + 1, s_{l+1})
+            activation.into(torch.mm(a, theta.t()), buf[:, 1:])  # (n, s_l + 1) @ (s_l + 1, s_{l+1})
             a = buf
         return torch.mm(a, thetas[-1].t()), list(buffers)
     a, hidden = x, []
@@ -105,12 +116,15 @@ def backward_layers(
     needs_theta,
     out=None,
     augmented: bool = False,
+    alpha: float | None = None,
 ):
     """The δ-recursion from δ^(L+1) (already scaled by ∂J/∂z^(L+1)) down to the lowest layer that
     needs a gradient — the one implementation every caller uses. ``activations`` are a^(1..L)
     (a^(1) = x), or [1, a^(l)] with ``augmented`` (see :func:`forward_layers`' ``buffers``).
     ``out``: optional Θ-shaped contiguous tensors to write Δ^(l) into (e.g. preallocated
-    ``.grad`` tensors); fresh contiguous tensors otherwise. Returns (∂J/∂x, [Δ^(1..L)])."""
+    ``.grad`` tensors); fresh contiguous tensors otherwise. ``alpha``: a number every Δ^(l) is
+    multiplied by (the recursion is linear in δ, so this equals scaling δ^(L+1); with ``augmented``
+    it costs nothing, being the matmul's own factor). Returns (∂J/∂x, [α·Δ^(1..L)])."""
     L = len(thetas)
     needing = [l for l in range(L) if needs_theta[l]]
     stop = -1 if needs_x else (needing[0] if needing else 0)
@@ -122,17 +136,21 @@ def backward_layers(
         if needs_theta[l]:
             # Δ^(l) = δ^(l+1)ᵀ [1, a^(l)], written in one (s_{l+1}, s_l + 1) tensor
             grad = torch.empty_like(theta, memory_format=torch.contiguous_format) if out is None else out[l]
-            if augmented:  # the ones column is in the buffer: one matmul, bias column included
+            if augmented and alpha is not None:  # α δᵀ [1, a]: the factor rides on the one matmul
+                torch.addmm(grad, delta.t(), a, beta=0, alpha=alpha, out=grad)  # beta=0: grad ignored
+            elif augmented:  # the ones column is in the buffer: one matmul, bias column included
                 torch.mm(delta.t(), a, out=grad)  # (s_{l+1}, n) @ (n, s_l + 1)
             else:
                 torch.mm(delta.t(), a, out=grad[:, 1:])  # (s_{l+1}, n) @ (n, s_l)
                 # bias column Σ_i δ^(l+1)_i, written after the mm: its strided writes touch every
                 # row, which would page-fault a fresh buffer one page at a time if it came first
                 torch.sum(delta, dim=0, out=grad[:, 0])
+                if alpha is not None:
+                    grad.mul_(alpha)
             grads[l] = grad
         if l == stop or (l == 0 and not needs_x):
             break
-        delta = delta @ theta[:, 1:]  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
+        delta = torch.mm(delta, theta[:, 1:])  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
         if l == 0:
             grad_x = delta  # the input layer has no g'
         else:  # δ^(l) = (Θ_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)), g' from the saved a^(l)
@@ -172,29 +190,45 @@ def cost_and_gradient(
     Θ must not require grad (pass ``detach()``-ed views). Returns (J (0-d), [D^(1..L)]).
 
     Speed options: ``buffers``, the bias-augmented layout of :func:`forward_layers` (X is then
-    [1, X]); ``flat = (θ, d, mask)`` when every Θ^(l) is a view of the 1-D tensor θ and every
-    ``out[l]`` the same view of d, with ``mask`` 0 on the bias columns and 1 elsewhere: the ridge
-    term is then computed on the flat tensors in three calls instead of a few per layer."""
+    [1, X]); ``flat = (θ, d, mask[, scratch])`` when every Θ^(l) is a view of the 1-D tensor θ and
+    every ``out[l]`` the same view of d, with ``mask`` 0 on the bias columns and 1 elsewhere (and
+    ``scratch``, optional, a tensor like θ to hold [0 | Θ_{:,1:}]): the ridge term is then computed
+    on the flat tensors in three calls instead of a few per layer. Without sample weights the head's
+    fused ``cost_and_delta`` is used where it has one and 1/n is folded into the Δ matmuls."""
     z_out, hidden = forward_layers(X, thetas, activation, True, buffers)
-    W = _total(weight, X.shape[0])
-    J = _data_cost(head, z_out, Y, weight) / W
+    if weight is None:  # W = n, a number: 1/n rides on the Δ matmuls (backward_layers' alpha)
+        W = X.shape[0]
+        cost, delta = _cost_and_error(head, z_out, Y)  # Σ_i cost_i, δ^(L+1) unscaled (n, s_{L+1})
+        alpha = 1.0 / W
+        J = cost.mul_(alpha)
+    else:
+        W = weight.sum()
+        J = _data_cost(head, z_out, Y, weight) / W
+        delta, alpha = output_error(head, z_out, Y, weight, 1.0 / W), None  # δ^(L+1) (n, s_{L+1})
     masked = None
     if lam > 0:
         if flat is None:
             J = J + ridge_penalty(thetas, lam, W, J.dtype)
         else:  # [0 | Θ_{:,1:}] of every layer at once; R = λ/(2W) Σ (masked · θ)
-            masked = flat[0] * flat[2]
-            J = J + (lam / (2 * W)) * torch.dot(masked, flat[0])
-    scale = 1.0 / W
-    delta = output_error(head, z_out, Y, weight, scale)  # δ^(L+1) (n, s_{L+1})
+            masked = torch.mul(flat[0], flat[2], out=flat[3]) if len(flat) > 3 else flat[0] * flat[2]
+            ridge = torch.dot(masked, flat[0])
+            J = J.add_(ridge, alpha=lam / (2 * W)) if weight is None else J + (lam / (2 * W)) * ridge
     augmented = buffers is not None
     needs = [True] * len(thetas)
-    _, grads = backward_layers(delta, [X, *hidden], thetas, activation, False, needs, out, augmented)
+    _, grads = backward_layers(delta, [X, *hidden], thetas, activation, False, needs, out, augmented, alpha)
     if masked is not None:  # D += (λ/W) [0 | Θ_{:,1:}], all layers in one call
-        _add_scaled(flat[1], masked, lam * scale)
+        _add_scaled(flat[1], masked, lam / W)
     elif lam > 0:
-        _add_ridge_gradient(grads, thetas, lam * scale)
+        _add_ridge_gradient(grads, thetas, lam / W)
     return J, grads
+
+
+def _cost_and_error(head: Head, z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+    """(Σ_i cost_i, unscaled δ^(L+1)) in at least float32, δ back in z's dtype
+    (:meth:`Head.cost_and_error`)."""
+    z_wide, Y_wide = _widened(z, Y)
+    cost, delta = head.cost_and_error(z_wide, Y_wide)
+    return cost, delta if delta.dtype == z.dtype else delta.to(z.dtype)
 
 
 def differentiable_cost(X, Y, weight, thetas, activation: Activation, head: Head, lam: float):
@@ -204,55 +238,6 @@ def differentiable_cost(X, Y, weight, thetas, activation: Activation, head: Head
     W = _total(weight, X.shape[0])
     J = _data_cost(head, z_out, Y, weight) / W
     return (J + ridge_penalty(thetas, lam, W, J.dtype) if lam > 0 else J), z_out
-
-
-def _keep(x: Tensor, thetas) -> bool:
-    """Save activations only when a gradient can flow (nothing is saved under ``no_grad``)."""
-    return torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))
-
-
-def _transforms_active() -> bool:
-    """Are torch.func transforms (grad, vmap, jacrev, jacfwd, hessian, ...) running? torch's private
-    flag, read here only (``tests/test_double_backward.py`` pins what depends on it)."""
-    return torch._C._are_functorch_transforms_active()
-
-
-def _apply(function: type[torch.autograd.Function], *args):
-    """``function.apply(*args)`` without torch's per-call ``inspect.signature`` binding.
-
-    ``Function.apply`` binds the arguments to fill in defaults whenever ``setup_context`` is
-    defined (about 50 µs a call, a quarter of a tiny net's training step). Our forwards take
-    positional arguments only, so in eager mode we call the C++ apply directly; under
-    ``torch.compile`` torch's own ``apply`` is used unchanged.
-    """
-    if torch.compiler.is_compiling():
-        return function.apply(*args)
-    return super(torch.autograd.Function, function).apply(*args)
-
-
-def _twin(recompute, x: Tensor, thetas) -> Tensor | None:
-    """The output recomputed in plain ops when the backward must return a differentiable gradient
-    (grad mode is on in a backward only under ``create_graph=True``), else None. Also None where the
-    recomputation records no graph (inputs that do not require grad, e.g. inside a generated vmap
-    rule): no graph is wanted there, and the δ-recursion is exact. No extra work on the first-order
-    path."""
-    if not (torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))):
-        return None
-    out = recompute()
-    return out if out.requires_grad else None
-
-
-def _graph_gradient(output: Tensor, grad_output: Tensor, inputs, needs) -> list[Tensor | None]:
-    """Double backward: ∂output/∂inputs through the autograd formulation, with a graph (create_graph)."""
-    wanted = [x for x, need in zip(inputs, needs) if need]
-    found = iter(torch.autograd.grad(output, wanted, grad_output, create_graph=True, allow_unused=True))
-    return [next(found) if need else None for need in needs]
-
-
-_NO_FORWARD_AD = (
-    "forward-mode AD through torch.autograd.forward_ad is not supported by backprop='manual' (torch.func's "
-    "jvp/jacfwd/hessian are); build the network with ThetaMLP(..., backprop='autograd')"
-)
 
 
 class ThetaForward(torch.autograd.Function):
@@ -285,23 +270,23 @@ class ThetaForward(torch.autograd.Function):
     def backward(ctx, grad_z, *_unused_hidden_grads):
         L, saved = ctx.num_layers, ctx.saved_tensors
         x, thetas, needs = saved[0], saved[L:], (ctx.needs_input_grad[0], *ctx.needs_input_grad[3:])
-        z = _twin(lambda: forward_layers(x, thetas, ctx.activation, keep=False)[0], x, thetas)
+        z = twin(lambda: forward_layers(x, thetas, ctx.activation, keep=False)[0], x, thetas)
         if z is not None:  # create_graph=True: a gradient that is itself differentiable
-            grad_x, *grads = _graph_gradient(z, grad_z, [x, *thetas], needs)
+            grad_x, *grads = graph_gradient(z, grad_z, [x, *thetas], needs)
             return (grad_x, None, None, *grads)
         grad_x, grads = backward_layers(grad_z, saved[:L], thetas, ctx.activation, needs[0], needs[1:])
         return (grad_x, None, None, *grads)
 
     @staticmethod
     def jvp(ctx, *tangents):
-        raise NotImplementedError(_NO_FORWARD_AD)
+        raise NotImplementedError(NO_FORWARD_AD)
 
 
 def theta_forward(x: Tensor, thetas, activation: Activation) -> Tensor:
     """z^(L+1) through :class:`ThetaForward`."""
-    if _transforms_active():  # torch.func: the plain-ops twin, which every transform supports
+    if transforms_active():  # torch.func: the plain-ops twin, which every transform supports
         return forward_layers(x, thetas, activation, keep=False)[0]
-    return _apply(ThetaForward, x, activation, _keep(x, thetas), *thetas)[0]
+    return apply_function(ThetaForward, x, activation, keep_saved(x, thetas), *thetas)[0]
 
 
 class ThetaCost(torch.autograd.Function):
@@ -347,11 +332,11 @@ class ThetaCost(torch.autograd.Function):
         activations, thetas, (z_out, Y, weight) = saved[:L], saved[L : 2 * L], saved[2 * L :]
         needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[7:])
         X = activations[0]
-        J = _twin(
+        J = twin(
             lambda: differentiable_cost(X, Y, weight, thetas, ctx.activation, ctx.head, ctx.lam)[0], X, thetas
         )
         if J is not None:  # create_graph=True: differentiate the plain-ops twin
-            grad_x, *grads = _graph_gradient(J, grad_J, [X, *thetas], needs)
+            grad_x, *grads = graph_gradient(J, grad_J, [X, *thetas], needs)
             return (grad_x, None, None, None, None, None, None, *grads)
         scale = grad_J / _total(weight, z_out.shape[0])  # 0-d tensor: no host sync
         delta = output_error(ctx.head, z_out, Y, weight, scale)  # δ^(L+1) (n, s_{L+1})
@@ -362,7 +347,7 @@ class ThetaCost(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, *tangents):
-        raise NotImplementedError(_NO_FORWARD_AD)
+        raise NotImplementedError(NO_FORWARD_AD)
 
 
 def _widened(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
@@ -376,10 +361,10 @@ def _widened(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
 def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float, weight=None):
     """(J(Θ), z^(L+1)) through :class:`ThetaCost` (the manual path); z is non-differentiable.
     ``weight``: checked sample weights (n,) or None (:func:`lecturenn.network.ThetaMLP.cost`)."""
-    if _transforms_active():  # torch.func: the plain-ops twin, which every transform supports
+    if transforms_active():  # torch.func: the plain-ops twin, which every transform supports
         J, z = differentiable_cost(X, Y, weight, thetas, activation, head, lam)
         return J, z.detach()
-    out = _apply(ThetaCost, X, Y, weight, activation, head, lam, _keep(X, thetas), *thetas)
+    out = apply_function(ThetaCost, X, Y, weight, activation, head, lam, keep_saved(X, thetas), *thetas)
     return out[0], out[1]
 
 

@@ -77,6 +77,8 @@ class Head:
     * ``valid(Y)``                     a 0-d bool tensor: are the target values legal? (no host sync;
       class indices are range-checked by the Head itself).
     * ``explain(Y)``                   a sentence saying why they are not (``None``: a generic one).
+    * ``cost_and_delta(z, Y)``         optional speed option: (Σ_i cost_i, δ^(L+1)) from one shared
+      pass (softmax: one log-softmax for both); :meth:`cost_and_error` falls back to the three above.
 
     Data:
 
@@ -100,6 +102,7 @@ class Head:
     sklearn: str | None = None
     torch_module: Callable[[], nn.Module] | None = field(default=None, repr=False)
     onnx: str | None = None
+    cost_and_delta: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for part in ("h", "cost_sum", "delta", "valid"):
@@ -110,6 +113,13 @@ class Head:
         if unknown:
             raise ValueError(f"head {self.name!r}: unknown task(s) {unknown}; tasks are {list(TASKS)}")
         object.__setattr__(self, "tasks", tasks)
+
+    def cost_and_error(self, z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+        """(Σ_i cost_i (0-d), δ^(L+1) = ∂(Σ_i cost_i)/∂z (n, K), a fresh tensor), unweighted; no autograd."""
+        if self.cost_and_delta is not None:
+            return self.cost_and_delta(z, Y)
+        h = self.h(z)
+        return self.cost_sum(z, Y), self.delta(h, Y, inplace=h is not z)
 
     # -- targets ------------------------------------------------------------------------------
     def prepare_targets(self, Y, n: int, K: int, dtype: torch.dtype, device) -> Tensor:
@@ -199,6 +209,15 @@ def _softmax_cost(z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
     return -_weighted((Y * torch.log_softmax(z, dim=1)).sum(dim=1), weight)
 
 
+def _softmax_cost_and_delta(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+    """One log-softmax for both: Σ cost_i = −Σ y log h and δ = e^{log h} − y (one-hot or indices)."""
+    logp = torch.log_softmax(z, dim=1)
+    if _is_index_target(Y):
+        return F.nll_loss(logp, Y, reduction="sum"), _h_minus_y(logp.exp_(), Y, inplace=True)
+    cost = torch.dot(logp.view(-1), Y.reshape(-1)).neg_()  # (nK)·(nK): −Σ_ik y_ik log h_ik
+    return cost, logp.exp_().sub_(Y)
+
+
 def _squared_cost(z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
     if weight is None:
         return F.mse_loss(z, Y, reduction="sum")
@@ -262,11 +281,13 @@ def register_head(
     sklearn: str | None = None,
     torch_module: Callable[[], nn.Module] | None = None,
     onnx: str | None = None,
+    cost_and_delta: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
 ) -> Head:
     """Add an output head (the fields are those of :class:`Head`); ``ValueError`` if the name is taken.
 
     ``cost_sum(z, Y, weight=None)`` must return Σ_i w_i cost_i and ``delta(h, Y, inplace=False)``
-    ∂(Σ_i cost_i)/∂z; gradient checking (:func:`lecturenn.gradient_check`) verifies the pair.
+    ∂(Σ_i cost_i)/∂z (``cost_and_delta(z, Y)``, optional: both at once, see :class:`Head`); gradient
+    checking (:func:`lecturenn.gradient_check`) verifies the pair.
     Example — a Poisson head for counts, h = e^z, cost_i = Σ_k (e^{z_ik} − y_ik z_ik) (log y! dropped)::
 
         def poisson_cost(z, Y, weight=None):
@@ -280,6 +301,7 @@ def register_head(
     entry = Head(
         name, h, cost_sum, delta, valid=valid, explain=explain, tasks=tasks, class_indices=class_indices,
         min_outputs=min_outputs, sklearn=sklearn, torch_module=torch_module, onnx=onnx,
+        cost_and_delta=cost_and_delta,
     )  # fmt: skip
     return HEADS.add(entry)
 
@@ -289,7 +311,8 @@ register_head("sigmoid", torch.sigmoid, _sigmoid_cost, _h_minus_y, valid=_zero_o
               tasks=("binary", "multilabel"), sklearn="logistic", torch_module=nn.Sigmoid, onnx="Sigmoid")
 register_head("softmax", lambda z: torch.softmax(z, dim=1), _softmax_cost, _h_minus_y, valid=_one_hot,
               explain=_explain_one_hot, tasks=("multiclass",), class_indices=True, min_outputs=2,
-              sklearn="softmax", torch_module=lambda: nn.Softmax(dim=1), onnx="Softmax")
+              sklearn="softmax", torch_module=lambda: nn.Softmax(dim=1), onnx="Softmax",
+              cost_and_delta=_softmax_cost_and_delta)
 register_head("identity", lambda z: z, _squared_cost, _twice_h_minus_y,
               tasks=("regression",), sklearn="identity", torch_module=nn.Identity, onnx="Identity")
 # fmt: on

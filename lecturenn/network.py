@@ -11,28 +11,15 @@
 differentiate it. Either way ``net.cost(X, Y, lam).backward()`` leaves D^(l) = ∂J/∂Θ^(l) in
 ``net.thetas[l-1].grad``.
 
-What works on each path:
-
-=========================================  ==================================  ===============
-                                           ``"manual"``                        ``"autograd"``
-=========================================  ==================================  ===============
-``backward()``, ``autograd.grad``          the δ-recursion                     torch autograd
-``create_graph=True`` (gradient penalty,   exact: the backward differentiates  yes
-``gradgradcheck``)                         the plain-ops twin of the forward
-torch.func ``grad``, ``vmap``, ``jacrev``,  yes: under a transform the manual   yes
-``jacfwd``, ``hessian``                    path evaluates the plain-ops twin
-``torch.autograd.forward_ad``              clear ``NotImplementedError``        yes
-=========================================  ==================================  ===============
-
-Under ``vmap`` set ``net.validate_inputs = False`` (the value checks branch on the data).
+What works on each path (``create_graph=True``, torch.func transforms, forward-mode AD): the table
+in :mod:`lecturenn.autograd_support`. Under ``vmap`` set ``net.validate_inputs = False`` (the value
+checks branch on the data).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from numbers import Integral, Real
 
 import torch
 from torch import Tensor, nn
@@ -43,24 +30,13 @@ from .backprop import ridge_penalty, theta_cost, theta_forward
 from .heads import HEADS, get_head
 from .regularization import check_lam
 from .sample_weight import check_weight_values, prepare_sample_weight, weights_valid
+from .teaching import Propagation  # re-exported: lecturenn.network.Propagation
 from .theta import check_input, init_theta, make_generator
+from .validation import check_number, is_integer
 
 __all__ = ["ThetaMLP", "Propagation", "BACKPROPS", "as_array"]
 
 BACKPROPS = ("manual", "autograd")
-
-
-@dataclass
-class Propagation:
-    """Forward propagation by layer number: ``a[l]`` for l = 1..L+1, ``z[l]`` for l = 2..L+1."""
-
-    a: dict[int, Tensor]
-    z: dict[int, Tensor]
-
-    @property
-    def h(self) -> Tensor:
-        """h_Θ(x) = a^(L+1)."""
-        return self.a[max(self.a)]
 
 
 def _check_sizes(sizes) -> list[int]:
@@ -70,7 +46,7 @@ def _check_sizes(sizes) -> list[int]:
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least 2 layers (input and output), got {sizes}")
     for j, s in enumerate(sizes, start=1):
-        if isinstance(s, bool) or not isinstance(s, Integral) or s < 1:
+        if not is_integer(s) or s < 1:
             raise ValueError(f"sizes[{j - 1}] (s_{j}, units in layer {j}) must be an int >= 1, got {s!r}")
     return [int(s) for s in sizes]
 
@@ -120,10 +96,13 @@ class ThetaMLP(nn.Module):
         self.head = get_head(output)
         if backprop not in BACKPROPS:
             raise ValueError(f"unknown backprop {backprop!r}; choose one of {list(BACKPROPS)}")
-        if self.head.name == "softmax" and self.sizes[-1] < 2:
-            raise ValueError("the softmax head needs at least 2 outputs; use output='sigmoid' for K = 1")
-        if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        if self.sizes[-1] < self.head.min_outputs:
+            hint = "; use output='sigmoid' for K = 1" if self.sizes[-1] == 1 else ""
+            raise ValueError(
+                f"the {self.head.name} head needs at least {self.head.min_outputs} outputs, "
+                f"got sizes[-1] = {self.sizes[-1]}{hint}"
+            )
+        dropout = check_number(dropout, "dropout", low=0, high=1, high_open=True)
         self.backprop = backprop
         self.validate_inputs = True
         self.thetas = nn.ParameterList(
@@ -136,7 +115,7 @@ class ThetaMLP(nn.Module):
             if batchnorm
             else None
         )
-        self.dropout = float(dropout)
+        self.dropout = dropout
         self.reset_parameters(init, epsilon, generator)
 
     # -- pickling: activations and heads are registry entries, stored by name ---------------------
@@ -392,11 +371,10 @@ class ThetaMLP(nn.Module):
         Y = Y_raw = self.head.prepare_targets(as_array(Y), n, K, X.dtype, X.device)
         weight = prepare_sample_weight(sample_weight, n, X.dtype, X.device)
         if self.validate_inputs:
-            # All value checks fused into one boolean and a single host sync, after the forward
-            # pass and before anything is written. A sum is finite iff every term is (an overflow
-            # only raises a false alarm, which _diagnose then clears), and is ~15× cheaper than
-            # isfinite(X).all(). Class indices are clamped so a bad label cannot index out of
-            # bounds (a device-side assert on CUDA) before it is reported.
+            # All value checks in one boolean and one host sync, after the forward pass and before
+            # anything is written. A sum is finite iff every term is (an overflow's false alarm is
+            # cleared by _diagnose), ~15× cheaper than isfinite(X).all(). Class indices are clamped:
+            # a bad label cannot index out of bounds (a CUDA device-side assert) before it is reported.
             Y, targets_ok = self.head.safe_targets(Y, K)
             inputs_ok = torch.isfinite(X.sum() + sum(theta.sum() for theta in self.thetas))
             if weight is not None:

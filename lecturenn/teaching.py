@@ -10,7 +10,20 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Backprop", "backpropagate"]
+__all__ = ["Backprop", "Propagation", "backpropagate"]
+
+
+@dataclass
+class Propagation:
+    """Forward propagation by layer number: ``a[l]`` for l = 1..L+1, ``z[l]`` for l = 2..L+1."""
+
+    a: dict[int, Tensor]
+    z: dict[int, Tensor]
+
+    @property
+    def h(self) -> Tensor:
+        """h_Θ(x) = a^(L+1)."""
+        return self.a[max(self.a)]
 
 
 @dataclass

@@ -211,7 +211,8 @@ class Engine:
         mask = torch.ones_like(self.param.detach())
         for m in _views(mask, self.params):
             m[:, 0] = 0  # the bias column is not penalised
-        self._flat = (self.param.detach(), self.param.grad, mask)  # cost_and_gradient's flat option
+        flat = self.param.detach()  # cost_and_gradient's flat option, with a scratch for [0 | Θ_{:,1:}]
+        self._flat = (flat, self.param.grad, mask, torch.empty_like(flat))
         self.thetas = [p.detach() for p in self.params]  # the same storage, outside autograd
         self.optimizer = make_optimizer(solver, [self.param], est)
         self.step = fast_step(self.optimizer)  # optimizer.step() minus its wrapper (see _fast_step)
@@ -259,7 +260,8 @@ class Engine:
             J = self.net.cost(X1[:, 1:], Y, lam)
             for grad, d in zip(self.grads, torch.autograd.grad(J, self.params)):
                 grad.copy_(d)
-        self.loss_sum.add_(J.detach(), alpha=X1.shape[0])
+            J = J.detach()
+        self.loss_sum.add_(J, alpha=X1.shape[0])
 
     @torch.no_grad()
     def logits(self, X1: Tensor) -> Tensor:
