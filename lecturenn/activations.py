@@ -58,6 +58,12 @@ class Activation:
     torch_module: Callable[[], nn.Module] | None = field(default=None, repr=False)
     onnx: str | None = None
 
+    def __post_init__(self) -> None:
+        for part in ("g", "gprime", "fused_backward", "g_out", "torch_module"):
+            value = getattr(self, part)
+            if (part in ("g", "gprime") or value is not None) and not callable(value):
+                raise TypeError(f"activation {self.name!r}: {part} must be callable, got {value!r}")
+
     def backward(self, delta: Tensor, a: Tensor) -> Tensor:
         """δ .* g'(z), from the saved activation ``a``. Shapes: (n, s) and (n, s) -> (n, s)."""
         if self.fused_backward is not None:

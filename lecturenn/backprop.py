@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .activations import Activation
+from .activations import Activation, get_activation
 from .autograd_support import (
     NO_FORWARD_AD,
     apply_function,
@@ -36,7 +36,8 @@ from .autograd_support import (
     transforms_active,
     twin,
 )
-from .heads import Head
+from .heads import Head, get_head
+from .regularization import check_lam
 
 __all__ = [
     "ThetaForward",
@@ -283,7 +284,8 @@ class ThetaForward(torch.autograd.Function):
 
 
 def theta_forward(x: Tensor, thetas, activation: Activation) -> Tensor:
-    """z^(L+1) through :class:`ThetaForward`."""
+    """z^(L+1) through :class:`ThetaForward` (``activation`` may be a name)."""
+    activation = get_activation(activation)
     if transforms_active():  # torch.func: the plain-ops twin, which every transform supports
         return forward_layers(x, thetas, activation, keep=False)[0]
     return apply_function(ThetaForward, x, activation, keep_saved(x, thetas), *thetas)[0]
@@ -360,10 +362,26 @@ def _widened(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
 
 def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float, weight=None):
     """(J(Θ), z^(L+1)) through :class:`ThetaCost` (the manual path); z is non-differentiable.
-    ``weight``: checked sample weights (n,) or None (:func:`lecturenn.network.ThetaMLP.cost`)."""
+
+    The low-level entry point (``ThetaMLP.cost`` checks X, Y and the weights' values first): λ is
+    checked, ``activation``/``head`` may be names, ``weight`` must be a (n,) tensor or None (values
+    unchecked here: finite, ≥ 0, Σw > 0 is the caller's promise; :mod:`lecturenn.sample_weight`)."""
+    lam = check_lam(lam)
+    activation, head = get_activation(activation), get_head(head)
+    if weight is not None:
+        if not isinstance(weight, Tensor):
+            raise TypeError(f"weight must be a tensor of shape (n,) or None, got {type(weight).__name__}")
+        if tuple(weight.shape) != (X.shape[0],):
+            raise ValueError(f"weight has shape {tuple(weight.shape)}; expected ({X.shape[0]},), one per row")
     if transforms_active():  # torch.func: the plain-ops twin, which every transform supports
         J, z = differentiable_cost(X, Y, weight, thetas, activation, head, lam)
         return J, z.detach()
+    if weight is not None and weight.requires_grad:
+        raise ValueError(
+            "sample_weight requires grad, but the manual δ-recursion treats the weights as constants: "
+            "pass sample_weight.detach(), or build the net with backprop='autograd' to differentiate "
+            "J with respect to them"
+        )
     out = apply_function(ThetaCost, X, Y, weight, activation, head, lam, keep_saved(X, thetas), *thetas)
     return out[0], out[1]
 

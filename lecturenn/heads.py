@@ -196,7 +196,8 @@ def _weighted(per_row: Tensor, weight: Tensor) -> Tensor:
 def _sigmoid_cost(z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
     if weight is None:
         return F.binary_cross_entropy_with_logits(z, Y, reduction="sum")
-    return F.binary_cross_entropy_with_logits(z, Y, weight=weight.unsqueeze(1), reduction="sum")
+    # per-row costs, then Σ_i w_i cost_i: differentiable w.r.t. the weights too (BCE's weight= is not)
+    return _weighted(F.binary_cross_entropy_with_logits(z, Y, reduction="none").sum(dim=1), weight)
 
 
 def _softmax_cost(z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:

@@ -48,8 +48,10 @@ class Registry(dict[str, E], Generic[E]):
     def add(self, entry: E) -> E:
         """Register ``entry`` under ``entry.name``; ``ValueError`` if that name is taken."""
         name = entry.name
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
+        if not isinstance(name, str) or not name.strip() or name != name.strip():
+            raise ValueError(
+                f"{self.kind} name must be a non-empty string without surrounding spaces, got {name!r}"
+            )
         if name in self:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self[name] = entry

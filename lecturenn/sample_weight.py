@@ -51,9 +51,15 @@ def check_weight_values(weight: Tensor | None) -> None:
     if weight is None:
         return
     if not torch.isfinite(weight).all():
-        raise ValueError("sample_weight contains NaN or inf")
+        raise ValueError(
+            f"sample_weight contains NaN or inf in the network's dtype {weight.dtype} (finite weights "
+            "beyond its range overflow; scaling every weight by one factor leaves J unchanged)"
+        )
     if (weight < 0).any():
         i = int((weight < 0).nonzero()[0])
         raise ValueError(f"sample_weight must be >= 0, got {weight[i].item()} at row {i}")
     if not weight.sum() > 0:
-        raise ValueError("sample_weight sums to 0: J = (1/Σw) Σ w_i cost_i needs Σw > 0")
+        raise ValueError(
+            f"sample_weight sums to 0 in {weight.dtype}: J = (1/Σw) Σ w_i cost_i needs Σw > 0 (weights "
+            "below the dtype's range underflow to 0; scaling every weight by one factor leaves J unchanged)"
+        )

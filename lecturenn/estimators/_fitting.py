@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
-from ..regularization import batch_lam
+from ..regularization import batch_lam, check_lam
 from ._engine import Batches, as_tensor, with_ones
 
 NON_FINITE = (
@@ -46,7 +46,7 @@ class FitLoops:
         batch = min(batch, N)
         X1 = with_ones(as_tensor(X, device, tdtype))  # [1, X]: the bias-augmented layout
         data = Batches(X1, as_tensor(Y, device, tdtype), batch, self.shuffle)
-        lam = float(self.alpha)
+        lam = check_lam(self.alpha, "alpha")  # a float also for a 1-element array or tensor
         # each batch B of n_B rows is charged λ_B = λ·n_B/N (the one mini-batch rule)
         batches = [(Xb, Yb, batch_lam(lam, Xb.shape[0], N)) for Xb, Yb in data.batches]
         loss_sum, step, accumulate = engine.loss_sum, engine.step, engine.accumulate
@@ -126,7 +126,7 @@ class FitLoops:
     def _fit_lbfgs(self, engine, X, Y, device, tdtype):
         Xt, Yt = with_ones(as_tensor(X, device, tdtype)), as_tensor(Y, device, tdtype)
         N = Xt.shape[0]
-        lam = batch_lam(float(self.alpha), N, N)  # the full batch: λ itself
+        lam = batch_lam(check_lam(self.alpha, "alpha"), N, N)  # the full batch: λ itself
         optimizer, loss_sum = engine.optimizer, engine.loss_sum
         curve: list[tuple[int, float]] = []
         state = optimizer.state[engine.param]
