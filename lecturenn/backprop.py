@@ -38,6 +38,7 @@ from .autograd_support import (
 )
 from .heads import Head, get_head
 from .regularization import check_lam
+from .sample_weight import check_weight_shape
 
 __all__ = [
     "ThetaForward",
@@ -371,8 +372,7 @@ def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head,
     if weight is not None:
         if not isinstance(weight, Tensor):
             raise TypeError(f"weight must be a tensor of shape (n,) or None, got {type(weight).__name__}")
-        if tuple(weight.shape) != (X.shape[0],):
-            raise ValueError(f"weight has shape {tuple(weight.shape)}; expected ({X.shape[0]},), one per row")
+        check_weight_shape(weight, X.shape[0])
     if transforms_active():  # torch.func: the plain-ops twin, which every transform supports
         J, z = differentiable_cost(X, Y, weight, thetas, activation, head, lam)
         return J, z.detach()

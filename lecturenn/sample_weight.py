@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .arrays import to_tensor
 
-__all__ = ["prepare_sample_weight", "weights_valid", "check_weight_values"]
+__all__ = ["prepare_sample_weight", "check_weight_shape", "weights_valid", "check_weight_values"]
 
 
 def prepare_sample_weight(weight, n: int, dtype: torch.dtype, device) -> Tensor | None:
@@ -33,11 +33,16 @@ def prepare_sample_weight(weight, n: int, dtype: torch.dtype, device) -> Tensor 
             raise TypeError(f"sample_weight must be an array of numbers: {err}") from None
     if weight.is_complex() or weight.dtype == torch.bool:
         raise TypeError(f"sample_weight must be real numbers, got dtype {weight.dtype}")
+    check_weight_shape(weight, n)
+    return weight.to(device=device, dtype=dtype)
+
+
+def check_weight_shape(weight: Tensor, n: int) -> None:
+    """``ValueError`` unless ``weight`` has shape (n,): one weight per row (no pass over the data)."""
     if tuple(weight.shape) != (n,):
         raise ValueError(
             f"sample_weight has shape {tuple(weight.shape)}; expected ({n},), one weight per row"
         )
-    return weight.to(device=device, dtype=dtype)
 
 
 def weights_valid(weight: Tensor) -> Tensor:
