@@ -40,6 +40,8 @@ from .heads import Head, get_head
 from .regularization import check_lam
 from .sample_weight import check_weight_shape
 
+_CONTIGUOUS = torch.contiguous_format
+
 __all__ = [
     "ThetaForward",
     "ThetaCost",
@@ -50,6 +52,7 @@ __all__ = [
     "output_error",
     "backward_layers",
     "cost_and_gradient",
+    "Workspace",
     "differentiable_cost",
     "Backprop",
     "backpropagate",
@@ -60,24 +63,30 @@ def ridge_penalty(thetas, lam: float, n, dtype: torch.dtype | None = None) -> Te
     """R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²; the bias column j = 0 is never regularised. ``n`` is
     the batch's weight W (its row count, or Σ w_i, a 0-d tensor). ``dtype`` widens the sum (the
     manual path evaluates the cost in at least float32)."""
-    return (lam / (2 * n)) * sum(theta[:, 1:].to(dtype or theta.dtype).pow(2).sum() for theta in thetas)
+    return (lam / (2 * n)) * _sum_of_squares(thetas, dtype)
 
 
-def forward_layers(x: Tensor, thetas, activation: Activation, keep: bool, buffers=None):
+def _sum_of_squares(thetas, dtype: torch.dtype | None = None) -> Tensor:
+    """Σ_l Σ_{i, j≥1} (Θ^(l)_ij)², in ``dtype`` (default: Θ's)."""
+    return sum(theta[:, 1:].to(dtype or theta.dtype).pow(2).sum() for theta in thetas)
+
+
+def forward_layers(x: Tensor, thetas, activation: Activation, keep: bool, workspace=None):
     """Forward propagation; returns z^(L+1) and, if ``keep``, the hidden activations a^(2..L).
     Plain torch ops: differentiable by autograd when called with grad enabled.
 
-    ``buffers`` (a speed option, no autograd): the bias-augmented layout. ``x`` is then [1, X]
-    (n, s_1 + 1) and each a^(l+1) is written into the caller's buffer (n, s_{l+1} + 1) whose column 0
-    holds the bias unit 1, so z^(l+1) = [1, a^(l)] Θ^(l)ᵀ is one matmul, g writes straight into the
-    buffer (:meth:`Activation.into`), and the returned hidden activations are those buffers
-    (:func:`backward_layers` with ``augmented=True`` takes them)."""
-    if buffers is not None:
-        a = x
-        for theta, buf in zip(thetas[:-1], buffers):
-            activation.into(torch.mm(a, theta.t()), buf[:, 1:])  # (n, s_l + 1) @ (s_l + 1, s_{l+1})
+    ``workspace`` (a :class:`Workspace` built on these Θ; a speed option, no autograd): the
+    bias-augmented layout. ``x`` is then [1, X] (n, s_1 + 1) and each a^(l+1) is written into the
+    workspace's buffer (n, s_{l+1} + 1) whose column 0 holds the bias unit 1, so
+    z^(l+1) = [1, a^(l)] Θ^(l)ᵀ is one matmul and g writes straight into the buffer
+    (:meth:`Activation.into`); the hidden activations returned are ([1, a^(l)], a^(l)) pairs of
+    those buffers (:func:`backward_layers` takes them with the same ``workspace``)."""
+    if workspace is not None:
+        a, hidden = x, workspace.buffers(x.shape[0])
+        for theta_t, (buf, inner) in zip(workspace.transposed, hidden):
+            activation.into(torch.mm(a, theta_t), inner)  # (n, s_l + 1) @ (s_l + 1, s_{l+1})
             a = buf
-        return torch.mm(a, thetas[-1].t()), list(buffers)
+        return torch.mm(a, workspace.transposed[-1]), hidden
     a, hidden = x, []
     for theta in thetas[:-1]:
         z = torch.addmm(theta[:, 0], a, theta[:, 1:].t())  # (n, s_l) @ (s_l, s_{l+1}) -> (n, s_{l+1})
@@ -117,31 +126,35 @@ def backward_layers(
     needs_x,
     needs_theta,
     out=None,
-    augmented: bool = False,
+    workspace=None,
     alpha: float | None = None,
 ):
     """The δ-recursion from δ^(L+1) (already scaled by ∂J/∂z^(L+1)) down to the lowest layer that
     needs a gradient — the one implementation every caller uses. ``activations`` are a^(1..L)
-    (a^(1) = x), or [1, a^(l)] with ``augmented`` (see :func:`forward_layers`' ``buffers``).
-    ``out``: optional Θ-shaped contiguous tensors to write Δ^(l) into (e.g. preallocated
-    ``.grad`` tensors); fresh contiguous tensors otherwise. ``alpha``: a number every Δ^(l) is
-    multiplied by (the recursion is linear in δ, so this equals scaling δ^(L+1); with ``augmented``
-    it costs nothing, being the matmul's own factor). Returns (∂J/∂x, [α·Δ^(1..L)])."""
+    (a^(1) = x); with a ``workspace`` (see :func:`forward_layers`) they are [1, X] followed by the
+    ([1, a^(l)], a^(l)) pairs forward_layers returned. ``out``: optional Θ-shaped contiguous
+    tensors to write Δ^(l) into (e.g. preallocated ``.grad`` tensors); fresh contiguous tensors
+    otherwise. ``alpha``: a number every Δ^(l) is multiplied by (the recursion is linear in δ, so
+    this equals scaling δ^(L+1); with a workspace it costs nothing, being the matmul's own factor).
+    Returns (∂J/∂x, [α·Δ^(1..L)])."""
     L = len(thetas)
     needing = [l for l in range(L) if needs_theta[l]]
     stop = -1 if needs_x else (needing[0] if needing else 0)
     grads: list[Tensor | None] = [None] * L
     grad_x = None
     delta = delta.contiguous()
+    augmented = workspace is not None
+    weights = workspace.weights if augmented else [theta[:, 1:] for theta in thetas]  # Θ^(l)_{:,1:}
     for l in reversed(range(L)):  # 0-based: thetas[l] is Θ^(l+1), activations[l] is a^(l+1)
-        a, theta = activations[l], thetas[l]
+        if augmented:  # [1, a^(l)] and a^(l) (the input layer's a is never needed)
+            a_aug, a = activations[l] if l else (activations[0], None)
+        else:
+            a = activations[l]
         if needs_theta[l]:
             # Δ^(l) = δ^(l+1)ᵀ [1, a^(l)], written in one (s_{l+1}, s_l + 1) tensor
-            grad = torch.empty_like(theta, memory_format=torch.contiguous_format) if out is None else out[l]
-            if augmented and alpha is not None:  # α δᵀ [1, a]: the factor rides on the one matmul
-                torch.addmm(grad, delta.t(), a, beta=0, alpha=alpha, out=grad)  # beta=0: grad ignored
-            elif augmented:  # the ones column is in the buffer: one matmul, bias column included
-                torch.mm(delta.t(), a, out=grad)  # (s_{l+1}, n) @ (n, s_l + 1)
+            grad = out[l] if out is not None else torch.empty_like(thetas[l], memory_format=_CONTIGUOUS)
+            if augmented:  # the ones column is in the buffer: one matmul, bias column and α included
+                torch.addmm(grad, delta.t(), a_aug, beta=0, alpha=1 if alpha is None else alpha, out=grad)
             else:
                 torch.mm(delta.t(), a, out=grad[:, 1:])  # (s_{l+1}, n) @ (n, s_l)
                 # bias column Σ_i δ^(l+1)_i, written after the mm: its strided writes touch every
@@ -152,11 +165,11 @@ def backward_layers(
             grads[l] = grad
         if l == stop or (l == 0 and not needs_x):
             break
-        delta = torch.mm(delta, theta[:, 1:])  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
+        delta = torch.mm(delta, weights[l])  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
         if l == 0:
             grad_x = delta  # the input layer has no g'
         else:  # δ^(l) = (Θ_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)), g' from the saved a^(l)
-            delta = activation.backward(delta, a[:, 1:] if augmented else a)
+            delta = activation.backward(delta, a)
     return grad_x, grads
 
 
@@ -175,6 +188,50 @@ def _add_ridge_gradient(grads, thetas, coef) -> None:
             _add_scaled(grad[:, 1:], theta[:, 1:], coef)
 
 
+class Workspace:
+    """What the estimators' training step reuses between calls of :func:`cost_and_gradient`: the
+    views of Θ the recursion reads (Θ^(l)ᵀ, Θ^(l)_{:,1:}), the gradient tensors D^(l), the
+    bias-augmented buffers [1, a^(l)] per batch size, and optionally one flat θ behind every Θ^(l).
+    Made once, so a batch costs only its matmuls and element-wise kernels (each view made per call
+    costs about as much as a small kernel on the CPU).
+
+    ``thetas``: Θ^(1..L), not requiring grad (``detach()``-ed views); ``grads``: Θ-shaped
+    contiguous tensors D^(l) are written into; ``flat``: ``(θ, d)`` when every Θ^(l) is a view of
+    the 1-D θ and every D^(l) the same view of d — the ridge term is then computed on the flat
+    tensors (three calls in all instead of a few per layer)."""
+
+    def __init__(self, thetas, grads, flat=None):
+        self.thetas, self.grads = list(thetas), list(grads)
+        self.transposed = [theta.t() for theta in self.thetas]  # Θ^(l)ᵀ (s_l + 1, s_{l+1})
+        self.weights = [theta[:, 1:] for theta in self.thetas]  # Θ^(l)_{:,1:} (s_{l+1}, s_l)
+        self.flat = None
+        if flat is not None:
+            theta, d = flat
+            mask = torch.ones_like(theta)  # 0 on the bias columns, 1 elsewhere
+            offset = 0
+            for t in self.thetas:
+                mask[offset : offset + t.numel()].view(t.shape)[:, 0] = 0
+                offset += t.numel()
+            self.flat = (theta, d, mask, torch.empty_like(theta))  # the last holds [0 | Θ_{:,1:}]
+        self._buffers: dict[int, list[tuple[Tensor, Tensor]]] = {}
+
+    def buffers(self, n: int) -> list[tuple[Tensor, Tensor]]:
+        """([1, a^(l)] (n, s_l + 1), its view a^(l)) for the hidden layers, the ones column written
+        once; kept for the last few batch sizes seen (batch, last batch, validation, ...)."""
+        bufs = self._buffers.get(n)
+        if bufs is None:
+            t = self.thetas[0]
+            bufs = []
+            for theta in self.thetas[:-1]:
+                buf = torch.empty(n, theta.shape[0] + 1, dtype=t.dtype, device=t.device)
+                buf[:, 0] = 1
+                bufs.append((buf, buf[:, 1:]))
+            if len(self._buffers) > 4:
+                self._buffers.clear()
+            self._buffers[n] = bufs
+        return bufs
+
+
 def cost_and_gradient(
     X,
     Y,
@@ -184,40 +241,48 @@ def cost_and_gradient(
     lam: float,
     weight=None,
     out=None,
-    buffers=None,
-    flat=None,
+    workspace: Workspace | None = None,
+    loss: Tensor | None = None,
 ):
     """J(Θ) on a batch and D^(l) = ∂J/∂Θ^(l) written into ``out`` (or fresh tensors), without autograd:
     :class:`ThetaCost`'s forward and backward run back to back (the estimators' training step).
     Θ must not require grad (pass ``detach()``-ed views). Returns (J (0-d), [D^(1..L)]).
 
-    Speed options: ``buffers``, the bias-augmented layout of :func:`forward_layers` (X is then
-    [1, X]); ``flat = (θ, d, mask[, scratch])`` when every Θ^(l) is a view of the 1-D tensor θ and
-    every ``out[l]`` the same view of d, with ``mask`` 0 on the bias columns and 1 elsewhere (and
-    ``scratch``, optional, a tensor like θ to hold [0 | Θ_{:,1:}]): the ridge term is then computed
-    on the flat tensors in three calls instead of a few per layer. Without sample weights the head's
-    fused ``cost_and_delta`` is used where it has one and 1/n is folded into the Δ matmuls."""
-    z_out, hidden = forward_layers(X, thetas, activation, True, buffers)
+    Speed options: a ``workspace`` built on these Θ (:class:`Workspace`: X is then [1, X], D^(l) go
+    into its ``grads``); ``loss``, a 0-d tensor to which W·J (Σ_i w_i cost_i + λ/2 ΣΘ²) is added
+    on the device instead of returning J (an epoch's running sum; returns (``loss``, [D]) then). Without
+    sample weights the head's fused ``cost_and_delta`` is used where it has one and 1/n is folded
+    into the Δ matmuls."""
+    z_out, hidden = forward_layers(X, thetas, activation, True, workspace)
+    flat = None if workspace is None else workspace.flat
+    if workspace is not None:
+        out = workspace.grads
     if weight is None:  # W = n, a number: 1/n rides on the Δ matmuls (backward_layers' alpha)
         W = X.shape[0]
         cost, delta = _cost_and_error(head, z_out, Y)  # Σ_i cost_i, δ^(L+1) unscaled (n, s_{L+1})
         alpha = 1.0 / W
-        J = cost.mul_(alpha)
+        J = loss.add_(cost) if loss is not None else cost.mul_(alpha)
     else:
         W = weight.sum()
-        J = _data_cost(head, z_out, Y, weight) / W
+        cost = _data_cost(head, z_out, Y, weight)
+        J = loss.add_(cost) if loss is not None else cost / W
         delta, alpha = output_error(head, z_out, Y, weight, 1.0 / W), None  # δ^(L+1) (n, s_{L+1})
     masked = None
     if lam > 0:
-        if flat is None:
-            J = J + ridge_penalty(thetas, lam, W, J.dtype)
-        else:  # [0 | Θ_{:,1:}] of every layer at once; R = λ/(2W) Σ (masked · θ)
-            masked = torch.mul(flat[0], flat[2], out=flat[3]) if len(flat) > 3 else flat[0] * flat[2]
+        if flat is not None:  # [0 | Θ_{:,1:}] of every layer at once; R = λ/(2W) Σ (masked · θ)
+            masked = torch.mul(flat[0], flat[2], out=flat[3])
             ridge = torch.dot(masked, flat[0])
-            J = J.add_(ridge, alpha=lam / (2 * W)) if weight is None else J + (lam / (2 * W)) * ridge
-    augmented = buffers is not None
+        else:
+            ridge = _sum_of_squares(thetas, J.dtype)
+        if loss is not None:  # W·J gets λ/2 ΣΘ²
+            J.add_(ridge, alpha=lam / 2)
+        elif weight is None:
+            J.add_(ridge, alpha=lam / (2 * W))
+        else:
+            J = J + (lam / (2 * W)) * ridge
+    activations = [X, *hidden]
     needs = [True] * len(thetas)
-    _, grads = backward_layers(delta, [X, *hidden], thetas, activation, False, needs, out, augmented, alpha)
+    _, grads = backward_layers(delta, activations, thetas, activation, False, needs, out, workspace, alpha)
     if masked is not None:  # D += (λ/W) [0 | Θ_{:,1:}], all layers in one call
         _add_scaled(flat[1], masked, lam / W)
     elif lam > 0:

@@ -7,7 +7,7 @@ import torch
 
 import lecturenn as ln
 from lecturenn.activations import ACTIVATIONS
-from lecturenn.backprop import cost_and_gradient
+from lecturenn.backprop import Workspace, cost_and_gradient
 from lecturenn.heads import HEADS
 
 
@@ -77,22 +77,47 @@ def test_cost_and_gradient_options_match_net_cost(hidden, output):
     torch.testing.assert_close(J, J_ref.detach())
     for d, r in zip(grads, ref):
         torch.testing.assert_close(d, r)
-    # the estimators' layout: one flat θ and d, [1, X], [1, a] buffers, a scratch for the ridge term
+    # the estimators' layout: one flat θ and d, [1, X], a Workspace (views, [1, a] buffers, ridge scratch)
     flat = torch.cat([t.reshape(-1) for t in thetas])
-    views, dflat, mask, off = [], torch.full_like(flat, float("nan")), torch.ones_like(flat), 0
+    views, dflat, off = [], torch.full_like(flat, float("nan")), 0
     outs = []
     for t in thetas:
         k = t.numel()
         views.append(flat[off : off + k].view(t.shape))
         outs.append(dflat[off : off + k].view(t.shape))  # NaN-filled: beta=0 must ignore it
-        mask[off : off + k].view(t.shape)[:, 0] = 0
         off += k
     X1 = torch.cat([torch.ones(n, 1, dtype=X.dtype), X], 1)
-    bufs = [torch.ones(n, s + 1, dtype=X.dtype) for s in net.sizes[1:-1]]
-    J2, grads2 = cost_and_gradient(
-        X1, Y, views, net.activation, net.head, lam, out=outs, buffers=bufs,
-        flat=(flat, dflat, mask, torch.empty_like(flat)),
-    )  # fmt: skip
-    torch.testing.assert_close(J2, J_ref.detach())
-    for d, r in zip(grads2, ref):
-        torch.testing.assert_close(d, r)
+    for flat_option in (None, (flat, dflat)):
+        ws = Workspace(views, outs, flat=flat_option)
+        J2, grads2 = cost_and_gradient(X1, Y, views, net.activation, net.head, lam, workspace=ws)
+        torch.testing.assert_close(J2, J_ref.detach())
+        for d, r, o in zip(grads2, ref, outs):
+            torch.testing.assert_close(d, r)
+            assert d.data_ptr() == o.data_ptr()  # written into the workspace's D^(l)
+        # loss=: n·J added to a running sum on the device, same gradient
+        total = torch.full((), 5.0, dtype=X.dtype)
+        dflat.fill_(float("nan"))
+        out, _ = cost_and_gradient(X1, Y, views, net.activation, net.head, lam, workspace=ws, loss=total)
+        assert out is total
+        torch.testing.assert_close(total, 5.0 + n * J_ref.detach())
+        for d, r in zip(outs, ref):
+            torch.testing.assert_close(d, r)
+
+
+@pytest.mark.parametrize("output", ["softmax", "identity"])
+def test_cost_and_gradient_weighted_loss_sum(output):
+    """With sample weights, loss= receives W·J = Σ w_i cost_i + λ/2 ΣΘ², W = Σ w_i."""
+    torch.manual_seed(1)
+    net = ln.ThetaMLP([4, 5, 3], "tanh", output, dtype=torch.float64, generator=2)
+    X, w, lam = torch.randn(8, 4, dtype=torch.float64), torch.rand(8, dtype=torch.float64) + 0.1, 0.7
+    labels = torch.randint(0, 3, (8,))
+    Y = torch.nn.functional.one_hot(labels, 3).double() if output == "softmax" else torch.randn(8, 3).double()
+    J_ref = net.cost(X, Y, lam, sample_weight=w).detach()
+    thetas = [t.detach() for t in net.thetas]
+    total = torch.zeros((), dtype=torch.float64)
+    _, grads = cost_and_gradient(X, Y, thetas, net.activation, net.head, lam, weight=w, loss=total)
+    torch.testing.assert_close(total, w.sum() * J_ref)
+    J, grads2 = cost_and_gradient(X, Y, thetas, net.activation, net.head, lam, weight=w)
+    torch.testing.assert_close(J, J_ref)
+    for a, b in zip(grads, grads2):
+        torch.testing.assert_close(a, b)

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from ..backprop import cost_and_gradient, forward_layers
+from ..backprop import Workspace, cost_and_gradient, forward_layers
 from ..network import ThetaMLP, as_array
 from ._fast_step import fast_step
 
@@ -208,16 +208,12 @@ class Engine:
         self.net, self.backprop, self.solver = net, backprop, solver
         self.params = list(net.thetas)
         self.param, self.grads = _flatten(self.params)
-        mask = torch.ones_like(self.param.detach())
-        for m in _views(mask, self.params):
-            m[:, 0] = 0  # the bias column is not penalised
-        flat = self.param.detach()  # cost_and_gradient's flat option, with a scratch for [0 | Θ_{:,1:}]
-        self._flat = (flat, self.param.grad, mask, torch.empty_like(flat))
         self.thetas = [p.detach() for p in self.params]  # the same storage, outside autograd
+        # views, buffers and the flat ridge scratch made once (cost_and_gradient's workspace)
+        self.workspace = Workspace(self.thetas, self.grads, flat=(self.param.detach(), self.param.grad))
         self.optimizer = make_optimizer(solver, [self.param], est)
         self.step = fast_step(self.optimizer)  # optimizer.step() minus its wrapper (see _fast_step)
         self.loss_sum = torch.zeros((), dtype=self.thetas[0].dtype, device=self.thetas[0].device)
-        self._buffers: dict[int, list[Tensor]] = {}
 
     def drives(self, net: ThetaMLP, solver: str) -> bool:
         """Is this engine still training ``net`` (its very parameters, still views of ``param``)?"""
@@ -226,48 +222,24 @@ class Engine:
         )
         return solver == self.solver and self.net is net and same
 
-    def _hidden_buffers(self, n: int) -> list[Tensor]:
-        """[1, a^(l)] buffers (n, s_l + 1) for l = 2..L, the ones column written once."""
-        bufs = self._buffers.get(n)
-        if bufs is None:
-            t = self.thetas[0]
-            bufs = [torch.empty(n, s + 1, dtype=t.dtype, device=t.device) for s in self.net.sizes[1:-1]]
-            for buf in bufs:
-                buf[:, 0] = 1
-            if len(self._buffers) > 4:  # sizes seen: batch, last batch, validation, ...
-                self._buffers.clear()
-            self._buffers[n] = bufs
-        return bufs
-
     def accumulate(self, X1: Tensor, Y: Tensor, lam: float) -> None:
         """Write D^(l) of J_B = ``net.cost(X, Y, lam)`` into the Θ's ``.grad`` and add n·J_B to
         ``loss_sum``. ``X1`` is [1, X] (:func:`with_ones`); ``lam`` the batch's
         λ_B = ``regularization.batch_lam(λ, n, N)``."""
         if self.backprop == "manual":
-            net, bufs = self.net, self._hidden_buffers(X1.shape[0])
-            J, _ = cost_and_gradient(
-                X1,
-                Y,
-                self.thetas,
-                net.activation,
-                net.head,
-                lam,
-                out=self.grads,
-                buffers=bufs,
-                flat=self._flat,
-            )
-        else:  # the reference: torch autograd differentiates net.cost
-            J = self.net.cost(X1[:, 1:], Y, lam)
-            for grad, d in zip(self.grads, torch.autograd.grad(J, self.params)):
-                grad.copy_(d)
-            J = J.detach()
-        self.loss_sum.add_(J, alpha=X1.shape[0])
+            net, ws, total = self.net, self.workspace, self.loss_sum
+            cost_and_gradient(X1, Y, self.thetas, net.activation, net.head, lam, workspace=ws, loss=total)
+            return
+        # the reference: torch autograd differentiates net.cost
+        J = self.net.cost(X1[:, 1:], Y, lam)
+        for grad, d in zip(self.grads, torch.autograd.grad(J, self.params)):
+            grad.copy_(d)
+        self.loss_sum.add_(J.detach(), alpha=X1.shape[0])
 
     @torch.no_grad()
     def logits(self, X1: Tensor) -> Tensor:
         """z^(L+1) for [1, X], without gradients."""
-        bufs = self._hidden_buffers(X1.shape[0])
-        return forward_layers(X1, self.thetas, self.net.activation, False, bufs)[0]
+        return forward_layers(X1, self.thetas, self.net.activation, False, self.workspace)[0]
 
 
 class Batches:
