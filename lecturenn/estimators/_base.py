@@ -244,6 +244,7 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
             if not all(bool(torch.isfinite(t).all()) for t in engine.thetas):
                 raise ValueError(NON_FINITE)
         self.thetas_ = [t.detach().cpu().numpy().copy() for t in self.net_.thetas]
+        self._predict_cache = None  # the optimizer wrote Θ through the flat parameter, unseen by Θ's version
         return self
 
     def _check_continuation(self, sizes: list[int], tdtype: torch.dtype) -> None:
@@ -277,15 +278,26 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=_SPARSE, dtype=np.float64, reset=False)
-        net = self.net_
-        if net.thetas[0].dtype != torch.float64:
-            net = copy_net(net, dtype=torch.float64)
+        net = self._float64_net()
         device = net.thetas[0].device
         out = []
         with torch.no_grad():
             for i in range(0, X.shape[0], 65536):
                 out.append(net.logits(as_tensor(X[i : i + 65536], device, torch.float64)).cpu())
         return torch.cat(out) if len(out) > 1 else out[0]
+
+    def _float64_net(self) -> ThetaMLP:
+        """``net_`` itself when Θ is float64, else a float64 copy made once and reused until Θ
+        changes: every fit and ``partial_fit`` drops the copy, and an in-place edit of
+        ``net_.thetas`` bumps the tensor's version counter (``Tensor._version``, part of the key)."""
+        net = self.net_
+        if net.thetas[0].dtype == torch.float64:
+            return net
+        key = (id(net), tuple((t.data_ptr(), t._version) for t in net.thetas))
+        cached = getattr(self, "_predict_cache", None)
+        if cached is None or cached[0] != key:
+            cached = self._predict_cache = (key, copy_net(net, dtype=torch.float64))
+        return cached[1]
 
     # -- fitted attributes in scikit-learn's layout ---------------------------------------------
     @property
@@ -315,6 +327,7 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         # as its config and CPU copies of Θ, and is rebuilt (on the CPU) when unpickled
         state = dict(super().__getstate__())
         engine = state.pop("_engine", None)
+        state.pop("_predict_cache", None)  # rebuilt on the first predict after unpickling
         if engine is not None:
             state["_optimizer_state"] = to_cpu(engine.optimizer.state_dict())
         net = state.pop("net_", None)

@@ -1,0 +1,65 @@
+"""The estimators' predictions reuse one float64 copy of a float32 Θ (issue 13 §3: it was rebuilt on
+every call) and never a stale one: after partial_fit, a refit, an in-place edit of ``net_.thetas`` or
+pickling, predictions equal a fresh float64 evaluation of the current Θ."""
+
+import pickle
+
+import numpy as np
+import torch
+
+from lecturenn.estimators import ThetaMLPClassifier, ThetaMLPRegressor
+
+
+def _fresh_logits(est, X):
+    thetas = [t.detach().double() for t in est.net_.thetas]
+    a = torch.as_tensor(X, dtype=torch.float64)
+    for theta in thetas[:-1]:
+        a = est.net_.activation.g(a @ theta[:, 1:].T + theta[:, 0])
+    return (a @ thetas[-1][:, 1:].T + thetas[-1][:, 0]).numpy()
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(60, 4))
+    return X, (X[:, 0] + X[:, 1] > 0).astype(int), X @ rng.normal(size=4)
+
+
+def test_copy_is_made_once_and_reused():
+    X, y, _ = _data()
+    est = ThetaMLPClassifier((5,), max_iter=5, random_state=0).fit(X, y)
+    est.predict(X)
+    first = est._float64_net()
+    est.predict_proba(X[:3])
+    assert est._float64_net() is first  # no copy per call
+    assert first.thetas[0].dtype == torch.float64 and est.net_.thetas[0].dtype == torch.float32
+
+
+def test_partial_fit_and_refit_are_seen():
+    X, y, _ = _data()
+    est = ThetaMLPClassifier((5,), learning_rate_init=0.1, random_state=0)
+    est.partial_fit(X, y, classes=[0, 1])
+    before = est.predict_proba(X)
+    est.partial_fit(X, y)  # the optimizer writes Θ through the flat parameter
+    after = est.predict_proba(X)
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(est._logits(X).numpy(), _fresh_logits(est, X), rtol=1e-12)
+    est.set_params(max_iter=3).fit(X, 1 - y)
+    np.testing.assert_allclose(est._logits(X).numpy(), _fresh_logits(est, X), rtol=1e-12)
+
+
+def test_in_place_edit_of_theta_is_seen():
+    X, _, t = _data()
+    est = ThetaMLPRegressor((5,), max_iter=5, random_state=0).fit(X, t)
+    p1 = est.predict(X)
+    with torch.no_grad():
+        est.net_.thetas[-1][:, 0] += 1.0  # the output bias: every prediction moves by +1
+    np.testing.assert_allclose(est.predict(X), p1 + 1.0, rtol=0, atol=1e-6)
+
+
+def test_pickle_round_trip_drops_the_copy():
+    X, y, _ = _data()
+    est = ThetaMLPClassifier((5,), max_iter=5, random_state=0).fit(X, y)
+    p = est.predict_proba(X)
+    state = est.__getstate__()
+    assert "_predict_cache" not in state
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict_proba(X), p)
