@@ -61,5 +61,5 @@ def test_pickle_round_trip_drops_the_copy():
     est = ThetaMLPClassifier((5,), max_iter=5, random_state=0).fit(X, y)
     p = est.predict_proba(X)
     state = est.__getstate__()
-    assert "_predict_cache" not in state
+    assert "_predict_cache" not in state  # refilled after loading
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict_proba(X), p)

@@ -244,7 +244,8 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
             if not all(bool(torch.isfinite(t).all()) for t in engine.thetas):
                 raise ValueError(NON_FINITE)
         self.thetas_ = [t.detach().cpu().numpy().copy() for t in self.net_.thetas]
-        self._predict_cache = None  # the optimizer wrote Θ through the flat parameter, unseen by Θ's version
+        # a new holder: the optimizer wrote Θ through the flat parameter, unseen by Θ's version
+        self._predict_cache = {}
         return self
 
     def _check_continuation(self, sizes: list[int], tdtype: torch.dtype) -> None:
@@ -294,10 +295,11 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         if net.thetas[0].dtype == torch.float64:
             return net
         key = (id(net), tuple((t.data_ptr(), t._version) for t in net.thetas))
-        cached = getattr(self, "_predict_cache", None)
-        if cached is None or cached[0] != key:
-            cached = self._predict_cache = (key, copy_net(net, dtype=torch.float64))
-        return cached[1]
+        # a dict made by fit and filled here, so that predict leaves __dict__ as it was
+        cache = self.__dict__.setdefault("_predict_cache", {})
+        if cache.get("key") != key:
+            cache.update(key=key, net=copy_net(net, dtype=torch.float64))
+        return cache["net"]
 
     # -- fitted attributes in scikit-learn's layout ---------------------------------------------
     @property
@@ -327,7 +329,7 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         # as its config and CPU copies of Θ, and is rebuilt (on the CPU) when unpickled
         state = dict(super().__getstate__())
         engine = state.pop("_engine", None)
-        state.pop("_predict_cache", None)  # rebuilt on the first predict after unpickling
+        state.pop("_predict_cache", None)  # refilled by the first predict after unpickling
         if engine is not None:
             state["_optimizer_state"] = to_cpu(engine.optimizer.state_dict())
         net = state.pop("net_", None)
@@ -352,6 +354,7 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
                     p.copy_(theta)
             net.validate_inputs = False
             self.net_ = net
+            self._predict_cache = {}
         if generator_state is not None:
             self._generator = torch.Generator()
             self._generator.set_state(generator_state)
