@@ -25,8 +25,8 @@ from ._fitting import NON_FINITE, FitLoops
 
 #: Every registered activation's name and scikit-learn name ("logistic") -> its registered name (live).
 ACTIVATIONS = _REGISTERED_ACTIVATIONS.aliases("sklearn")
-SOLVERS = ("gd", "sgd", "adam", "lbfgs")
-STOCHASTIC_SOLVERS = ("gd", "sgd", "adam")
+STOCHASTIC_SOLVERS = ("gd", "sgd", "adam", "adagrad", "rmsprop", "adamw", "lamb")
+SOLVERS = (*STOCHASTIC_SOLVERS, "lbfgs")
 #: scikit-learn's name of each head (``out_activation_``).
 SK_OUT = {name: head.sklearn for name, head in HEADS.items()}
 _SPARSE = ["csr", "csc"]

@@ -8,10 +8,14 @@ PARAMS_DOC = """
     activation : {"relu", "logistic", "sigmoid", "tanh", "identity", "softplus"}, default="relu"
         Hidden activation g, or any activation registered with ``lecturenn.register_activation``;
         ``"logistic"`` is scikit-learn's name for ``"sigmoid"``.
-    solver : {"adam", "sgd", "gd", "lbfgs"}, default="adam"
+    solver : {"adam", "sgd", "gd", "lbfgs", "adagrad", "rmsprop", "adamw", "lamb"}, default="adam"
         ``"gd"`` is the lecture's batch gradient descent (one plain step per epoch on all rows,
         ``momentum`` unused); ``"sgd"`` mini-batch SGD with (Nesterov) momentum; ``"adam"``;
-        ``"lbfgs"`` full-batch L-BFGS with a strong-Wolfe line search.
+        ``"lbfgs"`` full-batch L-BFGS with a strong-Wolfe line search. The other mini-batch solvers
+        are torch's (``epsilon`` as their ε): ``"adagrad"``; ``"rmsprop"`` (smoothing 0.99, no
+        momentum); ``"adamw"`` (``beta_1``, ``beta_2``, decoupled weight decay 0.01, torch's
+        default, on top of ``alpha``); ``"lamb"``, :class:`lecturenn.optim.LAMB` (``beta_1``,
+        ``beta_2``, no weight decay; one trust ratio per Θ^(l)), for large ``batch_size``.
     alpha : float, default=1e-4
         The lecture's λ: J(Θ) = J_data + λ/(2N) Σ Θ_{:,1:}² over the N training rows. A
         mini-batch of n rows is charged λ·n/N, so the epoch's gradients average to the full-batch
@@ -24,7 +28,7 @@ PARAMS_DOC = """
     batch_size : int or "auto", default="auto"
         Rows per mini-batch, ``min(200, n_samples)`` for ``"auto"``; unused by ``"gd"``/``"lbfgs"``.
     learning_rate_init : float, default=1e-3
-        Step size of ``"gd"``, ``"sgd"`` and ``"adam"``.
+        Step size of every solver but ``"lbfgs"``.
     max_iter : int, default=200
         Maximum epochs (``"lbfgs"``: maximum iterations).
     shuffle : bool, default=True

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..backprop import Workspace, cost_and_gradient, forward_layers
 from ..network import ThetaMLP, as_array
+from ..optim import LAMB
 from ._fast_step import fast_step
 
 _DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np.float64)}
@@ -143,11 +144,24 @@ def make_optimizer(solver: str, params: list[Tensor], est) -> torch.optim.Optimi
             history_size=10,
             line_search_fn="strong_wolfe",
         )
-    if solver == "adam":
+    betas, eps = (float(est.beta_1), float(est.beta_2)), float(est.epsilon)
+    if solver == "lamb":  # its trust ratio is per layer: params are then the Θ^(l), not one flat tensor
+        return LAMB(params, lr=lr, betas=betas, eps=eps)
+    if solver in ("adam", "adamw"):
+        optimizer = torch.optim.Adam if solver == "adam" else torch.optim.AdamW
 
         def make(**kw):
-            betas = (float(est.beta_1), float(est.beta_2))
-            return torch.optim.Adam(params, lr=lr, betas=betas, eps=float(est.epsilon), **kw)
+            return optimizer(params, lr=lr, betas=betas, eps=eps, **kw)
+
+    elif solver == "adagrad":
+
+        def make(**kw):
+            return torch.optim.Adagrad(params, lr=lr, eps=eps, **kw)
+
+    elif solver == "rmsprop":
+
+        def make(**kw):
+            return torch.optim.RMSprop(params, lr=lr, eps=eps, **kw)
 
     else:
         momentum = float(est.momentum) if solver == "sgd" else 0.0  # "gd": the lecture's plain step
@@ -211,7 +225,8 @@ class Engine:
         self.thetas = [p.detach() for p in self.params]  # the same storage, outside autograd
         # views, buffers and the flat ridge scratch made once (cost_and_gradient's workspace)
         self.workspace = Workspace(self.thetas, self.grads, flat=(self.param.detach(), self.param.grad))
-        self.optimizer = make_optimizer(solver, [self.param], est)
+        # one flat parameter for one fused update, except LAMB, whose trust ratio is per Θ^(l)
+        self.optimizer = make_optimizer(solver, self.params if solver == "lamb" else [self.param], est)
         self.step = fast_step(self.optimizer)  # optimizer.step() minus its wrapper (see _fast_step)
         self.loss_sum = torch.zeros((), dtype=self.thetas[0].dtype, device=self.thetas[0].device)
 
