@@ -66,7 +66,7 @@ class LAMB(torch.optim.Optimizer):
         if norm_bounds is not None:
             norm_bounds = tuple(float(b) for b in norm_bounds)
             if len(norm_bounds) != 2 or not 0 <= norm_bounds[0] <= norm_bounds[1]:
-                raise ValueError(f"LAMB: norm_bounds must be (low, high), 0 <= low <= high, got {norm_bounds}")
+                raise ValueError(f"LAMB: norm_bounds must be (lo, hi), 0 <= lo <= hi; got {norm_bounds}")
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
