@@ -65,6 +65,6 @@ def check_weight_values(weight: Tensor | None) -> None:
         raise ValueError(f"sample_weight must be >= 0, got {weight[i].item()} at row {i}")
     if not weight.sum() > 0:
         raise ValueError(
-            f"sample_weight sums to 0 in {weight.dtype}: J = (1/Σw) Σ w_i cost_i needs Σw > 0 (weights "
+            f"sample_weight sums to zero in {weight.dtype}: J = (1/Σw) Σ w_i cost_i needs Σw > 0 (weights "
             "below the dtype's range underflow to 0; scaling every weight by one factor leaves J unchanged)"
         )

@@ -35,10 +35,27 @@ _EARLY_STOPPING_TINY = (
 _EARLY_STOPPING_PARTIAL = "partial_fit raises ValueError with early_stopping=True, as MLPRegressor does"
 
 
+_MINI_BATCH_WEIGHTS = (
+    "mini-batch solvers: repeated rows fall into other batches (and shuffles) than a weighted row, "
+    "so weights equal repetition only in expectation, as for MLPClassifier's sgd/adam; the full-batch "
+    "solvers match (tests/test_estimator_sample_weight.py)"
+)
+_FLOAT32_WEIGHTS = (
+    "float32 Θ (the default dtype): weights and repeated rows differ by float32 rounding, beyond the "
+    "check's rtol=1e-7; with dtype='float64' the check passes (tests/test_estimator_sample_weight.py)"
+)
+
+
 def _expected_failed_checks(est):
+    weights = _FLOAT32_WEIGHTS if est.solver in ("lbfgs", "gd") else _MINI_BATCH_WEIGHTS
+    failing = {} if est.solver == "gd" and est.dtype == "float64" else {
+        "check_sample_weight_equivalence_on_dense_data": weights,
+        "check_sample_weight_equivalence_on_sparse_data": weights,
+    }  # fmt: skip
     if not est.early_stopping:
-        return {}
+        return failing
     return {
+        **failing,
         "check_fit_score_takes_y": _EARLY_STOPPING_PARTIAL,
         "check_n_features_in_after_fitting": _EARLY_STOPPING_PARTIAL,
         "check_estimators_partial_fit_n_features": _EARLY_STOPPING_PARTIAL,

@@ -102,5 +102,5 @@ def test_weights_out_of_the_dtype_range_are_named_as_such():
     X, Y = _batch()
     with pytest.raises(ValueError, match=r"NaN or inf in the network's dtype torch.float32.*overflow"):
         net.cost(X.float(), Y.float(), 0.0, np.full(6, 1e300))
-    with pytest.raises(ValueError, match=r"sums to 0 in torch.float32.*underflow"):
+    with pytest.raises(ValueError, match=r"sums to zero in torch.float32.*underflow"):
         net.cost(X.float(), Y.float(), 0.0, np.full(6, 1e-50))

@@ -123,7 +123,7 @@ def test_teaching_path_with_weights_matches_the_fast_path():
         (np.r_[np.ones(8), np.nan], ValueError, "NaN or inf"),
         (np.r_[np.ones(8), np.inf], ValueError, "NaN or inf"),
         (np.r_[np.ones(8), -1.0], ValueError, ">= 0, got -1.0 at row 8"),
-        (np.zeros(9), ValueError, "sums to 0"),
+        (np.zeros(9), ValueError, "sums to zero"),
     ],
 )
 def test_bad_weights_are_refused_before_any_gradient(w, error, match):

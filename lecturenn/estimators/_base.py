@@ -19,6 +19,7 @@ from ..activations import ACTIVATIONS as _REGISTERED_ACTIVATIONS
 from ..heads import HEADS
 from ..network import ThetaMLP
 from ..regularization import check_lam
+from ..sample_weight import check_weight_values, prepare_sample_weight
 from ..validation import is_integer, is_number
 from ._engine import Engine, as_tensor, copy_net, cpu_threads, resolve_device, resolve_dtype, to_cpu
 from ._fitting import NON_FINITE, FitLoops
@@ -30,6 +31,16 @@ SOLVERS = (*STOCHASTIC_SOLVERS, "lbfgs")
 #: scikit-learn's name of each head (``out_activation_``).
 SK_OUT = {name: head.sklearn for name, head in HEADS.items()}
 _SPARSE = ["csr", "csc"]
+
+
+def _sample_weight(sample_weight, n: int):
+    """``sample_weight`` checked (n finite numbers ≥ 0 with a positive sum; lecturenn.sample_weight)
+    as a float64 numpy array; None stays None."""
+    if sample_weight is None:
+        return None
+    w = prepare_sample_weight(sample_weight, n, torch.float64, "cpu")
+    check_weight_values(w)
+    return w.numpy()
 
 
 class BaseThetaMLP(FitLoops, BaseEstimator):
@@ -158,11 +169,15 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
     def _encode_targets(self, y, incremental: bool, first_pass: bool, classes=None) -> np.ndarray:
         raise NotImplementedError
 
-    def _val_score(self, z: Tensor, Y: Tensor) -> Tensor:
+    def _val_score(self, z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
+    def _row_weights(self, y, sample_weight, incremental: bool):
+        """The rows' weights as a float64 numpy array, or None (the regressor: ``sample_weight``)."""
+        return _sample_weight(sample_weight, len(y))
+
     # -- fitting --------------------------------------------------------------------------------
-    def _fit(self, X, y, incremental: bool = False, classes=None):
+    def _fit(self, X, y, incremental: bool = False, classes=None, sample_weight=None):
         self._validate_params()
         hidden = self._hidden_sizes()
         device = resolve_device(self.device)
@@ -185,6 +200,7 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        w = self._row_weights(y, sample_weight, incremental)  # None, or float64 (n,), checked
         Y = self._encode_targets(y, incremental, first_pass, classes)  # (n, K) floats
         n_outputs = Y.shape[1]
         sizes = [X.shape[1], *hidden, n_outputs]
@@ -238,9 +254,9 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         batch = N if self.solver in ("gd", "lbfgs") else self._batch_size(N)
         with cpu_threads(device, sizes, batch):
             if self.solver == "lbfgs":
-                self._fit_lbfgs(engine, X, Y, device, tdtype)
+                self._fit_lbfgs(engine, X, Y, device, tdtype, w)
             else:
-                self._fit_stochastic(engine, X, Y, y, device, tdtype, batch, incremental, rng)
+                self._fit_stochastic(engine, X, Y, y, device, tdtype, batch, incremental, rng, w)
             if not all(bool(torch.isfinite(t).all()) for t in engine.thetas):
                 raise ValueError(NON_FINITE)
         self.thetas_ = [t.detach().cpu().numpy().copy() for t in self.net_.thetas]

@@ -7,11 +7,12 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from sklearn.base import ClassifierMixin
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from torch import Tensor
 
-from ._base import BaseThetaMLP
+from ._base import BaseThetaMLP, _sample_weight
 from ._docs import ATTRS_DOC, PARAMS_DOC
 from ._engine import resolve_dtype
 
@@ -44,6 +45,63 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
     >>> clf.predict_proba(X[:2]).shape
     (2, 3)
     """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=1e-4,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backprop="manual",
+        device="auto",
+        dtype="float32",
+        class_weight=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            backprop=backprop,
+            device=device,
+            dtype=dtype,
+        )
+        self.class_weight = class_weight
 
     def _head(self, n_outputs: int) -> str:
         return "softmax" if self._multiclass else "sigmoid"
@@ -100,13 +158,37 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
         Y[np.arange(len(inverse)), inverse] = 1  # one-hot rows
         return Y
 
-    def _val_score(self, z: Tensor, Y: Tensor) -> Tensor:
-        """Accuracy on held-out rows (subset accuracy for multi-label), on the device."""
-        if self._multiclass:
-            return (z.argmax(dim=1) == Y.argmax(dim=1)).double().mean()
-        return ((z > 0) == (Y > 0.5)).all(dim=1).double().mean()
+    def _row_weights(self, y, sample_weight, incremental: bool):
+        """``sample_weight`` times ``class_weight``'s weight of each row's class (scikit-learn's
+        ``compute_sample_weight``: "balanced" gives class c the weight n / (n_classes · n_c))."""
+        w = _sample_weight(sample_weight, len(y))
+        if self.class_weight is None:
+            return w
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError(
+                f"class_weight={self.class_weight!r} is computed from the whole training set, so "
+                "partial_fit cannot use it; pass a dict {class: weight} instead"
+            )
+        if not isinstance(self.class_weight, (dict, str)) or (
+            isinstance(self.class_weight, str) and self.class_weight != "balanced"
+        ):
+            raise ValueError(
+                "class_weight must be None, 'balanced' or a dict {class: weight}, "
+                f"got {self.class_weight!r}"
+            )
+        cw = compute_sample_weight(self.class_weight, y)
+        return cw if w is None else w * cw
 
-    def fit(self, X, y):
+    def _val_score(self, z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Accuracy on held-out rows (subset accuracy for multi-label), weighted by ``weight``
+        when given (scikit-learn's ``accuracy_score(sample_weight=)``), on the device."""
+        if self._multiclass:
+            right = (z.argmax(dim=1) == Y.argmax(dim=1)).double()
+        else:
+            right = ((z > 0) == (Y > 0.5)).all(dim=1).double()
+        return right.mean() if weight is None else (right * weight).sum() / weight.sum()
+
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to X and the class labels y.
 
         Parameters
@@ -115,16 +197,19 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
             Input rows (sparse input is densified).
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a 0/1 indicator matrix for multi-label classification.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights w_i ≥ 0 with Σw > 0: J = (1/Σw) Σ_i w_i cost_i + λ/(2Σw) ΣΘ², scikit-learn's
+            weighted loss (integer weights act as repeated rows); multiplied by ``class_weight``.
 
         Returns
         -------
         self : ThetaMLPClassifier
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing from the current Θ and optimizer state.
 
         Parameters
@@ -133,6 +218,8 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
             Input rows.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels (or a 0/1 indicator matrix).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights, as in :meth:`fit`.
         classes : array-like of shape (n_classes,), default=None
             Every class that can occur; required on the first call (not for multi-label y).
 
@@ -152,7 +239,7 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
         if first:
             for name in ("classes_", "net_"):
                 self.__dict__.pop(name, None)
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict class labels.

@@ -237,19 +237,21 @@ class Engine:
         )
         return solver == self.solver and self.net is net and same
 
-    def accumulate(self, X1: Tensor, Y: Tensor, lam: float) -> None:
-        """Write D^(l) of J_B = ``net.cost(X, Y, lam)`` into the Θ's ``.grad`` and add n·J_B to
-        ``loss_sum``. ``X1`` is [1, X] (:func:`with_ones`); ``lam`` the batch's
-        λ_B = ``regularization.batch_lam(λ, n, N)``."""
+    def accumulate(self, X1: Tensor, Y: Tensor, lam: float, weight: Tensor | None = None) -> None:
+        """Write D^(l) of J_B = ``net.cost(X, Y, lam, sample_weight=weight)`` into the Θ's ``.grad``
+        and add W_B·J_B to ``loss_sum`` (W_B = n, or Σ w over the batch). ``X1`` is [1, X]
+        (:func:`with_ones`); ``lam`` the batch's λ_B = ``regularization.batch_lam(λ, W_B, W)``."""
         if self.backprop == "manual":
             net, ws, total = self.net, self.workspace, self.loss_sum
-            cost_and_gradient(X1, Y, self.thetas, net.activation, net.head, lam, workspace=ws, loss=total)
+            cost_and_gradient(
+                X1, Y, self.thetas, net.activation, net.head, lam, weight=weight, workspace=ws, loss=total
+            )
             return
         # the reference: torch autograd differentiates net.cost
-        J = self.net.cost(X1[:, 1:], Y, lam)
+        J = self.net.cost(X1[:, 1:], Y, lam, sample_weight=weight)
         for grad, d in zip(self.grads, torch.autograd.grad(J, self.params)):
             grad.copy_(d)
-        self.loss_sum.add_(J.detach(), alpha=X1.shape[0])
+        self.loss_sum.add_(J.detach() * (X1.shape[0] if weight is None else weight.sum()))
 
     @torch.no_grad()
     def logits(self, X1: Tensor) -> Tensor:
@@ -258,24 +260,23 @@ class Engine:
 
 
 class Batches:
-    """Training rows on the device, X and Y, and their mini-batches. Each epoch reshuffles by one
-    gather into fixed buffers, so every batch is a precomputed slice (a view)."""
+    """Training rows on the device — X, Y and optionally their sample weights w — and their
+    mini-batches. Each epoch reshuffles by one gather into fixed buffers, so every batch is a
+    precomputed slice (a view): (X_B, Y_B) or (X_B, Y_B, w_B)."""
 
-    def __init__(self, X: Tensor, Y: Tensor, batch_size: int, shuffle: bool):
+    def __init__(self, X: Tensor, Y: Tensor, batch_size: int, shuffle: bool, weight: Tensor | None = None):
         self.N = X.shape[0]
-        self.X, self.Y = X, Y
+        self.columns = [X, Y] if weight is None else [X, Y, weight]
         self.shuffle = shuffle and batch_size < self.N
         if self.shuffle:
-            self.Xp, self.Yp = torch.empty_like(X), torch.empty_like(Y)
-        src_x, src_y = (self.Xp, self.Yp) if self.shuffle else (X, Y)
-        self.batches = [
-            (src_x[i : i + batch_size], src_y[i : i + batch_size]) for i in range(0, self.N, batch_size)
-        ]
+            self.shuffled = [torch.empty_like(t) for t in self.columns]
+        source = self.shuffled if self.shuffle else self.columns
+        self.batches = [tuple(t[i : i + batch_size] for t in source) for i in range(0, self.N, batch_size)]
 
-    def epoch(self, generator: torch.Generator) -> list[tuple[Tensor, Tensor]]:
+    def epoch(self, generator: torch.Generator) -> list[tuple[Tensor, ...]]:
         """The batches of one epoch (reshuffled in place when shuffling)."""
         if self.shuffle:
-            perm = torch.randperm(self.N, generator=generator).to(self.X.device, non_blocking=True)
-            torch.index_select(self.X, 0, perm, out=self.Xp)
-            torch.index_select(self.Y, 0, perm, out=self.Yp)
+            perm = torch.randperm(self.N, generator=generator).to(self.columns[0].device, non_blocking=True)
+            for t, out in zip(self.columns, self.shuffled):
+                torch.index_select(t, 0, perm, out=out)
         return self.batches

@@ -28,13 +28,20 @@ NON_FINITE = (
 class FitLoops:
     """Mixin of :class:`~lecturenn.estimators._base.BaseThetaMLP`: the two training loops."""
 
-    def _fit_stochastic(self, engine, X, Y, y, device, tdtype, batch, incremental, rng):
+    def _fit_stochastic(self, engine, X, Y, y, device, tdtype, batch, incremental, rng, w=None):
         early_stopping = self.early_stopping and not incremental
+        w_val = None
         if early_stopping:
             stratify = y if is_classifier(self) and not self._multilabel else None
-            X, X_val, Y, Y_val = train_test_split(
-                X, Y, random_state=rng, test_size=self.validation_fraction, stratify=stratify
+            split = train_test_split(
+                *([X, Y] if w is None else [X, Y, w]),
+                random_state=rng,
+                test_size=self.validation_fraction,
+                stratify=stratify,
             )
+            X, X_val, Y, Y_val = split[:4]
+            if w is not None:
+                w, w_val = split[4], as_tensor(split[5], device, torch.float64)
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "The validation set is too small. Increase 'validation_fraction' or the size of "
@@ -45,10 +52,12 @@ class FitLoops:
         N = X.shape[0]
         batch = min(batch, N)
         X1 = with_ones(as_tensor(X, device, tdtype))  # [1, X]: the bias-augmented layout
-        data = Batches(X1, as_tensor(Y, device, tdtype), batch, self.shuffle)
+        wt = None if w is None else as_tensor(w, device, tdtype)
+        data = Batches(X1, as_tensor(Y, device, tdtype), batch, self.shuffle, wt)
         lam = check_lam(self.alpha, "alpha")  # a float also for a 1-element array or tensor
         # each batch B of n_B rows is charged λ_B = λ·n_B/N (the one mini-batch rule)
-        batches = [(Xb, Yb, batch_lam(lam, Xb.shape[0], N)) for Xb, Yb in data.batches]
+        batches = [(b[0], b[1], batch_lam(lam, b[0].shape[0], N)) for b in data.batches]
+        W = N if wt is None else float(wt.sum(dtype=torch.float64))  # the training set's weight
         loss_sum, step, accumulate = engine.loss_sum, engine.step, engine.accumulate
         best = None
 
@@ -56,16 +65,19 @@ class FitLoops:
             for _ in range(int(self.max_iter)):
                 loss_sum.zero_()
                 data.epoch(self._generator)  # reshuffles the rows behind the batch views
-                for Xb, Yb, lam_b in batches:
-                    accumulate(Xb, Yb, lam_b)
-                    step()
+                if wt is None:
+                    for Xb, Yb, lam_b in batches:
+                        accumulate(Xb, Yb, lam_b)
+                        step()
+                else:
+                    self._weighted_epoch(data.batches, lam, W, engine)
                 self.n_iter_ += 1
                 self.t_ += N
                 if early_stopping:
-                    score = self._val_score(engine.logits(X1_val), Y_val)
-                    loss, score = torch.stack([loss_sum / N, score.to(loss_sum.dtype)]).tolist()
+                    score = self._val_score(engine.logits(X1_val), Y_val, w_val)
+                    loss, score = torch.stack([loss_sum / W, score.to(loss_sum.dtype)]).tolist()
                 else:
-                    loss = loss_sum.item() / N
+                    loss = loss_sum.item() / W
                 if not math.isfinite(loss):
                     raise ValueError(NON_FINITE)
                 self.loss_ = loss
@@ -100,6 +112,17 @@ class FitLoops:
             for theta, kept in zip(engine.thetas, best):
                 theta.copy_(kept)  # restore the best validation Θ
 
+    @staticmethod
+    def _weighted_epoch(batches, lam: float, W: float, engine) -> None:
+        """One epoch with sample weights: batch B (weight W_B = Σ_B w) is charged λ_B = λ·W_B/W, the
+        one mini-batch rule; the batch weights are read once per epoch (one host sync). A batch
+        whose weights are all 0 holds no data and is skipped (no step)."""
+        W_B = torch.stack([wb.sum(dtype=torch.float64) for _, _, wb in batches]).tolist()
+        for (Xb, Yb, wb), W_b in zip(batches, W_B):
+            if W_b > 0:
+                engine.accumulate(Xb, Yb, batch_lam(lam, W_b, W), wb)
+                engine.step()
+
     def _update_validation(self, score: float) -> bool:
         """sklearn's bookkeeping for early stopping; True when this epoch is the best so far."""
         self.validation_scores_.append(score)
@@ -123,9 +146,10 @@ class FitLoops:
         if loss < self.best_loss_:
             self.best_loss_ = loss
 
-    def _fit_lbfgs(self, engine, X, Y, device, tdtype):
+    def _fit_lbfgs(self, engine, X, Y, device, tdtype, w=None):
         Xt, Yt = with_ones(as_tensor(X, device, tdtype)), as_tensor(Y, device, tdtype)
-        N = Xt.shape[0]
+        wt = None if w is None else as_tensor(w, device, tdtype)
+        N = Xt.shape[0] if wt is None else float(wt.sum(dtype=torch.float64))  # W, the set's weight
         lam = batch_lam(check_lam(self.alpha, "alpha"), N, N)  # the full batch: λ itself
         optimizer, loss_sum = engine.optimizer, engine.loss_sum
         curve: list[tuple[int, float]] = []
@@ -133,7 +157,7 @@ class FitLoops:
 
         def closure() -> Tensor:
             loss_sum.zero_()
-            engine.accumulate(Xt, Yt, lam)
+            engine.accumulate(Xt, Yt, lam, wt)
             loss = loss_sum / N
             curve.append((state.get("n_iter", 0), loss))
             return loss
@@ -147,7 +171,7 @@ class FitLoops:
             raise ValueError(NON_FINITE)
         self.loss_curve_ = [float(last[it]) for it in sorted(last)[:-1]] + [self.loss_]
         self.n_iter_ = max(n_iter, 1)
-        self.t_ = N * self.n_iter_
+        self.t_ = Xt.shape[0] * self.n_iter_
         self.best_loss_ = min(self.loss_curve_)
         if n_iter >= self.max_iter or n_evals >= self.max_fun:
             warnings.warn(

@@ -48,14 +48,21 @@ class ThetaMLPRegressor(RegressorMixin, BaseThetaMLP):
         Y = np.asarray(y, dtype=resolve_dtype(self.dtype)[1])
         return Y.reshape(-1, 1) if Y.ndim == 1 else Y
 
-    def _val_score(self, z: Tensor, Y: Tensor) -> Tensor:
-        """R² on held-out rows (uniform average over outputs), on the device."""
-        ss_res = (Y - z).pow(2).sum(dim=0, dtype=torch.float64)
-        ss_tot = (Y - Y.mean(dim=0)).pow(2).sum(dim=0, dtype=torch.float64)
+    def _val_score(self, z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """R² on held-out rows (uniform average over outputs; weighted as scikit-learn's
+        ``r2_score(sample_weight=)`` when ``weight`` is given), on the device."""
+        if weight is None:
+            ss_res = (Y - z).pow(2).sum(dim=0, dtype=torch.float64)
+            ss_tot = (Y - Y.mean(dim=0)).pow(2).sum(dim=0, dtype=torch.float64)
+        else:
+            w, Y = weight.to(torch.float64)[:, None], Y.double()
+            mean = (w * Y).sum(dim=0) / w.sum()
+            ss_res = (w * (Y - z.double()).pow(2)).sum(dim=0)
+            ss_tot = (w * (Y - mean).pow(2)).sum(dim=0)
         r2 = torch.where(ss_tot > 0, 1 - ss_res / ss_tot.clamp_min(1e-300), (ss_res == 0).double())
         return r2.mean()
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the network to X and the targets y.
 
         Parameters
@@ -64,16 +71,19 @@ class ThetaMLPRegressor(RegressorMixin, BaseThetaMLP):
             Input rows (sparse input is densified).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Real targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights w_i ≥ 0 with Σw > 0: J = (1/Σw) Σ_i w_i cost_i + λ/(2Σw) ΣΘ², scikit-learn's
+            weighted loss (integer weights act as repeated rows).
 
         Returns
         -------
         self : ThetaMLPRegressor
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing from the current Θ and optimizer state.
 
         Parameters
@@ -82,13 +92,16 @@ class ThetaMLPRegressor(RegressorMixin, BaseThetaMLP):
             Input rows.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Real targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights w_i ≥ 0 with Σw > 0: J = (1/Σw) Σ_i w_i cost_i + λ/(2Σw) ΣΘ², scikit-learn's
+            weighted loss (integer weights act as repeated rows).
 
         Returns
         -------
         self : ThetaMLPRegressor
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict targets h_Θ(x).
