@@ -328,6 +328,7 @@ class ThetaForward(torch.autograd.Function):
         x, activation, keep, *thetas = inputs
         ctx.activation = activation
         ctx.num_layers = len(thetas)
+        ctx.set_materialize_grads(False)  # the extras get no gradient: no zero tensors made for them
         if keep:
             hidden = output[1:]
             ctx.mark_non_differentiable(*hidden)
@@ -335,6 +336,8 @@ class ThetaForward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_z, *_unused_hidden_grads):
+        if grad_z is None:  # no gradient reached z^(L+1) (grads are not materialised)
+            return (None,) * (3 + ctx.num_layers)
         L, saved = ctx.num_layers, ctx.saved_tensors
         x, thetas, needs = saved[0], saved[L:], (ctx.needs_input_grad[0], *ctx.needs_input_grad[3:])
         z = twin(lambda: forward_layers(x, thetas, ctx.activation, keep=False)[0], x, thetas)
@@ -389,6 +392,7 @@ class ThetaCost(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         X, Y, weight, activation, head, lam, keep, *thetas = inputs
         ctx.activation, ctx.head, ctx.lam, ctx.num_layers = activation, head, lam, len(thetas)
+        ctx.set_materialize_grads(False)  # z^(L+1) and a^(l) get no gradient: no zero tensors for them
         if keep:
             z_out, *hidden = output[1:]
             ctx.mark_non_differentiable(z_out, *hidden)
@@ -396,6 +400,8 @@ class ThetaCost(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_J, *_unused):
+        if grad_J is None:  # no gradient reached J (grads are not materialised)
+            return (None,) * (7 + ctx.num_layers)
         L, saved = ctx.num_layers, ctx.saved_tensors
         activations, thetas, (z_out, Y, weight) = saved[:L], saved[L : 2 * L], saved[2 * L :]
         needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[7:])
