@@ -6,6 +6,8 @@ measured when they were written: a change that adds an op to the step fails here
 be justified (raise the ceiling, saying why in the commit) or be removed.
 """
 
+import importlib
+
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -13,6 +15,12 @@ from torch.profiler import ProfilerActivity, profile
 import lecturenn as ln
 from lecturenn.autograd_support import apply_function
 from lecturenn.backprop import ThetaCost, ThetaForward
+
+
+@pytest.fixture(scope="module")
+def bench_module():
+    return importlib.import_module("bench")  # benchmarks/bench.py (conftest puts benchmarks/ on sys.path)
+
 
 ZERO_FILLS = {"aten::zeros", "aten::zero_", "aten::fill_", "aten::zeros_like"}
 
@@ -126,3 +134,78 @@ def test_backward_makes_no_zero_gradients_for_extra_outputs(sizes):
     events = _events(lambda: apply_function(_MaterializingCost, *args, *thetas)[0].backward())
     zeros = [n for n in _direct_aten_children(events, "_MaterializingCostBackward") if n in ZERO_FILLS]
     assert len(zeros) == len(sizes) - 1  # z^(L+1) and the L − 1 hidden activations
+
+
+# -- launches per training step: ceilings at the measured counts -----------------------------------
+# (ops, host syncs) per step at 64-100-10, batch 64, float32, measured with torch 2.13 on the CPU by
+# bench.launches_per_step (aten ops that would launch a kernel: innermost non-view ops). A torch
+# upgrade that decomposes an op differently may move them: re-measure with
+# `python benchmarks/bench.py --mode step --sizes 64 100 10 --batch 64` and say so in the commit.
+USER_LOOP_CEILING = {"manual": (41, 1), "autograd": (48, 1)}
+ENGINE_CEILING = {0.0: 14, 0.01: 18}  # λ_B = 0 and > 0 (the ridge term: 4 more)
+
+
+def _user_loop(net):
+    """The README's loop: J = net.cost(X, Y); J.backward(); opt.step(); opt.zero_grad()."""
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+
+    def step(X, Y):
+        J = net.cost(X, Y)
+        J.backward()
+        opt.step()
+        opt.zero_grad()
+
+    return step
+
+
+@pytest.mark.parametrize("backprop", ["manual", "autograd"])
+def test_user_training_step_launches_no_more_ops_than_measured(bench_module, backprop):
+    net = _net([64, 100, 10], backprop)
+    X, Y = _batch(net, 64)
+    counts = bench_module.launches_per_step(_user_loop(net), X, Y, torch.device("cpu"))
+    ops, syncs = USER_LOOP_CEILING[backprop]
+    assert counts["launches_per_step"] <= ops, counts
+    assert counts["syncs"] <= syncs, counts  # the one host sync of validate_inputs' combined check
+
+
+@pytest.mark.parametrize("lam", sorted(ENGINE_CEILING))
+def test_estimator_batch_launches_no_more_ops_than_measured(bench_module, lam):
+    """One mini-batch of the estimators (Engine.accumulate: cost_and_gradient with a Workspace)."""
+    from lecturenn.estimators import ThetaMLPClassifier
+    from lecturenn.estimators._engine import Engine, with_ones
+
+    net = _net([64, 100, 10])
+    X, Y = _batch(net, 64)
+    engine = Engine(net, "sgd", ThetaMLPClassifier(), "manual")
+    counts = bench_module.launches_per_step(
+        lambda X1, Y: engine.accumulate(X1, Y, lam), with_ones(X), Y, torch.device("cpu")
+    )
+    assert counts["launches_per_step"] <= ENGINE_CEILING[lam], counts
+    assert counts["syncs"] == 0, counts  # the epoch's loss stays on the device
+
+
+def test_launch_count_sees_every_op(bench_module):
+    """The counter is not blind: one more element-wise op in the step is one more launch."""
+    net = _net([64, 100, 10])
+    X, Y = _batch(net, 64)
+    step = _user_loop(net)
+    base = bench_module.launches_per_step(step, X, Y, torch.device("cpu"))["launches_per_step"]
+    more = bench_module.launches_per_step(lambda X, Y: (step(X, Y), X.mul(2)), X, Y, torch.device("cpu"))[
+        "launches_per_step"
+    ]
+    assert more == base + 1
+
+
+def test_bench_step_mode_prints_launches_per_step(bench_module, capsys):
+    """`benchmarks/bench.py --mode step` counts each path's launches per step (CPU: aten ops) and
+    prints them in its table; the manual path's count is the one the ceiling test measures."""
+    argv = ["--mode", "step", "--sizes", "64", "100", "10", "--batch", "64", "--threads", "1"]
+    report = bench_module.main([*argv, "--gemm-size", "64", "--steps", "2", "--rounds", "1"])
+    printed = capsys.readouterr().out
+    assert "aten ops" in printed and "syncs" in printed
+    rows = {r["path"]: r for r in report["rows"]}
+    for name, r in rows.items():
+        assert r["launches_per_step"] >= 1 and r["launches_per_step"] == int(r["launches_per_step"]), name
+        line = next(line for line in printed.splitlines() if line.startswith(name))
+        assert line.split()[-2:] == [f"{r['launches_per_step']:.0f}", f"{r['syncs']:.0f}"], line
+    assert rows["lecturenn manual"]["launches_per_step"] <= USER_LOOP_CEILING["manual"][0]
