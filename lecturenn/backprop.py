@@ -144,7 +144,7 @@ def backward_layers(
     grad_x = None
     delta = delta.contiguous()
     augmented = workspace is not None
-    weights = workspace.weights if augmented else [theta[:, 1:] for theta in thetas]  # Θ^(l)_{:,1:}
+    weights = workspace.weights if augmented else None  # Θ^(l)_{:,1:}, else sliced when needed
     for l in reversed(range(L)):  # 0-based: thetas[l] is Θ^(l+1), activations[l] is a^(l+1)
         if augmented:  # [1, a^(l)] and a^(l) (the input layer's a is never needed)
             a_aug, a = activations[l] if l else (activations[0], None)
@@ -165,7 +165,8 @@ def backward_layers(
             grads[l] = grad
         if l == stop or (l == 0 and not needs_x):
             break
-        delta = torch.mm(delta, weights[l])  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
+        weight = weights[l] if augmented else thetas[l][:, 1:]  # Θ^(l)_{:,1:} (s_{l+1}, s_l)
+        delta = torch.mm(delta, weight)  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
         if l == 0:
             grad_x = delta  # the input layer has no g'
         else:  # δ^(l) = (Θ_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)), g' from the saved a^(l)
@@ -444,6 +445,12 @@ def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head,
         if not isinstance(weight, Tensor):
             raise TypeError(f"weight must be a tensor of shape (n,) or None, got {type(weight).__name__}")
         check_weight_shape(weight, X.shape[0])
+    return checked_theta_cost(X, Y, thetas, activation, head, lam, weight)
+
+
+def checked_theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float, weight):
+    """:func:`theta_cost` for arguments already checked (λ a float >= 0, registry entries, weights
+    (n,) or None): ``ThetaMLP.cost``'s call, which has checked them itself."""
     if transforms_active():  # torch.func: the plain-ops twin, which every transform supports
         J, z = differentiable_cost(X, Y, weight, thetas, activation, head, lam)
         return J, z.detach()
