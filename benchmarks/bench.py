@@ -58,7 +58,10 @@ phase of a shared machine hits all paths alike (peak memory: the largest of the 
 
 --mode step: the original micro-benchmark — one SGD step on one fixed batch for nn.Linear and the
 two ThetaMLP backprops, rounds interleaved (the order alternating) so machine noise hits all paths
-alike; the ratio is the median of the per-round ratios to nn.Linear.
+alike; the ratio is the median of the per-round ratios to nn.Linear. Each path's launches per step
+are counted with torch.profiler (after the timing, so the profiler does not slow it): on CUDA the
+kernels + memcpy + memset the device ran, on the CPU the aten ops that would launch a kernel
+(innermost non-view ops) — the fixed cost of a small step either way — and the host syncs.
 """
 
 from __future__ import annotations
@@ -144,6 +147,27 @@ def make_theta(sizes, backprop, device, dtype, generator_seed):
     return step
 
 
+def launches_per_step(step, x, y, device, steps: int = 3) -> dict:
+    """Kernel launches per step, counted with torch.profiler over ``steps`` steps (after 2 unprofiled
+    ones): ``launches_per_step`` is on CUDA the device's kernels + memcpy + memset, on the CPU the aten
+    ops that would launch a kernel (innermost non-view ops); ``syncs``: host syncs (CPU: ``.item()``s);
+    the rest of :func:`gpu_check.count_events`' counts alongside."""
+    from gpu_check import count_events, profiler
+
+    for _ in range(2):
+        step(x, y)
+    sync(device)
+    with profiler() as prof:
+        for _ in range(steps):
+            step(x, y)
+        sync(device)
+    counts = count_events(prof.events(), steps, device.type == "cuda")
+    launches = (
+        counts["kernels"] + counts["memcpy"] + counts["memset"] if "kernels" in counts else counts["ops"]
+    )
+    return {**counts, "launches_per_step": launches}
+
+
 def step_flops(sizes, batch):
     """Multiply-adds of forward (1×) + backward (2×) GEMMs, counted as 2 flops each."""
     macs = sum(s * s_next for s, s_next in zip(sizes[:-1], sizes[1:]))
@@ -174,13 +198,15 @@ def run_step_mode(args, device, dtype, header):
             sync(device)
             times[name].append((time.perf_counter() - t0) / args.steps)
 
+    counts = {name: launches_per_step(step, x, y, device) for name, step in paths.items()}
     flops = step_flops(args.sizes, args.batch)
     rows = []
     print(
         f"sizes {args.sizes}, batch {args.batch}, {args.dtype}, {device}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
     )
-    print(f"{'path':<22}{'ms/step':>10}{'samples/s':>12}{'GFLOP/s':>10}{'ratio':>8}")
+    launch = "kernels" if device.type == "cuda" else "aten ops"
+    print(f"{'path':<22}{'ms/step':>10}{'samples/s':>12}{'GFLOP/s':>10}{'ratio':>8}{launch:>10}{'syncs':>7}")
     for name, ts in times.items():
         t = statistics.median(ts)
         row = {
@@ -191,12 +217,22 @@ def run_step_mode(args, device, dtype, header):
             # median of the per-round ratios: a slow phase of the machine hits a round's paths alike
             "ratio": statistics.median(a / b for a, b in zip(ts, times["torch nn.Linear"])),
             "ratio_rounds": [a / b for a, b in zip(ts, times["torch nn.Linear"])],
+            **counts[name],
         }
         rows.append(row)
         print(
             f"{name:<22}{row['ms_per_step']:>10.3f}{row['samples_per_s']:>12.0f}"
-            f"{row['gflops']:>10.1f}{row['ratio']:>8.2f}"
+            f"{row['gflops']:>10.1f}{row['ratio']:>8.2f}{row['launches_per_step']:>10.0f}{row['syncs']:>7.0f}"
         )
+    print(
+        f"{launch}/step: "
+        + (
+            "CUDA kernels + memcpy + memset per step (torch.profiler's device events)"
+            if device.type == "cuda"
+            else "aten ops that would launch a kernel (innermost non-view ops; torch.profiler, CPU)"
+        )
+        + "; syncs: host waits per step (.item() on the CPU)"
+    )
     manual_vs_autograd = statistics.median(
         m / a for m, a in zip(times["lecturenn manual"], times["lecturenn autograd"])
     )

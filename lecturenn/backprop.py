@@ -144,7 +144,7 @@ def backward_layers(
     grad_x = None
     delta = delta.contiguous()
     augmented = workspace is not None
-    weights = workspace.weights if augmented else [theta[:, 1:] for theta in thetas]  # Θ^(l)_{:,1:}
+    weights = workspace.weights if augmented else None  # Θ^(l)_{:,1:}, else sliced when needed
     for l in reversed(range(L)):  # 0-based: thetas[l] is Θ^(l+1), activations[l] is a^(l+1)
         if augmented:  # [1, a^(l)] and a^(l) (the input layer's a is never needed)
             a_aug, a = activations[l] if l else (activations[0], None)
@@ -165,7 +165,8 @@ def backward_layers(
             grads[l] = grad
         if l == stop or (l == 0 and not needs_x):
             break
-        delta = torch.mm(delta, weights[l])  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
+        weight = weights[l] if augmented else thetas[l][:, 1:]  # Θ^(l)_{:,1:} (s_{l+1}, s_l)
+        delta = torch.mm(delta, weight)  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
         if l == 0:
             grad_x = delta  # the input layer has no g'
         else:  # δ^(l) = (Θ_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)), g' from the saved a^(l)
@@ -328,6 +329,7 @@ class ThetaForward(torch.autograd.Function):
         x, activation, keep, *thetas = inputs
         ctx.activation = activation
         ctx.num_layers = len(thetas)
+        ctx.set_materialize_grads(False)  # the extras get no gradient: no zero tensors made for them
         if keep:
             hidden = output[1:]
             ctx.mark_non_differentiable(*hidden)
@@ -335,6 +337,8 @@ class ThetaForward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_z, *_unused_hidden_grads):
+        if grad_z is None:  # no gradient reached z^(L+1) (grads are not materialised)
+            return (None,) * (3 + ctx.num_layers)
         L, saved = ctx.num_layers, ctx.saved_tensors
         x, thetas, needs = saved[0], saved[L:], (ctx.needs_input_grad[0], *ctx.needs_input_grad[3:])
         z = twin(lambda: forward_layers(x, thetas, ctx.activation, keep=False)[0], x, thetas)
@@ -389,6 +393,7 @@ class ThetaCost(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         X, Y, weight, activation, head, lam, keep, *thetas = inputs
         ctx.activation, ctx.head, ctx.lam, ctx.num_layers = activation, head, lam, len(thetas)
+        ctx.set_materialize_grads(False)  # z^(L+1) and a^(l) get no gradient: no zero tensors for them
         if keep:
             z_out, *hidden = output[1:]
             ctx.mark_non_differentiable(z_out, *hidden)
@@ -396,6 +401,8 @@ class ThetaCost(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_J, *_unused):
+        if grad_J is None:  # no gradient reached J (grads are not materialised)
+            return (None,) * (7 + ctx.num_layers)
         L, saved = ctx.num_layers, ctx.saved_tensors
         activations, thetas, (z_out, Y, weight) = saved[:L], saved[L : 2 * L], saved[2 * L :]
         needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[7:])
@@ -438,6 +445,12 @@ def theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head,
         if not isinstance(weight, Tensor):
             raise TypeError(f"weight must be a tensor of shape (n,) or None, got {type(weight).__name__}")
         check_weight_shape(weight, X.shape[0])
+    return checked_theta_cost(X, Y, thetas, activation, head, lam, weight)
+
+
+def checked_theta_cost(X: Tensor, Y: Tensor, thetas, activation: Activation, head: Head, lam: float, weight):
+    """:func:`theta_cost` for arguments already checked (λ a float >= 0, registry entries, weights
+    (n,) or None): ``ThetaMLP.cost``'s call, which has checked them itself."""
     if transforms_active():  # torch.func: the plain-ops twin, which every transform supports
         J, z = differentiable_cost(X, Y, weight, thetas, activation, head, lam)
         return J, z.detach()

@@ -61,6 +61,12 @@ def check_number(
     """``float(value)`` if ``value`` is a finite real number (not a bool) in the range; a 1-element
     tensor or array counts as its number. TypeError for another kind, ValueError outside the range
     (NaN and ±inf are out of every range)."""
+    if (
+        type(value) in (float, int)
+        and math.isfinite(value)
+        and _in_range(value, low, high, low_open, high_open)
+    ):
+        return float(value)  # the common case, without building the message (called on every step)
     if hasattr(value, "item") and getattr(value, "shape", None) in ((), (1,)):  # tensor / numpy scalar
         value = value.item()
     kind = f"a finite number {_range(low, high, low_open, high_open)}".strip()
