@@ -203,6 +203,7 @@ class Workspace:
 
     def __init__(self, thetas, grads, flat=None):
         self.thetas, self.grads = list(thetas), list(grads)
+        _check_workspace(self.thetas, self.grads, flat)
         self.transposed = [theta.t() for theta in self.thetas]  # Θ^(l)ᵀ (s_l + 1, s_{l+1})
         self.weights = [theta[:, 1:] for theta in self.thetas]  # Θ^(l)_{:,1:} (s_{l+1}, s_l)
         self.flat = None
@@ -233,6 +234,39 @@ class Workspace:
         return bufs
 
 
+def _check_workspace(thetas, grads, flat) -> None:
+    """``ValueError`` unless the workspace's tensors fit together (checked once, when it is made)."""
+    if not thetas or len(grads) != len(thetas):
+        raise ValueError(
+            f"Workspace needs Θ^(1..L) and as many gradient tensors, got {len(thetas)} and {len(grads)}"
+        )
+    for l, (theta, grad) in enumerate(zip(thetas, grads), start=1):
+        if not isinstance(theta, Tensor) or theta.ndim != 2 or theta.requires_grad:
+            raise ValueError(
+                f"Workspace: Θ^({l}) must be a 2-D tensor that does not require grad (detach() it)"
+            )
+        if not isinstance(grad, Tensor) or grad.shape != theta.shape or not grad.is_contiguous():
+            raise ValueError(
+                f"Workspace: D^({l}) must be a contiguous tensor of Θ^({l})'s shape {tuple(theta.shape)}"
+            )
+    if flat is None:
+        return
+    for name, whole, parts in (("θ", flat[0], thetas), ("d", flat[1], grads)):
+        offset = whole.storage_offset()
+        for l, t in enumerate(parts, start=1):
+            same = whole.ndim == 1 and t.untyped_storage().data_ptr() == whole.untyped_storage().data_ptr()
+            if not (same and t.is_contiguous() and t.storage_offset() == offset):
+                raise ValueError(
+                    f"Workspace flat=(θ, d): layer {l} is not the next contiguous view of the 1-D {name}; "
+                    "make every Θ^(l) (and D^(l)) consecutive slices of it, or leave flat out"
+                )
+            offset += t.numel()
+        if offset - whole.storage_offset() != whole.numel():
+            raise ValueError(
+                f"Workspace flat=(θ, d): {name} has {whole.numel()} entries, the layers {offset}"
+            )
+
+
 def cost_and_gradient(
     X,
     Y,
@@ -249,11 +283,25 @@ def cost_and_gradient(
     :class:`ThetaCost`'s forward and backward run back to back (the estimators' training step).
     Θ must not require grad (pass ``detach()``-ed views). Returns (J (0-d), [D^(1..L)]).
 
+    Checked (cheaply, per call): λ, the batch is not empty, the weights' shape, the workspace's Θ.
+    The caller promises what a check would cost a pass over the data for: with a workspace, column
+    0 of X is all ones; the weights' values are finite, ≥ 0, with Σw > 0
+    (:func:`lecturenn.sample_weight.check_weight_values`).
+
     Speed options: a ``workspace`` built on these Θ (:class:`Workspace`: X is then [1, X], D^(l) go
     into its ``grads``); ``loss``, a 0-d tensor to which W·J (Σ_i w_i cost_i + λ/2 ΣΘ²) is added
     on the device instead of returning J (an epoch's running sum; returns (``loss``, [D]) then). Without
     sample weights the head's fused ``cost_and_delta`` is used where it has one and 1/n is folded
     into the Δ matmuls."""
+    lam = check_lam(lam)
+    if not isinstance(activation, Activation) or not isinstance(head, Head):
+        activation, head = get_activation(activation), get_head(head)
+    if X.shape[0] == 0:
+        raise ValueError("cost_and_gradient: the batch X has no rows; J is undefined for W = 0")
+    if weight is not None:
+        check_weight_shape(weight, X.shape[0])
+    if workspace is not None and any(a is not b for a, b in zip(thetas, workspace.thetas)):
+        raise ValueError("cost_and_gradient: thetas are not the tensors the workspace was built on")
     z_out, hidden = forward_layers(X, thetas, activation, True, workspace)
     flat = None if workspace is None else workspace.flat
     if workspace is not None:

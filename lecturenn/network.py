@@ -260,8 +260,9 @@ class ThetaMLP(nn.Module):
         check_weight_values(weight)
         return weight
 
-    def _diagnose(self, X: Tensor, Y: Tensor | None = None, J: Tensor | None = None) -> None:
-        """Raise a clear error naming the first bad thing: X, Y, Θ, then J itself."""
+    def _diagnose(self, X: Tensor, Y=None, J=None, lam: float = 0.0, weight: Tensor | None = None) -> None:
+        """Raise a clear error naming the first bad thing: X, Y, Θ, then what made J non-finite
+        (the weights' sum W, the penalty λ/(2W) ΣΘ², else the network's output)."""
         bad = ~torch.isfinite(X)
         if bad.any():
             i, j = (int(v) for v in bad.nonzero()[0])
@@ -279,10 +280,22 @@ class ThetaMLP(nn.Module):
                 raise FloatingPointError(
                     f"Θ^({l}) contains NaN or inf: training has diverged (try a smaller learning rate)"
                 )
-        if J is not None and not torch.isfinite(J):
+        if J is None or torch.isfinite(J):
+            return
+        W = X.new_tensor(float(X.shape[0])) if weight is None else weight.sum()
+        if not torch.isfinite(W):
             raise FloatingPointError(
-                f"J(Θ) = {J.item()} is not finite although X, Y and Θ are: the output overflowed"
+                f"J(Θ) = {J.item()} is not finite: the weights' sum Σw overflows {W.dtype}; scale all "
+                "sample weights down by one factor (that keeps the data term of J)"
             )
+        if lam > 0 and not torch.isfinite(self.penalty(lam, W)):
+            raise FloatingPointError(
+                f"J(Θ) = {J.item()} is not finite: the penalty λ/(2W) ΣΘ² overflows {J.dtype} with "
+                f"λ = {lam:g} and W = {W.item():g} (the rows' count or Σw); use a smaller λ"
+            )
+        raise FloatingPointError(
+            f"J(Θ) = {J.item()} is not finite although X, Y, Θ and the penalty are: the output overflowed"
+        )
 
     # -- forward propagation --------------------------------------------------------------------
     def _manual_operands(self, X: Tensor) -> tuple[Tensor, list[Tensor], torch.dtype | None]:
@@ -395,7 +408,7 @@ class ThetaMLP(nn.Module):
             z = z.detach()
         if validate and not (self._finite(X, J) & targets_ok):
             check_weight_values(weight)
-            self._diagnose(X, Y_raw, J)
+            self._diagnose(X, Y_raw, J, lam, weight)
         return J, z
 
     def _finite(self, X: Tensor, J: Tensor) -> Tensor:

@@ -34,6 +34,9 @@ def batch_lam(lam: float, batch_weight: float, total_weight: float) -> float:
     rows, or Σ w over them) out of ``total_weight`` (the training rows N, or Σ w over them), so that
     each batch carries the penalty λ/(2W) ΣΘ² of the full cost (module docstring). A batch that is the
     whole training set gets λ itself."""
-    if total_weight <= 0:
-        raise ValueError(f"total_weight (W, the training set's weight) must be > 0, got {total_weight}")
+    lam = check_lam(lam)
+    total_weight = check_number(total_weight, "total_weight (W, the training set's weight)", low=0)
+    batch_weight = check_number(batch_weight, "batch_weight (W_B)", low=0)
+    if total_weight == 0:
+        raise ValueError("total_weight (W, the training set's weight) must be > 0, got 0")
     return lam * batch_weight / total_weight

@@ -58,7 +58,7 @@ def check_weight_values(weight: Tensor | None) -> None:
     if not torch.isfinite(weight).all():
         raise ValueError(
             f"sample_weight contains NaN or inf in the network's dtype {weight.dtype} (finite weights "
-            "beyond its range overflow; scaling every weight by one factor leaves J unchanged)"
+            "beyond its range overflow; scale all weights by one factor: that keeps the data term of J)"
         )
     if (weight < 0).any():
         i = int((weight < 0).nonzero()[0])
@@ -66,5 +66,6 @@ def check_weight_values(weight: Tensor | None) -> None:
     if not weight.sum() > 0:
         raise ValueError(
             f"sample_weight sums to zero in {weight.dtype}: J = (1/Σw) Σ w_i cost_i needs Σw > 0 (weights "
-            "below the dtype's range underflow to 0; scaling every weight by one factor leaves J unchanged)"
+            "below the dtype's range underflow to 0; scale all weights by one factor: that keeps the data "
+            "term of J)"
         )

@@ -127,9 +127,13 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         need(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
         need(self.solver in SOLVERS, "solver", f"one of {list(SOLVERS)}")
         try:  # alpha is λ: the one λ validator (ValueError for every bad value, scikit-learn's convention)
-            check_lam(self.alpha, "alpha")
+            alpha = check_lam(self.alpha, "alpha")
         except TypeError as err:
             raise ValueError(str(err)) from None
+        largest = torch.finfo(resolve_dtype(self.dtype)[0]).max
+        need(
+            alpha <= largest, "alpha", f"at most {largest:.3g}, the largest {self.dtype} (or dtype='float64')"
+        )
         need(
             (isinstance(self.batch_size, str) and self.batch_size == "auto")
             or (is_integer(self.batch_size) and self.batch_size >= 1),
