@@ -249,6 +249,7 @@ RULES: dict[str, Rule] = {
     "data.seed": integer(0, 2**32 - 1),
     "data.block_rows": POSITIVE,
     "data.shuffle_buffer_rows": maybe(POSITIVE),
+    "data.prefetch": maybe(BOOL),  # null: on a CUDA device only
     "data.image_shape": maybe(list_of(POSITIVE, length=2)),
     # -- conf/optimizer (torch.optim) ---------------------------------------------------------------
     "optimizer.lr": RATE,
