@@ -160,6 +160,23 @@ def configure_threads(cfg: DictConfig) -> int:
     return n
 
 
+def trains_on_cuda(cfg: DictConfig) -> bool:
+    """Whether ``cfg.trainer`` puts the model on a CUDA GPU (``auto`` when one is visible)."""
+    import torch
+
+    accelerator = str((cfg.get("trainer") or {}).get("accelerator", "auto"))
+    return accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+
+
+def configure_matmul_precision(cfg: DictConfig) -> str:
+    """``matmul_precision`` (auto | highest | high | medium) applied for this process with
+    :func:`lecturenn.training.precision.set_matmul_precision` (auto: ``high`` = TF32 when the trainer
+    runs on CUDA, ``highest`` elsewhere); returns the value in effect. Call before building the model."""
+    from lecturenn.training.precision import set_matmul_precision
+
+    return set_matmul_precision(str(cfg.get("matmul_precision") or "auto"), cuda=trains_on_cuda(cfg))
+
+
 class _DropMessages(logging.Filter):
     def __init__(self, *fragments: str) -> None:
         super().__init__()
@@ -282,8 +299,7 @@ def check_network_fits(sizes: list[int], cfg: DictConfig) -> None:
     precision = str(cfg.trainer.get("precision", "32-true"))
     itemsize = 8 if precision.startswith("64") else 4
     need = 4 * count * itemsize
-    accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+    if trains_on_cuda(cfg):
         have, where = torch.cuda.mem_get_info()[1], "the GPU's"
     else:
         have, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import hydra
 from app import (
+    configure_matmul_precision,
     configure_threads,
     fail,
     load_plugins,
@@ -217,6 +218,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     route_lightning_logs_to_root()
     quiet_third_party_noise()
     configure_threads(cfg)
+    matmul_precision = configure_matmul_precision(cfg)
     ckpt_path = Path(cfg.ckpt_path)
     try:
         model = load_module(ckpt_path, map_location="cpu")  # verified, data only, no RNG restore
@@ -248,7 +250,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     out = Path(cfg.paths.output_dir) / "eval_metrics.json"
-    out.write_text(strict_json({"checkpoint": str(ckpt_path), **metrics}))
+    record = {"checkpoint": str(ckpt_path), **metrics, "matmul_precision": matmul_precision}
+    out.write_text(strict_json(record))
     for name, value in sorted(metrics.items()):
         print(f"{name:12s} {value:.4f}")
     print(f"written: {out.resolve()}")

@@ -198,6 +198,7 @@ RULES: dict[str, Rule] = {
     "ckpt_path": maybe(PATH),
     "test": BOOL,
     "threads": either(choice("auto"), integer(1)),
+    "matmul_precision": _registry("lecturenn.training.precision", "MATMUL_PRECISIONS"),  # TF32: auto
     "optimized_metric": MONITOR,
     "input": PATH,
     "output": PATH,
@@ -227,6 +228,7 @@ RULES: dict[str, Rule] = {
     "model.scheduler_monitor": TEXT,
     "model.steps_per_execution": POSITIVE,
     "model.fast_path": _registry("lecturenn.training.fast_path", "FAST_PATHS"),
+    "model.auroc_thresholds": maybe(integer(2)),  # null: the exact AUROC
     # -- conf/data: every data module's arguments -------------------------------------------------
     "data.name": TEXT,  # the bundled set: checked by SklearnDataModule
     "data.dataset": TEXT,  # the Playground set: checked by PlaygroundDataModule
@@ -247,6 +249,7 @@ RULES: dict[str, Rule] = {
     "data.seed": integer(0, 2**32 - 1),
     "data.block_rows": POSITIVE,
     "data.shuffle_buffer_rows": maybe(POSITIVE),
+    "data.prefetch": maybe(BOOL),  # null: on a CUDA device only
     "data.image_shape": maybe(list_of(POSITIVE, length=2)),
     # -- conf/optimizer (torch.optim) ---------------------------------------------------------------
     "optimizer.lr": RATE,

@@ -20,6 +20,7 @@ import hydra
 from app import (
     check_metric_names,
     check_network_fits,
+    configure_matmul_precision,
     configure_threads,
     draw_seed,
     fail,
@@ -54,6 +55,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     out_dir = Path(cfg.paths.output_dir)
     quiet_third_party_noise()
     threads = configure_threads(cfg)
+    matmul_precision = configure_matmul_precision(cfg)  # before the model is built
     L.seed_everything(seed, workers=True, verbose=False)
 
     try:
@@ -111,6 +113,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics["epochs"] = trainer.current_epoch
     metrics["fit_seconds"] = round(fit_seconds, 3)
     metrics["seed"] = seed
+    metrics["matmul_precision"] = matmul_precision
     metrics["optimized_metric"] = cfg.get("optimized_metric") or model.best_name
 
     if trainer.is_global_zero:

@@ -28,7 +28,10 @@ The rows are never all in memory. How they are cut, split and served:
 
 Memory: about two copies of the shuffle buffer (``shuffle_buffer_rows`` × d numbers, by default
 about 64 MiB of features) plus one block (.npy) or one decoded row group (Parquet: write files
-with row groups of at most ~100k rows) — independent of the file's size.
+with row groups of at most ~100k rows) — independent of the file's size. With ``prefetch`` (by
+default on a CUDA device) the next buffer is made while the current one trains: one buffer more.
+
+To a CUDA device each buffer is copied whole from pinned memory, without blocking the host.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from .checks import to_dtype
 from .chunks import Extremes, Moments, NpySource, ParquetSource, TargetScan, check_finite
 from .errors import DataError
 from .info import DataInfo
+from .prefetch import Prefetched
 from .scaling import fits, standardise
 from .split import R2_ROWS
 from .tasks import check_task
@@ -73,6 +77,8 @@ class StreamDataModule(BaseDataModule):
         shuffle_buffer_rows: rows shuffled together while training (memory ∝ this × features);
             ``None``: about 64 MiB of features (e.g. 21 400 rows of 784 float32 numbers).
         image_shape: e.g. ``[28, 28]`` to draw the rows of Θ^(1) as images; ``None`` otherwise.
+        prefetch: read the next shuffle buffer in a background thread while the current one
+            trains (one more buffer in memory); ``None``: on a CUDA device only.
 
     Batches as :class:`ArrayDataModule`'s: X (b, d) of ``dtype``, standardised, on the trainer's
     device; Y int64 class ids (b,) for multiclass, else (b, K) of ``dtype``. There is no
@@ -91,8 +97,12 @@ class StreamDataModule(BaseDataModule):
         block_rows: int = 1024,
         shuffle_buffer_rows: int | None = None,
         image_shape: Sequence[int] | None = None,
+        prefetch: bool | None = None,
     ) -> None:
         super().__init__(batch_size, val_fraction, test_fraction, seed, standardize, dtype, full_batch=False)
+        if prefetch is not None and not isinstance(prefetch, bool):
+            raise TypeError(f"prefetch must be true, false or null; got {prefetch!r}")
+        self.prefetch = prefetch
         self.task, self.block_rows = check_task(task), check_integer(block_rows, "block_rows", low=1)
         rows = shuffle_buffer_rows
         self.shuffle_buffer_rows = (
@@ -281,6 +291,29 @@ class StreamDataModule(BaseDataModule):
         d = self.info.raw_features
         return max(self.batch_size, (64 << 20) // (4 * max(d, 1)))
 
+    def _host_buffers(
+        self, ids: np.ndarray, rng: np.random.Generator | None, pin: bool
+    ) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
+        """:meth:`_buffers` converted for the network: ``(X, Y, order)`` CPU tensors (X standardised,
+        in place where it can), in page-locked memory when ``pin`` (the source of an asynchronous
+        copy to a CUDA device; torch's caching host allocator reuses the pinned blocks once the
+        copies that read them have finished)."""
+        for X_raw, Y_raw, order in self._buffers(ids, rng):
+            X, Y = self._features(X_raw), self._targets(Y_raw)
+            del X_raw, Y_raw
+            index = None if order is None else torch.from_numpy(order)
+            if pin:
+                X, Y = X.pin_memory(), Y.pin_memory()
+                index = None if index is None else index.pin_memory()
+            yield X, Y, index
+            del X, Y, index  # the consumer has let go of this buffer: do not hold it while reading the next
+
+    def prefetching(self, device: torch.device | None = None) -> bool:
+        """Whether :meth:`stream` reads the next buffer in a background thread: ``prefetch``, or
+        when it is None, on a CUDA device (the host reads while the GPU trains)."""
+        device = self._device() if device is None else device
+        return self.prefetch if self.prefetch is not None else device.type == "cuda"
+
     def stream(
         self, split: str, epoch: int = 0, rank: int = 0, world_size: int = 1, limit: int | None = None
     ) -> Iterator[tuple[Tensor, Tensor]]:
@@ -288,27 +321,35 @@ class StreamDataModule(BaseDataModule):
 
         Each buffer is converted and standardised in place once, moved to the device whole, and
         its batches gathered there with ``index_select`` along its shuffled order (no shuffled
-        copy of the buffer)."""
+        copy of the buffer). On a CUDA device the buffer is copied from pinned memory without
+        blocking the host, and with :meth:`prefetching` the next buffer is read, regrouped and
+        standardised in a background thread (:class:`~lecturenn.data.prefetch.Prefetched`) while
+        this one trains — the same batches, bitwise, in the same order."""
         self.setup()
         rng, ids = self._blocks.order(split, epoch, rank, world_size)
         device, done, b = self._device(), 0, self.batch_size
-        for X_raw, Y_raw, order in self._buffers(ids, rng):
-            X = self._features(X_raw).to(device)
-            Y = self._targets(Y_raw).to(device)
-            del X_raw, Y_raw
-            n = len(X) if order is None else len(order)
-            if order is not None:
-                order = torch.from_numpy(order).to(device)
-            for start in range(0, n, b):
-                if limit is not None and done >= limit:
-                    return
-                if order is None:
-                    yield X[start : start + b], Y[start : start + b]
-                else:
-                    idx = order[start : start + b]
-                    yield X.index_select(0, idx), Y.index_select(0, idx)
-                done += 1
-            del X, Y  # before the next buffer is read
+        cuda = device.type == "cuda"
+        buffers = self._host_buffers(ids, rng, pin=cuda and torch.cuda.is_available())
+        if self.prefetching(device):
+            buffers = Prefetched(buffers)
+        try:
+            for X, Y, order in buffers:
+                X, Y = X.to(device, non_blocking=cuda), Y.to(device, non_blocking=cuda)
+                n = len(X) if order is None else len(order)
+                if order is not None:
+                    order = order.to(device, non_blocking=cuda)
+                for start in range(0, n, b):
+                    if limit is not None and done >= limit:
+                        return
+                    if order is None:
+                        yield X[start : start + b], Y[start : start + b]
+                    else:
+                        idx = order[start : start + b]
+                        yield X.index_select(0, idx), Y.index_select(0, idx)
+                    done += 1
+                del X, Y  # before the next buffer is taken
+        finally:
+            buffers.close()  # stops a prefetching thread (an epoch cut short by limit or by the caller)
 
     def _features(self, X_raw: np.ndarray) -> Tensor:
         """Raw (n, d) numbers → standardised tensor (n, d) of ``dtype`` (CPU), possibly in place: in

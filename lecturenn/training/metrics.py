@@ -13,6 +13,13 @@ not count that class as a failure):
   negative row in the targets, i.e. ``roc_auc_score(..., multi_class="ovr", average="macro")``
   restricted to those classes. Binary: the AUROC of P(y = 1), defined when both classes occur.
   torchmetrics would score a class without positives as 0 and average it in.
+  With ``thresholds=T`` (``model.auroc_thresholds``) the same macro average is taken over binned ROC
+  curves, as torchmetrics' ``thresholds=T``: T evenly spaced thresholds in [0, 1] (a score s counts
+  as positive at threshold t when s ≥ t), the curve's points joined by the trapezoidal rule. Its
+  state is a fixed (C, 2, T+1) table of counts, updated with one ``bucketize`` and one
+  ``scatter_add_`` per batch and summed across processes; ``compute`` never waits for the device
+  (the exact AUROC synchronises a few times per class). The error against the exact AUROC is of
+  the order of the bin width, 1/(T−1).
 * When no class is left (a split of one class only, or a multilabel split with no positive label
   and no positive prediction), the metric is **NaN** — not skipped: every epoch logs the same names
   (:meth:`StageMetrics.names`, which monitors and sweeps rely on), and NaN is what "undefined" is;
@@ -36,6 +43,8 @@ from torchmetrics.classification import Accuracy
 from torchmetrics.functional.classification import binary_auroc
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 from torchmetrics.utilities import dim_zero_cat
+
+from ..validation import check_integer
 
 __all__ = [
     "MacroAUROC",
@@ -101,31 +110,72 @@ class MacroF1(Metric):
 
 class MacroAUROC(Metric):
     """One-vs-rest macro AUROC over the classes with both a positive and a negative row in the
-    targets; NaN when there is none (see the module docstring). Keeps the epoch's scores and
-    targets, as torchmetrics' exact (``thresholds=None``) AUROC does."""
+    targets; NaN when there is none (see the module docstring).
+
+    ``thresholds=None`` (exact): keeps the epoch's scores and targets, as torchmetrics' exact AUROC
+    does. ``thresholds=T`` (an int ≥ 2): binned over ``torch.linspace(0, 1, T)``, equal to
+    torchmetrics' ``binary_auroc(..., thresholds=T)`` per class; constant memory, no host syncs.
+    """
 
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, task: str, num_classes: int, **kwargs) -> None:
+    def __init__(self, task: str, num_classes: int, thresholds: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.task = task
         self.num_classes = int(num_classes)
-        self.add_state("preds", default=[], dist_reduce_fx="cat")
-        self.add_state("target", default=[], dist_reduce_fx="cat")
+        self.binned = thresholds is not None
+        if self.binned:
+            T = check_integer(thresholds, "auroc thresholds", low=2)
+            columns = 1 if task == "binary" else self.num_classes
+            # counts[c, y, k]: rows of one-vs-rest problem c with target y (0/1) whose score passes
+            # exactly the first k thresholds (k = #{i: t_i <= s}, 0..T)
+            self.add_state(
+                "counts", default=torch.zeros(columns, 2, T + 1, dtype=torch.long), dist_reduce_fx="sum"
+            )
+            self.register_buffer("thresholds", torch.linspace(0, 1, T), persistent=False)
+        else:
+            self.add_state("preds", default=[], dist_reduce_fx="cat")
+            self.add_state("target", default=[], dist_reduce_fx="cat")
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        self.preds.append(preds.detach())
-        self.target.append(target.detach())
+        if not self.binned:
+            self.preds.append(preds.detach())
+            self.target.append(target.detach())
+            return
+        scores, positive = self.one_vs_rest(preds.detach(), target.detach())  # (n, C), (n, C)
+        dtype = torch.promote_types(scores.dtype, self.thresholds.dtype)  # torchmetrics' s >= t
+        passed = torch.bucketize(scores.to(dtype), self.thresholds.to(dtype), right=True)  # (n, C)
+        C, width = self.counts.shape[0], self.counts.shape[2]
+        column = torch.arange(C, device=passed.device) * (2 * width)  # (C,) offset of counts[c]
+        index = column + positive.long() * width + passed  # (n, C) flat index into counts
+        flat = self.counts.view(-1)
+        flat.scatter_add_(0, index.flatten(), torch.ones_like(flat[:1]).expand(index.numel()))
 
     def compute(self) -> Tensor:
+        if self.binned:
+            return self._binned_compute()
         preds, target = dim_zero_cat(self.preds), dim_zero_cat(self.target)
         scores, positive = self.one_vs_rest(preds, target)
         n_positive = positive.sum(0)
         scorable = ((n_positive > 0) & (n_positive < len(positive))).nonzero().flatten().tolist()
         aurocs = [binary_auroc(scores[:, k], positive[:, k].long(), validate_args=False) for k in scorable]
         return torch.stack(aurocs).mean() if aurocs else _nan(preds)
+
+    def _binned_compute(self) -> Tensor:
+        """Σ over the scorable classes of the trapezoid under (FPR_i, TPR_i), i = T−1..0, divided by
+        their number (0/0 = NaN when there is none): device tensors only, no host sync."""
+        negative, positive = self.counts[:, 0], self.counts[:, 1]  # (C, T+1) by thresholds passed
+        # TP_i = #positives with score >= t_i = #positives passing more than i thresholds, i < T
+        tps = positive.flip(-1).cumsum(-1).flip(-1)[:, 1:]  # (C, T)
+        fps = negative.flip(-1).cumsum(-1).flip(-1)[:, 1:]
+        P, N = positive.sum(-1, keepdim=True), negative.sum(-1, keepdim=True)  # (C, 1)
+        tpr = torch.where(P > 0, tps.float() / P.float(), 0.0).flip(-1)  # torchmetrics' _safe_divide
+        fpr = torch.where(N > 0, fps.float() / N.float(), 0.0).flip(-1)
+        auroc = torch.trapz(tpr, fpr, dim=-1)  # (C,)
+        scorable = ((P > 0) & (N > 0)).squeeze(-1)
+        return torch.where(scorable, auroc, 0.0).sum() / scorable.sum()
 
     def one_vs_rest(self, preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         """Scores (n, C) and targets (n, C) bool, one column per one-vs-rest problem (binary: one)."""
@@ -164,8 +214,9 @@ class StageMetrics(MetricCollection):
         return keys + [f"{key}_{name}" for key in keys for name in self.outputs]
 
 
-def classification_metrics(task: str, K: int) -> StageMetrics:
-    """acc, f1 and auroc for a binary, multiclass (K classes) or multilabel (K labels) task."""
+def classification_metrics(task: str, K: int, auroc_thresholds: int | None = None) -> StageMetrics:
+    """acc, f1 and auroc for a binary, multiclass (K classes) or multilabel (K labels) task;
+    ``auroc_thresholds``: None (exact AUROC) or T ≥ 2 (binned, see :class:`MacroAUROC`)."""
     kind = {"binary": {"task": "binary"}, "multiclass": {"task": "multiclass", "num_classes": K}}.get(
         task, {"task": "multilabel", "num_labels": K}
     )
@@ -173,7 +224,7 @@ def classification_metrics(task: str, K: int) -> StageMetrics:
         {
             "acc": Accuracy(**kind, validate_args=False),
             "f1": MacroF1(task, K),
-            "auroc": MacroAUROC(task, K),
+            "auroc": MacroAUROC(task, K, auroc_thresholds),
         }
     )
 

@@ -87,10 +87,14 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
             and ``val_check_interval`` count groups.
         fast_path: ``"direct"`` (default), ``"groups"`` or ``"none"`` (Lightning's own loop): see
             :mod:`.fast_path`; a path the Trainer cannot run falls back to a plainer one, logged.
+        auroc_thresholds: None (default): the exact AUROC; an int T ≥ 2: binned over T thresholds
+            in [0, 1] (error ~1/(T−1), constant memory, no host syncs at the epoch's end; see
+            :class:`~lecturenn.training.metrics.MacroAUROC`).
 
     Raises:
         ValueError / TypeError: an unknown task or fast path, λ < 0 or not a number,
-            ``steps_per_execution`` not an integer ≥ 1.
+            ``steps_per_execution`` not an integer ≥ 1, ``auroc_thresholds`` not None or an
+            integer ≥ 2.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         steps_per_execution: int = 32,
         head: str | None = None,
         fast_path: str = "direct",
+        auroc_thresholds: int | None = None,
     ) -> None:
         super().__init__()
         if task not in TASK_HEADS:
@@ -122,6 +127,8 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
             raise ValueError(f"model.fast_path must be one of {', '.join(FAST_PATHS)}, got {fast_path!r}")
         lam = check_lam(lam, "model.lam (λ)")
         steps_per_execution = check_integer(steps_per_execution, "model.steps_per_execution", low=1)
+        if auroc_thresholds is not None:
+            auroc_thresholds = check_integer(auroc_thresholds, "model.auroc_thresholds", low=2)
         hidden_sizes = [int(s) for s in hidden_sizes]  # plain lists and dicts (not OmegaConf's):
         data_info = plain_copy(data_info) if data_info else None  # checkpoints must load with weights_only
         # the optimizer/scheduler factories are code, not data: they stay out of the checkpoint
@@ -154,7 +161,7 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         metrics = (
             regression_metrics(n_outputs, info.get("target_names"))
             if regression
-            else classification_metrics(task, n_outputs)
+            else classification_metrics(task, n_outputs, auroc_thresholds)
         )
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -290,15 +297,20 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         self.test_metrics.update(preds, targets)
         if self.task in ("binary", "multiclass"):  # for the confusion matrix
             labels = (preds > 0.5).long() if self.task == "binary" else preds.argmax(dim=1)
-            self._test_true.append(targets.detach().cpu())
-            self._test_pred.append(labels.detach().cpu())
+            # kept on the device: one copy to the host at the end of the epoch, not two per batch
+            self._test_true.append(targets.detach().long())
+            self._test_pred.append(labels.detach())
 
     def on_test_epoch_end(self) -> None:
         self.log("test/loss", self._means.pop("test", self.device)[0], sync_dist=True)
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()
         if self._test_true:
-            self.test_predictions = (torch.cat(self._test_true).numpy(), torch.cat(self._test_pred).numpy())
+            both = (
+                torch.stack([torch.cat(self._test_true), torch.cat(self._test_pred)]).cpu().numpy()
+            )  # (2, n)
+            self.test_predictions = (both[0], both[1])
+            self._test_true, self._test_pred = [], []
 
     def predict_step(self, batch, batch_idx: int) -> Tensor:
         X = batch[0] if isinstance(batch, (tuple, list)) else batch
