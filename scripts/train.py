@@ -168,11 +168,29 @@ def build(cfg: DictConfig):
     trial = _trial_build("optimizer", optimizer, model.parameters()) if optimizer else None
     if scheduler is not None and trial is not None:
         _trial_build("scheduler", scheduler, trial)
+    check_targets_suit_head(datamodule, model, cfg)
     check_metric_names(cfg, model.metric_names())
     complaint = check_sweep_direction(cfg.get("optimized_metric") or model.best_name)
     if complaint:
         raise ConfigError(complaint)
     return datamodule, model
+
+
+def check_targets_suit_head(datamodule, model, cfg: DictConfig) -> None:
+    """The targets as the network sees them (after ``data.standardize``) must be legal for the
+    head (its registry entry's ``valid``, e.g. counts >= 0 for a Poisson head): ConfigError
+    otherwise, before any training. In-memory data only: a stream is read batch by batch."""
+    head, K = model.net.head, model.net.sizes[-1]
+    for split in ("train", "val", "test"):
+        try:
+            _, Y = getattr(datamodule, split)
+        except (AttributeError, TypeError):
+            return  # not an in-memory data module
+        if Y.numel() and not bool(head.targets_valid(Y, K)):
+            why = head.describe_bad_targets(Y)
+            if datamodule.info.task == "regression" and cfg.data.get("standardize"):
+                why += " (data.standardize=true standardises regression targets too: set it false)"
+            raise ConfigError(f"data: the {split} targets do not suit model.head={head.name}: {why}")
 
 
 def _trial_build(group: str, make, argument):

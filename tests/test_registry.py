@@ -594,3 +594,34 @@ def test_the_example_plugin(tmp_path):
     env = {**os.environ, "PYTHONPATH": path}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "counts,standardize,expect",
+    [("negative", "false", "do not suit model.head=my_poisson"),
+     ("counts", "true", "data.standardize=true standardises regression targets too")],
+)  # fmt: skip
+def test_app_refuses_targets_the_head_cannot_take(tmp_path, counts, standardize, expect):
+    """Hostile round (session 6): the app checks the targets the network will see against the head's
+    ``valid`` before training (negative counts for a Poisson head; counts shifted negative by
+    data.standardize=true), exit 2 with one line; nothing is trained."""
+    pytest.importorskip("hydra")
+    (tmp_path / "reg_plugin.py").write_text(PLUGIN)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    y = rng.poisson(2.0, size=60) - (3 if counts == "negative" else 0)
+    table = "x1,x2,count\n" + "".join(f"{a:.4f},{b:.4f},{c}\n" for (a, b), c in zip(x, y))
+    (tmp_path / "counts.csv").write_text(table)
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore", "PYTHONPATH": path}
+    env["PLUGIN_MARKER"] = str(tmp_path / "imports.txt")
+    run = tmp_path / "run"
+    proc = run_script(
+        "train.py", "plugins=[reg_plugin]", "data=table", f"data.path={tmp_path / 'counts.csv'}",
+        "data.target=count", "data.task=regression", f"data.standardize={standardize}",
+        "model.head=my_poisson", "trainer.max_epochs=2", f"hydra.run.dir={run}", *QUIET,
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert expect in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (run / "checkpoints").exists()
