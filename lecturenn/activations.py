@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .registry import Registry
+from .registry import Registry, check_format_names
 
 __all__ = ["Activation", "ACTIVATIONS", "get_activation", "register_activation"]
 
@@ -59,10 +59,56 @@ class Activation:
     onnx: str | None = None
 
     def __post_init__(self) -> None:
-        for part in ("g", "gprime", "fused_backward", "g_out", "torch_module"):
+        for part in ("g", "gprime", "fused_backward", "g_out"):
             value = getattr(self, part)
             if (part in ("g", "gprime") or value is not None) and not callable(value):
                 raise TypeError(f"activation {self.name!r}: {part} must be callable, got {value!r}")
+        check_format_names("activation", self)
+        if self.g_out is not None or self.fused_backward is not None:
+            self.check_speed_forms(_probe())
+
+    def check_speed_forms(self, z: Tensor) -> None:
+        """The speed options compute what the formulas do, on the values ``z``: ``g_out(z, out)``
+        writes g(z) into a strided ``out`` (and leaves z alone), ``fused_backward(δ, a)`` equals
+        δ .* gprime(a) at a = g(z). Run at construction on a float64 probe spanning negative, zero
+        and positive z, and by :func:`lecturenn.gradient_check` on the data's z^(2).
+        ``ValueError`` naming the field where they differ (a different network would be trained
+        than the one that predicts)."""
+        with torch.no_grad():
+            z = z.detach()
+            a = self.g(z)
+            if self.g_out is not None:
+                before = z.clone()
+                buf = torch.full((z.shape[0], z.shape[1] + 1), float("nan"), dtype=z.dtype, device=z.device)
+                self._call("g_out", lambda: self.g_out(z, buf[:, 1:]))
+                written = buf[:, 1:]
+                if not torch.equal(z, before):
+                    raise ValueError(
+                        f"activation {self.name!r}: g_out(z, out) modified z; it must only write out"
+                    )
+                if not buf[:, 0].isnan().all() or not _close(written, a):
+                    raise ValueError(
+                        f"activation {self.name!r}: g_out(z, out) does not write g(z) into out (largest "
+                        f"difference {_largest(written, a)} on a strided out = buf[:, 1:]); "
+                        "fix g_out or drop it"
+                    )
+            if self.fused_backward is not None:
+                delta = torch.linspace(-2.0, 3.0, z.numel(), dtype=z.dtype, device=z.device).reshape(z.shape)
+                fused = self._call("fused_backward", lambda: self.fused_backward(delta, a))
+                plain = delta * self.gprime(a)
+                if not isinstance(fused, Tensor) or fused.shape != plain.shape or not _close(fused, plain):
+                    raise ValueError(
+                        f"activation {self.name!r}: fused_backward(delta, a) differs from delta * gprime(a) "
+                        f"at a = g(z) (largest difference {_largest(fused, plain)}); fix one of them"
+                    )
+
+    def _call(self, part: str, compute):
+        try:
+            return compute()
+        except Exception as err:  # noqa: BLE001 - the user's callable failing is reported by field
+            raise ValueError(
+                f"activation {self.name!r}: {part} failed on a float64 probe: {type(err).__name__}: {err}"
+            ) from None
 
     def backward(self, delta: Tensor, a: Tensor) -> Tensor:
         """δ .* g'(z), from the saved activation ``a``. Shapes: (n, s) and (n, s) -> (n, s)."""
@@ -80,12 +126,28 @@ class Activation:
         return self.g(z)
 
 
+def _probe() -> Tensor:
+    """z values for :meth:`Activation.check_speed_forms`: float64, negative, zero and positive, (4, 6)."""
+    values = [-8, -6, -4, -3, -2, -1.5, -1, -0.5, -0.25, -0.1, -1e-3, 0.0]
+    return torch.tensor(values + [-v for v in values[::-1]], dtype=torch.float64).reshape(4, 6)
+
+
+def _close(x: Tensor, y: Tensor) -> bool:
+    return torch.allclose(x, y, rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def _largest(x, y) -> float:
+    if not isinstance(x, Tensor) or x.shape != y.shape:
+        return float("nan")
+    return float((x - y).abs().nan_to_num(float("inf")).max())
+
+
 def _relu_backward(delta: Tensor, a: Tensor) -> Tensor:
     return torch.ops.aten.threshold_backward(delta, a, 0)  # δ where a > 0, else 0
 
 
 #: name -> Activation, in registration order (the built-ins below first).
-ACTIVATIONS: Registry[Activation] = Registry("activation", Activation)
+ACTIVATIONS: Registry[Activation] = Registry("activation", Activation, "sklearn", "scikit-learn name")
 
 
 def get_activation(name: str | Activation) -> Activation:

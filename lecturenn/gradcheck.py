@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .validation import check_integer, check_number
+
 __all__ = ["GradientCheck", "LayerCheck", "gradient_check"]
 
 _ALL_ENTRIES_UP_TO = 5000  # check every Θ entry of nets this small; sample bigger ones
@@ -73,6 +75,7 @@ def gradient_check(
     lam: float = 0.0,
     eps: float = 1e-4,
     *,
+    sample_weight=None,
     max_entries_per_layer: int | None = None,
     seed: int = 0,
     tol: float = 1e-7,
@@ -82,25 +85,48 @@ def gradient_check(
     Args:
         net: a :class:`~lecturenn.ThetaMLP` (not modified).
         X, Y, lam: the batch and λ, as for ``net.cost``.
-        eps: the finite-difference step ε.
-        max_entries_per_layer: check at most this many randomly chosen entries of each Θ^(l);
-            ``None`` checks every entry when the net has at most 5,000 of them, else 100 per layer.
+        eps: the finite-difference step ε (a finite number > 0).
+        sample_weight: (n,) weights w_i ≥ 0 with Σw > 0, or None, as for ``net.cost``: with weights
+            J = (1/W) Σ_i w_i cost_i + λ/(2W) ΣΘ² is checked, i.e. a head's weighted
+            ``cost_sum(z, Y, weight)`` against the manual backprop's w_i δ_i. A head whose
+            ``cost_sum`` ignores ``weight`` passes without weights and fails with them (on the
+            manual backprop; autograd differentiates whatever cost_sum computes), so check a new
+            head both ways, e.g. ``sample_weight=torch.rand(n) + 0.5``.
+        max_entries_per_layer: check at most this many randomly chosen entries of each Θ^(l) (an
+            integer >= 1); ``None`` checks every entry when the net has at most 5,000 of them,
+            else 100 per layer.
         seed: seeds the choice of sampled entries.
-        tol: pass/fail threshold for the relative difference.
+        tol: pass/fail threshold for the relative difference (a finite number > 0).
+
+    Also checks the activation's speed options on the data: ``g_out`` and ``fused_backward``
+    against ``g`` and ``gprime`` at z^(2) = Θ^(1) [1; x] (:meth:`Activation.check_speed_forms`;
+    ``ValueError`` naming the field where they differ).
+
+    Raises ``TypeError``/``ValueError`` for a bad argument, with the argument's name, before any work.
     """
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
+    eps = check_number(eps, "eps", low=0, low_open=True)
+    tol = check_number(tol, "tol", low=0, low_open=True)
+    if max_entries_per_layer is not None:
+        max_entries_per_layer = check_integer(max_entries_per_layer, "max_entries_per_layer", low=1)
+    seed = check_integer(seed, "seed")
     work = copy.deepcopy(net).to(torch.float64)
     work.validate_inputs = True
     if isinstance(X, Tensor):
         X = X.to(device=work.thetas[0].device, dtype=torch.float64)
     if isinstance(Y, Tensor) and Y.is_floating_point():
         Y = Y.to(torch.float64)
+    if isinstance(sample_weight, Tensor) and sample_weight.is_floating_point():
+        sample_weight = sample_weight.detach().to(device=work.thetas[0].device, dtype=torch.float64)
     # Anything else (numpy in any order, lists, pandas by position) is converted by the net's own
     # checks, to Θ's float64 and device, with their messages for what holds no numbers.
     X, Y = work.check_batch(X, Y, lam)
+    weight = work.check_sample_weight(sample_weight, X)
+    if work.num_layers > 1:  # the hidden activation's g_out / fused_backward on real z^(2) values
+        with torch.no_grad():
+            theta = work.thetas[0]
+            work.activation.check_speed_forms(torch.addmm(theta[:, 0], X, theta[:, 1:].t()))
     work.zero_grad(set_to_none=True)
-    work.cost(X, Y, lam).backward()  # analytic D^(l) through the net's own backprop
+    work.cost(X, Y, lam, weight).backward()  # analytic D^(l) through the net's own backprop
 
     total = sum(t.numel() for t in work.thetas)
     if max_entries_per_layer is None:
@@ -119,9 +145,9 @@ def gradient_check(
                 r, c = divmod(i, cols)  # row-major flat index -> Θ_rc
                 original = theta[r, c].item()
                 theta[r, c] = original + eps
-                j_plus = work.cost(X, Y, lam).item()
+                j_plus = work.cost(X, Y, lam, weight).item()
                 theta[r, c] = original - eps
-                j_minus = work.cost(X, Y, lam).item()
+                j_minus = work.cost(X, Y, lam, weight).item()
                 theta[r, c] = original
                 num[k] = (j_plus - j_minus) / (2 * eps)
             ana = theta.grad.reshape(-1)[idx.to(theta.device)].cpu()

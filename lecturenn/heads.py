@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .arrays import to_tensor
-from .registry import Registry
+from .registry import Registry, check_format_names
+from .validation import is_integer
 
 __all__ = ["Head", "HEADS", "TASKS", "TASK_HEADS", "get_head", "head_for_task", "register_head"]
 
@@ -105,14 +106,36 @@ class Head:
     cost_and_delta: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for part in ("h", "cost_sum", "delta", "valid"):
-            if not callable(getattr(self, part)):
-                raise TypeError(f"head {self.name!r}: {part} must be callable, got {getattr(self, part)!r}")
-        tasks = (self.tasks,) if isinstance(self.tasks, str) else tuple(self.tasks)
-        unknown = [t for t in tasks if t not in TASKS]
+        where = f"head {self.name!r}"
+        for part in ("h", "cost_sum", "delta", "valid", "explain", "cost_and_delta"):
+            value = getattr(self, part)
+            if (part in ("h", "cost_sum", "delta", "valid") or value is not None) and not callable(value):
+                optional = "" if part in ("h", "cost_sum", "delta", "valid") else " or None"
+                raise TypeError(f"{where}: {part} must be callable{optional}, got {value!r}")
+        if isinstance(self.tasks, str):
+            tasks = (self.tasks,)
+        else:
+            try:
+                tasks = tuple(self.tasks)
+            except TypeError:
+                raise TypeError(
+                    f"{where}: tasks must be a task name or a tuple of them ({list(TASKS)}), "
+                    f"got {self.tasks!r}"
+                ) from None
+        unknown = [t for t in tasks if not isinstance(t, str) or t not in TASKS]
         if unknown:
-            raise ValueError(f"head {self.name!r}: unknown task(s) {unknown}; tasks are {list(TASKS)}")
+            raise ValueError(f"{where}: unknown task(s) {unknown}; tasks are {list(TASKS)}")
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f"{where}: tasks {list(tasks)} name a task twice; list each once")
+        if not isinstance(self.class_indices, bool):
+            raise TypeError(f"{where}: class_indices must be True or False, got {self.class_indices!r}")
+        if not is_integer(self.min_outputs):
+            raise TypeError(f"{where}: min_outputs must be an integer >= 1, got {self.min_outputs!r}")
+        if self.min_outputs < 1:
+            raise ValueError(f"{where}: min_outputs must be an integer >= 1, got {self.min_outputs!r}")
+        check_format_names("head", self)
         object.__setattr__(self, "tasks", tasks)
+        object.__setattr__(self, "min_outputs", int(self.min_outputs))
 
     def cost_and_error(self, z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
         """(Σ_i cost_i (0-d), δ^(L+1) = ∂(Σ_i cost_i)/∂z (n, K), a fresh tensor), unweighted; no autograd."""
@@ -141,6 +164,11 @@ class Head:
                 raise ValueError(f"Y has {Y.shape[0]} class indices but X has {n} rows")
             ready = Y.dtype == torch.long and Y.device == device
             return Y if ready else Y.to(device=device, dtype=torch.long)
+        if self.class_indices and Y.ndim == 1 and K > 1 and Y.shape[0] == n:  # (n,) but not integers
+            raise TypeError(
+                f"Y has shape ({n},) but class indices for the {self.name} head must be integers in "
+                f"[0, {K}), got dtype {Y.dtype}; pass Y.long() (or one-hot rows of shape (n, K) = ({n}, {K}))"
+            )
         if Y.ndim == 1 and K == 1:
             Y = Y.unsqueeze(1)
         if Y.ndim != 2 or tuple(Y.shape) != (n, K):
@@ -260,7 +288,7 @@ def _explain_one_hot(Y: Tensor) -> str:
 
 # -- the registry -------------------------------------------------------------------------------
 #: name -> Head, in registration order (the built-ins below first).
-HEADS: Registry[Head] = Registry("output head", Head)
+HEADS: Registry[Head] = Registry("output head", Head, "sklearn", "scikit-learn name")
 
 
 def get_head(name: str | Head) -> Head:

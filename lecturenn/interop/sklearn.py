@@ -19,11 +19,17 @@ activation="tanh"      hidden="tanh"
 activation="relu"      hidden="relu"
 activation="identity"  hidden="identity"
 (none)                 hidden="softplus"   ``to_sklearn`` raises ``ValueError``
-out_activation_        output=             ``"exp"`` (``MLPRegressor(loss="poisson")``) has no head
+out_activation_        output=
   "logistic"             "sigmoid"         binary (K = 1) and multi-label (K > 1) classifiers
   "softmax"              "softmax"         multi-class classifiers (K ≥ 3 classes)
   "identity"             "identity"        ``MLPRegressor(loss="squared_error")``
+  "exp"                  (none built in)   ``MLPRegressor(loss="poisson")``: a head registered
+                                           with ``sklearn="exp"`` (examples/my_plugin.py's Poisson)
 =====================  ==================  =====================================================
+
+A regressor's ``loss`` follows from its ``out_activation_`` as scikit-learn sets it
+(:data:`REGRESSOR_LOSS`), so ``to_sklearn`` of a net with a ``sklearn="exp"`` head is an
+``MLPRegressor(loss="poisson")``, whose warm-started ``fit`` then trains the Poisson deviance.
 
 dtype is kept: a float64 fit gives a float64 ThetaMLP, a float32 fit (X as float32) a float32 one.
 Predictions agree to round-off (≤ 1e-12 in float64): ``net(X)`` is ``est.predict_proba(X)`` for
@@ -71,6 +77,11 @@ from ..network import ThetaMLP
 __all__ = ["from_sklearn", "to_sklearn"]
 
 
+#: scikit-learn's MLPRegressor: ``out_activation_`` -> the ``loss`` that gives it (the inverse of
+#: ``BaseMultilayerPerceptron._initialize``: loss="poisson" -> "exp", otherwise "identity").
+REGRESSOR_LOSS = {"identity": "squared_error", "exp": "poisson"}
+
+
 def _sklearn_names(registry) -> list[str]:
     return sorted({e.sklearn for e in registry.values() if e.sklearn})  # aliases share a name
 
@@ -111,7 +122,8 @@ def from_sklearn(est, backprop: str = "manual") -> ThetaMLP:
 
 def to_sklearn(net: ThetaMLP, classes: Sequence | None = None):
     """The ThetaMLP as a fitted-looking ``MLPClassifier`` (a head serving classification tasks:
-    sigmoid, softmax) or ``MLPRegressor`` (a head serving regression: identity) whose ``predict`` /
+    sigmoid, softmax) or ``MLPRegressor`` (a head serving regression: identity, or one registered
+    with ``sklearn="exp"``, as ``loss="poisson"``) whose ``predict`` /
     ``predict_proba`` match ``net`` to round-off.
 
     Args:
@@ -149,7 +161,13 @@ def to_sklearn(net: ThetaMLP, classes: Sequence | None = None):
     if "regression" in head.tasks:
         if classes is not None:
             raise ValueError(f"classes must be None for a regression net ({head.name} head)")
-        est = MLPRegressor(**params)
+        if head.sklearn not in REGRESSOR_LOSS:
+            raise ValueError(
+                f"to_sklearn: the regression head {head.name!r} has scikit-learn name {head.sklearn!r}, but "
+                f"an MLPRegressor's out_activation_ is one of {sorted(REGRESSOR_LOSS)} (its loss: "
+                f"{REGRESSOR_LOSS}); register the head with one of those or sklearn=None"
+            )
+        est = MLPRegressor(**params, loss=REGRESSOR_LOSS[head.sklearn])
     elif head.tasks:
         est = MLPClassifier(**params)
         n_classes = 2 if K == 1 else K  # one output unit: the probability of classes[1]
