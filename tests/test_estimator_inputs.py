@@ -74,7 +74,7 @@ def test_early_stopping_and_partial_fit_take_dataframes():
     reg = small(ThetaMLPRegressor)
     for _ in range(2):
         reg.partial_fit(Xf, pd.DataFrame(targets, columns=["u", "v"]))
-    assert reg.n_iter_ == 2 and list(reg.feature_names_in_) == COLUMNS
+    assert reg.n_iter_ == 1 and reg.t_ == 2 * len(X) and list(reg.feature_names_in_) == COLUMNS
     clf = small(ThetaMLPClassifier)
     clf.partial_fit(Xf, pd.DataFrame(labels))
     clf.partial_fit(Xf, pd.DataFrame(labels))

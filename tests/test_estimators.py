@@ -244,7 +244,7 @@ def test_gd_is_full_batch_gradient_descent():
         J = net.cost(Xt, yt, lam=0.1)  # the full-batch J(Θ) and, by backward, D(Θ)
         J.backward()
         clf.fit(X, y)  # one more epoch (warm start; plain gradient descent has no optimizer state)
-        assert clf.n_iter_ == epoch + 1
+        assert clf.n_iter_ == 1 and len(clf.loss_curve_) == epoch + 1  # this call's epochs; the curve goes on
         assert clf.loss_curve_[-1] == pytest.approx(J.item(), rel=1e-12)
         for theta, fitted in zip(net.thetas, clf.thetas_):
             np.testing.assert_allclose(
@@ -366,7 +366,7 @@ def test_warm_start_continues():
     clf = ThetaMLPClassifier((8,), max_iter=5, random_state=0, warm_start=True).fit(X, y)
     theta_before = clf.thetas_[0].copy()
     clf.fit(X, y)
-    assert clf.n_iter_ == 10 and len(clf.loss_curve_) == 10
+    assert clf.n_iter_ == 5 and len(clf.loss_curve_) == 10  # as MLPClassifier: this fit's 5 epochs
     assert not np.array_equal(clf.thetas_[0], theta_before)
     cold = ThetaMLPClassifier((8,), max_iter=5, random_state=0).fit(X, y)
     assert clf.loss_curve_[:5] == cold.loss_curve_
@@ -386,7 +386,8 @@ def test_partial_fit():
     for i in range(0, 150, 50):  # batches that miss classes
         order = np.argsort(y, kind="stable")[i : i + 50]
         clf.partial_fit(X[order], y[order], classes=[0, 1, 2])
-    assert list(clf.classes_) == [0, 1, 2] and clf.n_iter_ == 3 and clf.t_ == 150
+    # scikit-learn's counters: n_iter_ is this call's epochs (1), t_ every row seen so far
+    assert list(clf.classes_) == [0, 1, 2] and clf.n_iter_ == 1 and clf.t_ == 150
     for _ in range(30):
         clf.partial_fit(X, y)
     assert clf.score(X, y) > 0.9
@@ -579,3 +580,25 @@ def test_cuda_fit_matches_cpu_and_pickles_to_cpu():
     np.testing.assert_allclose(again.predict_proba(X), gpu.predict_proba(X), rtol=1e-12)
     auto = ThetaMLPRegressor((8,), max_iter=5, random_state=0).fit(X[:, :3], X[:, 3])
     assert auto.net_.thetas[0].device.type == "cuda"
+
+
+def test_counters_and_n_iter_no_change_as_scikit_learn():
+    """n_iter_ counts the last call's epochs and np.inf never stops early, as MLPClassifier does
+    (compared with scikit-learn itself on the same calls)."""
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    got = {}
+    for cls in (MLPClassifier, ThetaMLPClassifier):
+        kw = dict(max_iter=7, warm_start=True, random_state=0, tol=0, n_iter_no_change=np.inf)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est = cls((5,), **kw).fit(X, y)
+            first = (est.n_iter_, est.t_)
+            est.fit(X, y)
+            part = cls((5,), random_state=0)
+            part.partial_fit(X, y, classes=[0, 1, 2])
+            part.partial_fit(X, y)
+        got[cls.__name__] = (first, est.n_iter_, est.t_, len(est.loss_curve_), part.n_iter_, part.t_)
+    assert got["ThetaMLPClassifier"] == got["MLPClassifier"] == ((7, 1050), 7, 2100, 14, 1, 300)

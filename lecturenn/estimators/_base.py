@@ -157,9 +157,10 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         need(is_number(self.beta_2) and 0 <= self.beta_2 < 1, "beta_2", "a number in [0, 1)")
         need(is_number(self.epsilon) and self.epsilon > 0, "epsilon", "a finite number > 0")
         need(
-            is_integer(self.n_iter_no_change) and self.n_iter_no_change >= 1,
+            (is_integer(self.n_iter_no_change) and self.n_iter_no_change >= 1)
+            or (isinstance(self.n_iter_no_change, float) and self.n_iter_no_change == np.inf),
             "n_iter_no_change",
-            "an int >= 1",
+            "an int >= 1 or np.inf (never stop early)",
         )
         need(is_integer(self.max_fun) and self.max_fun >= 1, "max_fun", "an int >= 1")
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):

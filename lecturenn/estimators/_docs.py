@@ -53,8 +53,8 @@ PARAMS_DOC = """
         Held-out fraction for ``early_stopping``.
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
         Adam's parameters.
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of ``tol`` before stopping.
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without an improvement of ``tol`` before stopping (``np.inf``: never stop early).
     max_fun : int, default=15000
         Maximum loss evaluations of ``"lbfgs"``.
     backprop : {"manual", "autograd"}, default="manual"
@@ -87,7 +87,8 @@ ATTRS_DOC = """
     best_validation_score_ : float or None
         Best of ``validation_scores_``.
     n_iter_ : int
-        Epochs run (``"lbfgs"``: iterations).
+        Epochs run by the last call of ``fit`` or ``partial_fit`` (``"lbfgs"``: iterations), as in
+        scikit-learn: a warm-started ``fit`` counts its own epochs, ``partial_fit`` reports 1.
     t_ : int
         Training rows seen by the solver.
     n_features_in_ : int

@@ -60,6 +60,7 @@ class FitLoops:
         W = N if wt is None else float(wt.sum(dtype=torch.float64))  # the training set's weight
         loss_sum, step, accumulate = engine.loss_sum, engine.step, engine.accumulate
         best = None
+        self.n_iter_ = 0  # this call's epochs (scikit-learn's n_iter_; t_ keeps counting rows)
 
         try:
             for _ in range(int(self.max_iter)):
