@@ -63,3 +63,22 @@ def test_pickle_round_trip_drops_the_copy():
     state = est.__getstate__()
     assert "_predict_cache" not in state  # refilled after loading
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict_proba(X), p)
+
+
+def test_log_proba_is_log_of_proba_where_probabilities_round_to_one():
+    """scikit-learn's test_mlp asserts allclose(predict_log_proba, np.log(predict_proba)) with atol 0:
+    a probability that rounds to 1 must have log 0 exactly; an underflowed one keeps a finite log."""
+    X = np.array([[-30.0, 0.0], [30.0, 0.0], [0.5, 0.0], [-0.5, 0.0]])
+    for y in ([0, 1, 1, 0], [0, 1, 2, 2]):
+        est = ThetaMLPClassifier((3,), max_iter=3, random_state=0, dtype="float64").fit(X, y)
+        with torch.no_grad():
+            for t in est.net_.thetas:
+                t.mul_(40)  # saturate: some probabilities round to exactly 1
+        proba, log_proba = est.predict_proba(X), est.predict_log_proba(X)
+        assert (proba == 1).any()
+        with np.errstate(divide="ignore"):
+            logp = np.log(proba)
+        finite = proba > 0
+        np.testing.assert_allclose(log_proba[finite], logp[finite], rtol=1e-7, atol=0)
+        assert np.isfinite(log_proba).all()
+        np.testing.assert_array_equal(proba.argmax(1), log_proba.argmax(1))

@@ -275,16 +275,14 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
             Probabilities in the order of ``classes_``: softmax rows for multi-class, [1 − p, p]
             for binary, one independent sigmoid per label for multi-label.
         """
-        z = self._logits(X)
-        if self._multiclass:
-            return torch.softmax(z, dim=1).numpy()
-        p = torch.sigmoid(z)
-        if self._multilabel:
-            return p.numpy()
-        return torch.cat([torch.sigmoid(-z), p], dim=1).numpy()
+        return self._proba(self._logits(X)).numpy()
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed stably from the logits.
+
+        Where a probability rounds to 1 in float64 its log is 0 (as ``np.log(predict_proba(X))``,
+        scikit-learn's definition), not the tiny negative number the logits give; where one
+        underflows to 0 the log stays finite (log-softmax / log-sigmoid of the logits) instead of −inf.
 
         Parameters
         ----------
@@ -298,10 +296,21 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
         """
         z = self._logits(X)
         if self._multiclass:
-            return torch.log_softmax(z, dim=1).numpy()
+            log_proba = torch.log_softmax(z, dim=1)
+        elif self._multilabel:
+            log_proba = F.logsigmoid(z)
+        else:
+            log_proba = torch.cat([F.logsigmoid(-z), F.logsigmoid(z)], dim=1)
+        return log_proba.masked_fill_(self._proba(z) == 1, 0.0).numpy()
+
+    def _proba(self, z: Tensor) -> Tensor:
+        """h_Θ from the logits z (float64): see :meth:`predict_proba`."""
+        if self._multiclass:
+            return torch.softmax(z, dim=1)
+        p = torch.sigmoid(z)
         if self._multilabel:
-            return F.logsigmoid(z).numpy()
-        return torch.cat([F.logsigmoid(-z), F.logsigmoid(z)], dim=1).numpy()
+            return p
+        return torch.cat([torch.sigmoid(-z), p], dim=1)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
