@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .registry import Registry, check_format_names
@@ -142,6 +143,21 @@ def _largest(x, y) -> float:
     return float((x - y).abs().nan_to_num(float("inf")).max())
 
 
+#: The built-in leaky ReLU's slope for z < 0 (torch's and ONNX's default); other slopes: register
+#: your own entry (README, "Your own activation or head").
+LEAKY_SLOPE = 0.01
+
+
+def _leaky_relu_gprime(a: Tensor) -> Tensor:
+    """g'(z) from a = g(z): 1 where a > 0, the slope elsewhere (a and z have the same sign)."""
+    return torch.full_like(a, LEAKY_SLOPE).masked_fill_(a > 0, 1.0)  # in a's dtype: 0.01 exact to its ulp
+
+
+def _elu_gprime(a: Tensor) -> Tensor:
+    """ELU (α = 1): a = e^z − 1 for z ≤ 0, so g'(z) = e^z = a + 1 there; 1 where a > 0."""
+    return torch.where(a > 0, torch.ones_like(a), a + 1)
+
+
 def _relu_backward(delta: Tensor, a: Tensor) -> Tensor:
     return torch.ops.aten.threshold_backward(delta, a, 0)  # δ where a > 0, else 0
 
@@ -197,6 +213,11 @@ register_activation("softplus", torch.nn.functional.softplus, lambda a: -torch.e
 register_activation("relu", torch.relu, lambda a: (a > 0).to(a.dtype), _relu_backward,
                     g_out=lambda z, out: torch.clamp_min(z, 0, out=out),
                     sklearn="relu", torch_module=nn.ReLU, onnx="Relu")
+register_activation("leaky_relu", lambda z: F.leaky_relu(z, LEAKY_SLOPE), _leaky_relu_gprime,
+                    g_out=lambda z, out: out.copy_(F.leaky_relu(z, LEAKY_SLOPE)),
+                    torch_module=lambda: nn.LeakyReLU(LEAKY_SLOPE), onnx="LeakyRelu")  # ONNX alpha 0.01
+register_activation("elu", F.elu, _elu_gprime,
+                    torch_module=nn.ELU, onnx="Elu")  # α = 1 (torch's and ONNX's default); no sklearn
 register_activation("identity", lambda z: z, torch.ones_like, lambda delta, a: delta,
                     g_out=lambda z, out: out.copy_(z),
                     sklearn="identity", torch_module=nn.Identity, onnx="Identity")

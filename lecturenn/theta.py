@@ -3,7 +3,11 @@
 Initialisation (the lecture: "initialise randomly, NOT to 0" — with Θ = 0 every hidden unit
 computes the same function and receives the same update, so they stay identical forever):
 
-* ``"glorot"`` (default): Θ_ij ~ U(−ε, ε) with ε = √6 / √(s_l + s_{l+1}), per layer;
+* ``"glorot"`` (default): Θ_ij ~ U(−ε, ε) with ε = √6 / √(s_l + s_{l+1}), per layer (Glorot &
+  Bengio 2010; scikit-learn's MLP uses it for every activation, so the default stays for parity);
+* ``"he"``: Θ_ij ~ U(−ε, ε) with ε = √6 / √s_l, per layer — He et al. 2015's uniform variant
+  (Var = 2/s_l: the gain √2 of the ReLU family), torch's ``kaiming_uniform_(nonlinearity="relu")``;
+  what a practitioner expects for ``relu``, ``leaky_relu`` and ``elu`` in deep nets;
 * ``"epsilon"``: Θ_ij ~ U(−ε, ε) with a fixed ε (``epsilon``, 0.12 in the classic exercise);
 * ``"zeros"``: Θ = 0 — exists only to demonstrate the symmetry problem.
 """
@@ -21,7 +25,7 @@ from .validation import check_integer, check_number, is_integer
 
 __all__ = ["INITS", "check_input", "init_theta", "make_generator", "ThetaLinear"]
 
-INITS = ("glorot", "epsilon", "zeros")
+INITS = ("glorot", "he", "epsilon", "zeros")
 
 
 def make_generator(seed: int | torch.Generator | None, device=None) -> torch.Generator | None:
@@ -50,6 +54,8 @@ def init_theta(
     s_out, s_in = theta.shape[0], theta.shape[1] - 1
     if init == "glorot":
         eps = math.sqrt(6.0) / math.sqrt(s_in + s_out)
+    elif init == "he":
+        eps = math.sqrt(6.0) / math.sqrt(s_in)
     else:  # a bool or a string is no ε (TypeError); 0, < 0, NaN, ±inf: ValueError
         eps = check_number(epsilon, "epsilon", low=0, low_open=True)
     # Draw in row-major order on the generator's device, then copy: the same seed gives the same

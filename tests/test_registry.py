@@ -94,13 +94,14 @@ def kink_free(net):
 # -- the registries themselves ------------------------------------------------------------------
 def test_builtin_entries_carry_their_names_in_other_formats():
     assert {n: a.sklearn for n, a in ACTIVATIONS.items()} == {
-        "sigmoid": "logistic", "tanh": "tanh", "softplus": None, "relu": "relu", "identity": "identity"
+        "sigmoid": "logistic", "tanh": "tanh", "softplus": None, "relu": "relu", "leaky_relu": None,
+        "elu": None, "identity": "identity",
     }  # fmt: skip
     assert {n: h.sklearn for n, h in HEADS.items()} == {
         "sigmoid": "logistic", "softmax": "softmax", "identity": "identity"
     }  # fmt: skip
     assert [type(a.torch_module()) for a in ACTIVATIONS.values()] == [
-        nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ReLU, nn.Identity
+        nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Identity
     ]  # fmt: skip
     assert HEADS["softmax"].torch_module().dim == 1
     assert {n: h.onnx for n, h in HEADS.items()} == {

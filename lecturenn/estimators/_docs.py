@@ -5,7 +5,8 @@ PARAMS_DOC = """
     ----------
     hidden_layer_sizes : int or sequence of int, default=(100,)
         Units s_2, ..., s_L of the hidden layers (the input and output widths come from the data).
-    activation : {"relu", "logistic", "sigmoid", "tanh", "identity", "softplus"}, default="relu"
+    activation : {"relu", "logistic", "sigmoid", "tanh", "identity", "softplus", "leaky_relu", "elu"}, \
+default="relu"
         Hidden activation g, or any activation registered with ``lecturenn.register_activation``;
         ``"logistic"`` is scikit-learn's name for ``"sigmoid"``.
     solver : {"adam", "sgd", "gd", "lbfgs", "adagrad", "rmsprop", "adamw", "lamb"}, default="adam"
