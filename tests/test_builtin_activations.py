@@ -105,3 +105,14 @@ def test_he_keeps_relu_activations_alive_in_a_deep_net():
     assert 0.2 < out["he"] < 5
     assert out["glorot"] < 1e-3 * out["he"] or out["glorot"] < 0.01
     assert np.isfinite(list(out.values())).all()
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "elu"])
+def test_onnx_export_computes_the_same(name, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    net = ln.ThetaMLP([3, 5, 2], name, "softmax", generator=0)
+    ln.export_onnx(net, tmp_path / "net.onnx")
+    X = torch.randn(6, 3, generator=torch.Generator().manual_seed(0)) * 3  # both signs of z
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"))
+    out = session.run(None, {session.get_inputs()[0].name: X.numpy()})[0]
+    np.testing.assert_allclose(out, net(X).detach().numpy(), rtol=0, atol=1e-6)
