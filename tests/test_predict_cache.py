@@ -5,6 +5,7 @@ pickling, predictions equal a fresh float64 evaluation of the current Θ."""
 import pickle
 
 import numpy as np
+import pytest
 import torch
 
 from lecturenn.estimators import ThetaMLPClassifier, ThetaMLPRegressor
@@ -82,3 +83,26 @@ def test_log_proba_is_log_of_proba_where_probabilities_round_to_one():
         np.testing.assert_allclose(log_proba[finite], logp[finite], rtol=1e-7, atol=0)
         assert np.isfinite(log_proba).all()
         np.testing.assert_array_equal(proba.argmax(1), log_proba.argmax(1))
+
+
+def test_coefs_and_intercepts_either_change_the_model_or_raise():
+    """Issue 14 §2: an in-place edit of coefs_ raised nothing and changed nothing; now it raises,
+    and assigning a whole list changes Θ (and so the predictions, and a continued partial_fit)."""
+    X, y, _ = _data()
+    est = ThetaMLPClassifier((5,), max_iter=5, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="read-only"):
+        est.coefs_[0][0, 0] = 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        est.intercepts_[1][0] = 1.0
+    W = [np.zeros_like(c) for c in est.coefs_]
+    b = [np.full_like(i, 0.25) for i in est.intercepts_]
+    est.coefs_, est.intercepts_ = W, b
+    np.testing.assert_array_equal(est.net_.thetas[0].detach().numpy()[:, 1:], 0)
+    p = torch.sigmoid(torch.tensor(0.25)).item()  # every logit is the output bias 0.25
+    np.testing.assert_allclose(est.predict_proba(X)[:, 1], p, rtol=1e-6)
+    est.partial_fit(X, y)  # training continues from the assigned Θ
+    assert not np.allclose(est.coefs_[0], 0)
+    with pytest.raises(ValueError, match=r"coefs_\[0\] must have shape \(4, 5\)"):
+        est.coefs_ = [np.zeros((3, 5)), W[1]]
+    with pytest.raises(ValueError, match="a list of 2 arrays"):
+        est.intercepts_ = b[:1]

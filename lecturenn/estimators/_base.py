@@ -33,6 +33,12 @@ SK_OUT = {name: head.sklearn for name, head in HEADS.items()}
 _SPARSE = ["csr", "csc"]
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def _sample_weight(sample_weight, n: int):
     """``sample_weight`` checked (n finite numbers ≥ 0 with a positive sum; lecturenn.sample_weight)
     as a float64 numpy array; None stays None."""
@@ -325,17 +331,51 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
     # -- fitted attributes in scikit-learn's layout ---------------------------------------------
     @property
     def coefs_(self) -> list[np.ndarray]:
-        """scikit-learn's weights: ``coefs_[l-1] = Θ^(l)[:, 1:]ᵀ`` (s_l, s_{l+1})."""
+        """scikit-learn's weights: ``coefs_[l-1] = Θ^(l)[:, 1:]ᵀ`` (s_l, s_{l+1}), read-only views of
+        ``thetas_`` (an in-place edit would change nothing, so it raises); assign a whole list to
+        change the model: ``est.coefs_ = [W1, W2]`` writes Θ^(l)[:, 1:] = W_lᵀ."""
         if not hasattr(self, "thetas_"):
             raise AttributeError("coefs_ exists after fit")
-        return [t[:, 1:].T for t in self.thetas_]
+        return [_read_only(t[:, 1:].T) for t in self.thetas_]
+
+    @coefs_.setter
+    def coefs_(self, value) -> None:
+        self._assign("coefs_", value, lambda t: t[:, 1:].T)
 
     @property
     def intercepts_(self) -> list[np.ndarray]:
-        """scikit-learn's biases: ``intercepts_[l-1] = Θ^(l)[:, 0]``."""
+        """scikit-learn's biases: ``intercepts_[l-1] = Θ^(l)[:, 0]``, read-only; assign a whole list
+        to change the model (as for :attr:`coefs_`)."""
         if not hasattr(self, "thetas_"):
             raise AttributeError("intercepts_ exists after fit")
-        return [t[:, 0] for t in self.thetas_]
+        return [_read_only(t[:, 0]) for t in self.thetas_]
+
+    @intercepts_.setter
+    def intercepts_(self, value) -> None:
+        self._assign("intercepts_", value, lambda t: t[:, 0])
+
+    def _assign(self, name: str, value, part) -> None:
+        """Write a list of scikit-learn-layout arrays into Θ (``net_``, the training state and
+        ``thetas_``): each must have the current shape and finite values."""
+        if not hasattr(self, "thetas_"):
+            raise AttributeError(f"{name} can be assigned after fit (the architecture comes from the data)")
+        arrays = list(value) if isinstance(value, (list, tuple)) else None
+        if arrays is None or len(arrays) != len(self.thetas_):
+            raise ValueError(f"{name} must be a list of {len(self.thetas_)} arrays, one per layer")
+        new = []
+        for l, (theta, array) in enumerate(zip(self.thetas_, arrays), start=1):
+            array = np.asarray(array, dtype=np.float64)
+            target = part(theta)
+            if array.shape != target.shape:
+                raise ValueError(f"{name}[{l - 1}] must have shape {target.shape}, got {array.shape}")
+            if not np.isfinite(array).all():
+                raise ValueError(f"{name}[{l - 1}] contains NaN or inf")
+            new.append(array)
+        with torch.no_grad():
+            for theta_np, p, array in zip(self.thetas_, self.net_.thetas, new):
+                part(theta_np)[...] = array
+                p.copy_(torch.from_numpy(theta_np))  # Θ^(l) itself: the engine's flat storage too
+        self._predict_cache = {}
 
     def _check_solver(self) -> bool:
         if self.solver not in STOCHASTIC_SOLVERS:
