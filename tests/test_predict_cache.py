@@ -80,7 +80,7 @@ def test_log_proba_is_log_of_proba_where_probabilities_round_to_one():
         with np.errstate(divide="ignore"):
             logp = np.log(proba)
         finite = proba > 0
-        np.testing.assert_allclose(log_proba[finite], logp[finite], rtol=1e-7, atol=0)
+        np.testing.assert_allclose(log_proba[finite], logp[finite], rtol=1e-14, atol=0)  # log(proba)
         assert np.isfinite(log_proba).all()
         np.testing.assert_array_equal(proba.argmax(1), log_proba.argmax(1))
 

@@ -278,11 +278,10 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
         return self._proba(self._logits(X)).numpy()
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`, computed stably from the logits.
-
-        Where a probability rounds to 1 in float64 its log is 0 (as ``np.log(predict_proba(X))``,
-        scikit-learn's definition), not the tiny negative number the logits give; where one
-        underflows to 0 the log stays finite (log-softmax / log-sigmoid of the logits) instead of −inf.
+        """Logarithm of :meth:`predict_proba`: ``log(predict_proba(X))`` wherever that probability
+        is > 0 (scikit-learn's definition, so the two stay consistent even where a probability
+        rounds to 1), and the log-softmax / log-sigmoid of the logits where it underflows to 0
+        (finite, where the log of the rounded probability would be −inf).
 
         Parameters
         ----------
@@ -295,13 +294,14 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
             log h_Θ(x) in the order of ``classes_``.
         """
         z = self._logits(X)
+        proba = self._proba(z)
         if self._multiclass:
-            log_proba = torch.log_softmax(z, dim=1)
+            stable = torch.log_softmax(z, dim=1)
         elif self._multilabel:
-            log_proba = F.logsigmoid(z)
+            stable = F.logsigmoid(z)
         else:
-            log_proba = torch.cat([F.logsigmoid(-z), F.logsigmoid(z)], dim=1)
-        return log_proba.masked_fill_(self._proba(z) == 1, 0.0).numpy()
+            stable = torch.cat([F.logsigmoid(-z), F.logsigmoid(z)], dim=1)
+        return torch.where(proba > 0, proba.log(), stable).numpy()
 
     def _proba(self, z: Tensor) -> Tensor:
         """h_Θ from the logits z (float64): see :meth:`predict_proba`."""
