@@ -28,6 +28,8 @@ from ._fitting import NON_FINITE, FitLoops
 ACTIVATIONS = _REGISTERED_ACTIVATIONS.aliases("sklearn")
 STOCHASTIC_SOLVERS = ("gd", "sgd", "adam", "adagrad", "rmsprop", "adamw", "lamb")
 SOLVERS = (*STOCHASTIC_SOLVERS, "lbfgs")
+#: scikit-learn's learning-rate schedules of solver="sgd" (its SGDOptimizer)
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
 #: scikit-learn's name of each head (``out_activation_``).
 SK_OUT = {name: head.sklearn for name, head in HEADS.items()}
 _SPARSE = ["csr", "csc"]
@@ -60,7 +62,9 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         solver="adam",
         alpha=1e-4,
         batch_size="auto",
+        learning_rate="constant",
         learning_rate_init=1e-3,
+        power_t=0.5,
         max_iter=200,
         shuffle=True,
         random_state=None,
@@ -85,7 +89,9 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -146,6 +152,12 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
             "batch_size",
             "'auto' or an int >= 1",
         )
+        need(
+            isinstance(self.learning_rate, str) and self.learning_rate in LEARNING_RATES,
+            "learning_rate",
+            f"one of {list(LEARNING_RATES)}",
+        )
+        need(is_number(self.power_t), "power_t", "a finite number")
         need(
             is_number(self.learning_rate_init) and self.learning_rate_init > 0,
             "learning_rate_init",

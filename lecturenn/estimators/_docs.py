@@ -28,8 +28,15 @@ default="relu"
         (when n divides N).
     batch_size : int or "auto", default="auto"
         Rows per mini-batch, ``min(200, n_samples)`` for ``"auto"``; unused by ``"gd"``/``"lbfgs"``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        The step size's schedule for ``solver="sgd"``, scikit-learn's: ``"invscaling"`` sets
+        η = ``learning_rate_init`` / (t + 1)^``power_t`` after each epoch (t: training rows seen);
+        ``"adaptive"`` keeps η while the loss (or validation score) improves and divides it by 5
+        each time ``n_iter_no_change`` epochs pass without improvement, stopping once η ≤ 1e-6.
     learning_rate_init : float, default=1e-3
-        Step size of every solver but ``"lbfgs"``.
+        Step size of every solver but ``"lbfgs"`` (the first one, with a schedule).
+    power_t : float, default=0.5
+        The exponent of ``"invscaling"``.
     max_iter : int, default=200
         Maximum epochs (``"lbfgs"``: maximum iterations).
     shuffle : bool, default=True

@@ -56,8 +56,8 @@ def _functional(opt: torch.optim.Optimizer):
         args = (params, grads, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states], [])
         steps = [s["step"] for s in states]
         beta1, beta2 = group["betas"]
-        kw = dict(common, amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"], weight_decay=0.0)
-        return lambda: adam(*args, steps, eps=group["eps"], **kw)
+        kw = dict(common, amsgrad=False, beta1=beta1, beta2=beta2, weight_decay=0.0)
+        return lambda: adam(*args, steps, eps=group["eps"], lr=group["lr"], **kw)  # lr read per step
     if group.get("weight_decay") or group.get("dampening"):
         return False
     from torch.optim.sgd import sgd
@@ -65,5 +65,6 @@ def _functional(opt: torch.optim.Optimizer):
     buffers = [s.get("momentum_buffer") for s in states]
     if group["momentum"] > 0 and any(b is None for b in buffers):
         return False
-    kw = dict(common, weight_decay=0.0, momentum=group["momentum"], lr=group["lr"], dampening=0.0)
-    return lambda: sgd(params, grads, buffers, nesterov=group["nesterov"], **kw)
+    kw = dict(common, weight_decay=0.0, momentum=group["momentum"], dampening=0.0)
+    # lr is read at each call: a learning-rate schedule changes the group's lr between steps
+    return lambda: sgd(params, grads, buffers, nesterov=group["nesterov"], lr=group["lr"], **kw)

@@ -90,14 +90,11 @@ class FitLoops:
                         best = [t.clone() for t in engine.thetas]
                 else:
                     self._update_loss()
+                self._schedule_ends_epoch(engine)
                 if self._no_improvement_count > self.n_iter_no_change:
                     what = "Validation score" if early_stopping else "Training loss"
-                    if self.verbose:
-                        print(
-                            f"{what} did not improve more than tol={self.tol:f} for "
-                            f"{self.n_iter_no_change} consecutive epochs. Stopping."
-                        )
-                    break
+                    if not self._lower_learning_rate(engine, what):
+                        break
                 if incremental:
                     break
             else:
@@ -123,6 +120,34 @@ class FitLoops:
             if W_b > 0:
                 engine.accumulate(Xb, Yb, batch_lam(lam, W_b, W), wb)
                 engine.step()
+
+    def _schedule_ends_epoch(self, engine) -> None:
+        """scikit-learn's "invscaling" (solver="sgd"): η = η_0 / (t + 1)^power_t, t = rows seen so far."""
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            lr = float(self.learning_rate_init) / (self.t_ + 1) ** float(self.power_t)
+            engine.optimizer.param_groups[0]["lr"] = lr
+
+    def _lower_learning_rate(self, engine, what: str) -> bool:
+        """No improvement for ``n_iter_no_change`` epochs: False (stop), or with scikit-learn's
+        "adaptive" schedule (solver="sgd") η / 5 and go on, until η ≤ 1e-6."""
+        group = engine.optimizer.param_groups[0]
+        message = (
+            f"{what} did not improve more than tol={self.tol:f} for "
+            f"{self.n_iter_no_change} consecutive epochs."
+        )
+        if not (self.solver == "sgd" and self.learning_rate == "adaptive"):
+            if self.verbose:
+                print(f"{message} Stopping.")
+            return False
+        if group["lr"] <= 1e-6:
+            if self.verbose:
+                print(f"{message} Learning rate too small. Stopping.")
+            return False
+        group["lr"] /= 5.0
+        self._no_improvement_count = 0
+        if self.verbose:
+            print(f"{message} Setting learning rate to {group['lr']:f}")
+        return True
 
     def _update_validation(self, score: float) -> bool:
         """sklearn's bookkeeping for early stopping; True when this epoch is the best so far."""
