@@ -70,3 +70,20 @@ def test_constant_is_unchanged_and_bad_values_are_named():
         ThetaMLPClassifier(learning_rate="cosine").fit(X, y)
     with pytest.raises(ValueError, match="power_t must be a finite number"):
         ThetaMLPClassifier(power_t=float("nan")).fit(X, y)
+
+
+def test_a_diverging_run_with_early_stopping_keeps_the_best_weights():
+    """scikit-learn's test_mlp_diverging_loss (issue #29504): lr 1 on raw iris diverges; with
+    early_stopping the NaN epochs are recorded, count as no improvement, and the best Θ is kept."""
+    from lecturenn.estimators import ThetaMLPRegressor
+
+    X, y = load_iris(return_X_y=True)
+    mlp = ThetaMLPRegressor(hidden_layer_sizes=100, activation="identity", solver="sgd", alpha=0.0001,
+                            learning_rate_init=1, max_iter=20, early_stopping=True, n_iter_no_change=10,
+                            random_state=0)  # fmt: skip
+    mlp.fit(X, y)
+    assert str(mlp.validation_scores_[-1]) == "nan" and isinstance(mlp.validation_scores_[-1], float)
+    assert mlp.n_iter_ <= 12  # NaN never improves: stopped after n_iter_no_change epochs, not max_iter
+    assert all(np.isfinite(t).all() for t in mlp.thetas_) and np.isfinite(mlp.predict(X)).all()
+    with pytest.raises(ValueError, match="non-finite parameter weights"):  # without early stopping: raise
+        mlp.set_params(early_stopping=False).fit(X, y)

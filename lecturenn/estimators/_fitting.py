@@ -79,8 +79,8 @@ class FitLoops:
                     loss, score = torch.stack([loss_sum / W, score.to(loss_sum.dtype)]).tolist()
                 else:
                     loss = loss_sum.item() / W
-                if not math.isfinite(loss):
-                    raise ValueError(NON_FINITE)
+                if not math.isfinite(loss) and not early_stopping:
+                    raise ValueError(NON_FINITE)  # with early stopping the best Θ so far is kept
                 self.loss_ = loss
                 self.loss_curve_.append(loss)
                 if self.verbose:
@@ -154,7 +154,7 @@ class FitLoops:
         self.validation_scores_.append(score)
         if self.verbose:
             print(f"Validation score: {score:f}")
-        if score < self.best_validation_score_ + self.tol:
+        if not score >= self.best_validation_score_ + self.tol:  # NaN (a diverged run): no improvement
             self._no_improvement_count += 1
         else:
             self._no_improvement_count = 0
