@@ -267,7 +267,7 @@ CONSTRUCTOR_CASES = {
     "hidden": ({"hidden": "sigmoidd"}, ValueError, r"unknown activation 'sigmoidd'; choose one of"),
     "output": ({"output": "softmaxx"}, ValueError, r"unknown output head 'softmaxx'; choose one"),
     "backprop": ({"backprop": "numeric"}, ValueError, r"unknown backprop 'numeric'.*'manual'"),
-    "init": ({"init": "he"}, ValueError, r"unknown init 'he'; choose one of .*'glorot'"),
+    "init": ({"init": "kaiming"}, ValueError, r"unknown init 'kaiming'; choose one of .*'glorot'"),
     "one-layer": ({"sizes": [3]}, ValueError, r"sizes needs at least 2 layers"),
     "empty": ({"sizes": []}, ValueError, r"sizes needs at least 2 layers"),
     "zero-width": ({"sizes": [3, 0, 2]}, ValueError, r"sizes\[1\] .*must be an int >= 1, got 0"),
