@@ -54,7 +54,11 @@ def run_check(args, env, timeout=900):
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def stages(out: Path) -> dict:
+def stages(out: Path, proc=None) -> dict:
+    if proc is not None and not (out / "summary.json").is_file():  # a crash also exits 1: show it
+        raise AssertionError(
+            f"no summary.json (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        )
     summary = json.loads((out / "summary.json").read_text())
     return {s["stage"]: s for s in summary["stages"]}
 
@@ -72,7 +76,7 @@ def test_dry_run_runs_every_stage_without_hydra(bare_env, tmp_path):
     assert any(line.startswith("gpu_check summary (dry run") for line in last[-10:])
     assert (out / "summary.txt").read_text().strip().splitlines()[-1] == last[-1]
 
-    s = stages(out)
+    s = stages(out, proc)
     assert list(s) == list(gpu_check.STAGES)
     assert {name: st["status"] for name, st in s.items()} == dict.fromkeys(gpu_check.STAGES, "ok")
     assert s["env"]["result"]["hydra"] == "missing"  # the stages ran without hydra
@@ -99,7 +103,7 @@ def test_without_cuda_the_gpu_stages_are_skipped_with_the_reason(bare_env, tmp_p
     out = tmp_path / "out"
     proc = run_check([sys.executable, "benchmarks/gpu_check.py", str(out), "--only", "env,step"], bare_env)
     assert proc.returncode == 1
-    s = stages(out)
+    s = stages(out, proc)
     assert s["env"]["status"] == "ok" and s["env"]["result"]["cuda"] is False
     assert s["step"]["status"] == "skipped" and "no CUDA device" in s["step"]["error"]
     assert "use --dry-run" in proc.stdout.splitlines()[-2]
@@ -112,7 +116,7 @@ def test_a_stage_past_its_timeout_is_killed_and_the_budget_is_kept(tmp_path):
         [sys.executable, "benchmarks/gpu_check.py", str(out), *args], dict(os.environ), timeout=120
     )
     assert proc.returncode == 1
-    s = stages(out)
+    s = stages(out, proc)
     assert list(s) == ["step", "epoch"]  # priority order, whatever the order asked
     assert s["step"]["status"] == "timeout" and s["step"]["timeout_s"] == 0.5
     assert s["epoch"]["status"] == "skipped" and "time budget" in s["epoch"]["error"]
