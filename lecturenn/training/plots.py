@@ -18,22 +18,26 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from ..network import ThetaMLP
 from ..validation import check_integer, is_integer
 from .figures import (
     DPI,
+    NetworkPicture,
     confusion_matrix,
     plot_confusion_matrix,
     plot_curves,
     plot_decision_boundary,
+    plot_network,
     plot_theta_images,
 )
 from .figures.canvas import to_numpy
-from .figures.network import check_drawable, plot_network
+from .figures.network import check_drawable
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DPI",
+    "NetworkPicture",
     "TEST_FIGURES",
     "PlotCallback",
     "RunFigure",
@@ -41,6 +45,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_curves",
     "plot_decision_boundary",
+    "plot_network",
     "plot_theta_images",
 ]
 
@@ -122,7 +127,7 @@ NETWORK_ROWS = 10_000  # plots/network.png averages over at most this many valid
 
 
 def _offers_network(pl_module, datamodule) -> bool:
-    return hasattr(pl_module, "net")
+    return isinstance(getattr(pl_module, "net", None), ThetaMLP)
 
 
 def _draw_network(pl_module, datamodule, path: Path) -> Path | None:

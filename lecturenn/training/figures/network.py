@@ -148,6 +148,8 @@ def _draw(ax: Axes, net: ThetaMLP, a, delta, thetas) -> None:
     step_pt = min(height_pt / (high - low), width_pt / (L + 0.8) / 3)
     diameter = float(np.clip(0.74 * step_pt, 10.0, 40.0))
     font = float(np.clip(diameter / 5.2, 4.0, 7.5))
+    longest = max(len(f"layer {len(sizes)}: output, {net.head.name} head"), 24)  # the widest layer label
+    label_font = float(np.clip(width_pt / (L + 0.8) / (0.58 * longest), 5.5, 8.5))  # labels do not touch
 
     # edges: Θ^(l)_ij joins unit j of layer l (j = 0: the bias unit) to unit i of layer l + 1
     edge_norm = _symmetric(thetas.values())
@@ -175,7 +177,7 @@ def _draw(ax: Axes, net: ThetaMLP, a, delta, thetas) -> None:
     ax.add_collection(edges)
     for l in range(1, L + 1):
         ax.text(l - 0.5, high, rf"$\Theta^{{({l})}}$: {sizes[l]}×{sizes[l - 1] + 1}",
-                ha="center", va="top", fontsize=8.5, color="0.25")  # fmt: skip
+                ha="center", va="top", fontsize=label_font, color="0.25")  # fmt: skip
 
     # units: circles filled by δ (grey: the inputs, which have none); the bias units a_0 = 1 as squares
     delta_norm = _symmetric(delta.values())
@@ -201,7 +203,7 @@ def _draw(ax: Axes, net: ThetaMLP, a, delta, thetas) -> None:
             "output": f"units: $a^{{({j})}} = h$ over $\\delta^{{({j})}}$",
         }[kind]
         g = {"input": "", "hidden": f", {net.activation.name}", "output": f", {net.head.name} head"}[kind]
-        ax.text(j - 1, low, f"layer {j}: {kind}{g}\n{shows}", ha="center", va="bottom", fontsize=8.5)
+        ax.text(j - 1, low, f"layer {j}: {kind}{g}\n{shows}", ha="center", va="bottom", fontsize=label_font)
 
     for norm, cmap, label in (
         (delta_norm, DELTA_CMAP, r"$\delta^{(l)}_j$: unit fill"),
