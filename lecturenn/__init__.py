@@ -29,6 +29,7 @@ _LAZY = {
     "export_onnx": "lecturenn.interop.onnx",
     "ThetaMLPClassifier": "lecturenn.estimators",
     "ThetaMLPRegressor": "lecturenn.estimators",
+    "plot_network": "lecturenn.training.figures.network",
 }
 
 

@@ -8,6 +8,7 @@ A figure drawn after ``trainer.test`` is one :class:`RunFigure` entry of ``TEST_
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,19 +18,26 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from ..network import ThetaMLP
 from ..validation import check_integer, is_integer
 from .figures import (
     DPI,
+    NetworkPicture,
     confusion_matrix,
     plot_confusion_matrix,
     plot_curves,
     plot_decision_boundary,
+    plot_network,
     plot_theta_images,
 )
 from .figures.canvas import to_numpy
+from .figures.network import check_drawable
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DPI",
+    "NetworkPicture",
     "TEST_FIGURES",
     "PlotCallback",
     "RunFigure",
@@ -37,6 +45,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_curves",
     "plot_decision_boundary",
+    "plot_network",
     "plot_theta_images",
 ]
 
@@ -114,10 +123,41 @@ def _draw_theta(pl_module, datamodule, path: Path) -> Path:
     return plot_theta_images(theta1, tuple(datamodule.info.image_shape), path)
 
 
+NETWORK_ROWS = 10_000  # plots/network.png averages over at most this many validation rows
+
+
+def _offers_network(pl_module, datamodule) -> bool:
+    return isinstance(getattr(pl_module, "net", None), ThetaMLP)
+
+
+def _draw_network(pl_module, datamodule, path: Path) -> Path | None:
+    """The network with Θ and the validation rows' mean a and δ (the training rows' when there are no
+    validation rows). One logged line instead when the net is too big or not the lecture's, or the
+    data module holds no rows in memory (a stream)."""
+    net = pl_module.net
+    try:
+        check_drawable(net)
+        if not (hasattr(datamodule, "val") and hasattr(datamodule, "train")):
+            raise ValueError("the data are streamed, not held in memory")
+    except ValueError as err:
+        log.info(f"plots: no network.png: {err}")
+        return None
+    split, (X, Y) = "validation", datamodule.val
+    if len(X) == 0:
+        split, (X, Y) = "training", datamodule.train
+    n = len(X)
+    X, Y = X[:NETWORK_ROWS].to(pl_module.device), Y[:NETWORK_ROWS].to(pl_module.device)
+    rows = f"the {split} rows" if len(X) == n else f"the first {len(X)} of {n} {split} rows"
+    picture = plot_network(net, X, Y, path=path, title=f"ThetaMLP({net.sizes}) as tested, on {rows}")
+    picture.figure.clear()  # written: release it
+    return picture.path
+
+
 TEST_FIGURES = (
     RunFigure("confusion.png", _offers_predictions, _draw_confusion),
     RunFigure("boundary.png", _offers_raw_plane, _draw_boundary),
     RunFigure("theta.png", _offers_images, _draw_theta),
+    RunFigure("network.png", _offers_network, _draw_network),
 )
 
 
@@ -148,7 +188,10 @@ class PlotCallback(pl.Callback):
       - ``boundary.png`` (not for multilabel): ``datamodule.raw_splits()`` ->
         {"train": (X_raw, y), "test": (X_raw, y)} with 2-D X_raw,
         ``datamodule.transform(X_raw) -> Tensor`` and ``pl_module.predict_scores(Tensor) -> np.ndarray``;
-      - ``theta.png``: ``datamodule.info.image_shape`` set; Θ^(1) is ``pl_module.net.theta(1)``.
+      - ``theta.png``: ``datamodule.info.image_shape`` set; Θ^(1) is ``pl_module.net.theta(1)``;
+      - ``network.png``: ``pl_module.net`` (a ThetaMLP) with at most 16 units per layer, and
+        ``datamodule.val`` / ``.train`` = (X, Y) as the net takes them: Θ and the mean a, δ over the
+        validation rows (:func:`~lecturenn.training.figures.network.plot_network`); else one logged line.
 
     When the values are read. Lightning calls a callback's ``on_train_epoch_end`` and
     ``on_validation_epoch_end`` *before* the LightningModule's, which is where ThetaMLPModule logs

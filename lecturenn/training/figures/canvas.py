@@ -42,12 +42,13 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def save(fig: Figure, path) -> Path:
-    """Write ``fig`` as a PNG to ``path`` (parents created), release it, return the Path."""
+def save(fig: Figure, path, release: bool = True) -> Path:
+    """Write ``fig`` as a PNG to ``path`` (parents created), release it (``release``), return the Path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, format="png", facecolor="white")
-    fig.clear()
+    if release:
+        fig.clear()
     return path
 
 
