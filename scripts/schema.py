@@ -492,7 +492,8 @@ def check_tuner(cfg: dict) -> None:
         near = difflib.get_close_matches(unknown[0], TUNER_KEYS, n=1)
         hint = f"did you mean tuner.{near[0]}? " if near else ""
         raise ConfigError(
-            f"config: tuner.{unknown[0]} is not a key of tuner=lr_find; {hint}(its keys: {', '.join(TUNER_KEYS)})"
+            f"config: tuner.{unknown[0]} is not a key of tuner=lr_find; {hint}"
+            f"(its keys: {', '.join(TUNER_KEYS)})"
         )
     lo, hi = tuner.get("min_lr"), tuner.get("max_lr")
     if _is_number(lo) and _is_number(hi) and lo >= hi:

@@ -26,6 +26,7 @@ from lightning.pytorch.tuner import Tuner  # noqa: E402
 from lecturenn.training.lr_find import MIN_STEPS, check_lr_find_settings, find_lr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT / "scripts" / "train.py"
 # a tiny Playground run: 60 rows of xor, a 2-4-1 net, 16 steps of the range test
 TINY = ["data=xor", "data.n=60", "model.hidden_sizes=[4]", "model.lam=0.0", "data.batch_size=8"]
 STEPS = 16
@@ -167,9 +168,9 @@ def test_tuner_keys_without_the_tuner_are_refused_and_none_changes_nothing():
 # -- the app, as a user runs it ---------------------------------------------------------------------
 
 
-def run_app(tmp_path, *args, name="run"):
+def run_app(tmp_path, *args, name="run", first=()):
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), f"hydra.run.dir={tmp_path / name}", *args],
+        [sys.executable, str(TRAIN), *first, f"hydra.run.dir={tmp_path / name}", *args],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -190,7 +191,8 @@ def test_app_prints_and_records_lightnings_suggestion_and_draws_it(tmp_path):
     assert record["lrs"] == lrs and record["losses"] == pytest.approx(losses, rel=1e-6)
     assert 1e-4 <= record["suggestion"] <= 10.0 and record["steps"] == STEPS
     # the whole command, pasteable: this run's overrides with the suggestion instead of the tuner
-    command = result.stdout.splitlines()[result.stdout.splitlines().index(f"suggested: optimizer.lr={printed[0]}") + 1]
+    lines = result.stdout.splitlines()
+    command = lines[lines.index(f"suggested: optimizer.lr={printed[0]}") + 1]
     assert command.strip() == record["command"] and command.strip().endswith(f"optimizer.lr={printed[0]}")
     assert "tuner" not in command and "hydra.run.dir" not in command
     png = (run / "plots" / "lr_find.png").read_bytes()
@@ -228,13 +230,13 @@ def test_train_true_trains_like_the_printed_command(tmp_path):
     "args,fragment",
     [
         (["tuner.num_training=1"], "config: tuner.num_training=1 is invalid"),
-        (["optimizer=lbfgs"], "cannot sweep L-BFGS's lr"),
-        (["-m", "model.hidden_sizes=[2],[4]"], "config: tuner=lr_find in a sweep (-m)"),
+        (["seed=0,1"], "config: tuner=lr_find in a sweep (-m)"),  # refused before its first job
     ],
 )
 def test_cli_refuses_with_one_line_before_any_work(tmp_path, args, fragment):
-    extra = [f"hydra.sweep.dir={tmp_path / 'sweep'}"] if "-m" in args else []
-    result = run_app(tmp_path, *TINY, "tuner=lr_find", *args, *extra)
+    """The CLI side of the refusals above (optimizer=lbfgs, trainer=ddp_sim, … take the same path)."""
+    sweep = [f"hydra.sweep.dir={tmp_path / 'sweep'}"] if "," in args[0] else []
+    result = run_app(tmp_path, *TINY, "tuner=lr_find", *args, *sweep, first=["-m"] if sweep else [])
     assert result.returncode == 2, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and fragment in errors[0] and "Traceback" not in result.stderr, result.stderr

@@ -133,7 +133,7 @@ def find_lr(
 
     settings = check_lr_find_settings(min_lr, max_lr, num_training, mode, early_stop_threshold)
     if trainer.fast_dev_run:
-        raise ValueError("the learning-rate finder does not run with trainer.fast_dev_run (Lightning skips it)")
+        raise ValueError("the LR finder does not run with trainer.fast_dev_run (Lightning skips it)")
     configured = getattr(model, "fast_path", None)
     if configured is not None:
         model.fast_path = "none"  # Lightning's automatic loop: one step per training_step (module docstring)

@@ -1,4 +1,4 @@
-"""The learning-rate range test's curve: smoothed training loss against the learning rate, the suggestion marked."""
+"""The learning-rate range test's curve: smoothed training loss against the rate, the suggestion marked."""
 
 from __future__ import annotations
 
@@ -33,11 +33,13 @@ def plot_lr_find(
     used = [(k, x, y) for k, (x, y) in enumerate(points) if math.isfinite(y)]
     inside = [(x, y) for k, x, y in used if SKIP_BEGIN <= k < n - SKIP_END]
     ax.plot([x for _, x, _ in used], [y for _, _, y in used], color="tab:blue", alpha=0.35, linewidth=1.2)
-    ax.plot([x for x, _ in inside], [y for _, y in inside], color="tab:blue", linewidth=1.8, label="smoothed loss")
+    if inside:
+        ax.plot(*zip(*inside), color="tab:blue", linewidth=1.8, label="smoothed loss")
     at = next((y for x, y in points if x == suggestion), None)
     ax.axvline(suggestion, color="tab:red", linestyle="--", linewidth=1)
     if at is not None and math.isfinite(at):
-        ax.plot([suggestion], [at], "o", color="tab:red", markersize=8, label=f"suggested lr = {suggestion:.3g}")
+        label = f"suggested lr = {suggestion:.3g}"
+        ax.plot([suggestion], [at], "o", color="tab:red", markersize=8, label=label)
     if mode == "exponential":
         ax.set_xscale("log")
     ax.set_xlabel("learning rate" + (" (log scale)" if mode == "exponential" else ""))
