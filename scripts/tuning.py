@@ -76,6 +76,11 @@ def run_lr_find(cfg: DictConfig, datamodule, model, out_dir: Path) -> float:
     )
     say(f"suggested: optimizer.lr={lr!r}")
     say(f"  {command}")
+    if result.mode == "exponential":
+        say(
+            "note: look at the plot first: Lightning 2.6.6 takes the loss's slope against lr, not log lr, "
+            "which favours the smallest rates (Lightning issue #21141)"
+        )
     return lr
 
 

@@ -13,6 +13,12 @@ L̄_k = EMA_β(J)_k / (1 − β^(t+1)), β = 0.98, t the global step after step 
 early once L̄_k > ``early_stop_threshold`` · (best L̄ so far). The suggestion is the rate where the
 smoothed loss falls fastest: argmin over k of dL̄/dlr (``torch.gradient`` over the rates),
 skipping the first 10 and the last point and any non-finite loss (``_LRFinder.suggestion``).
+**Known flaws of Lightning 2.6.6's numbers**, kept (the suggestion is Lightning's, tested equal to
+it): the slope is taken against lr even for log-spaced rates (since 2.5.3, Lightning issue #21141;
+open PR #21171 would use log10 lr), which favours the smallest rates, where a tiny Δlr turns noise
+into a steep slope — on the default digits job it suggests 2.8e-5 while the loss falls fastest
+near 1e-2 (against log lr: 0.036); and the bias correction divides by 1 − β^(t+1) with t already
+counting the step, so the curve starts at ≈ J/2 and rises over its first ~20 points. Read the plot.
 Afterwards Lightning restores the weights, the optimizer and the RNG states it saved before the
 test, so the module is exactly as it was.
 
