@@ -134,6 +134,9 @@ class RunDirectories(Callback):
                 f"sweep directory {sweep_dir} already holds {len(jobs)} job(s) of another sweep; "
                 "leave hydra.sweep.dir out to sweep into a new directory"
             )
+        complaint = tuner_sweep_complaint(config)
+        if complaint:
+            _refuse(complaint)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))).resolve()
@@ -154,6 +157,31 @@ class RunDirectories(Callback):
             code = failed[0].get("exit_code") or 1
             print(f"error: {len(failed)} of {len(records)} jobs failed (table above)", file=sys.stderr)
             raise SystemExit(code if isinstance(code, int) else 1)
+
+
+def tuner_sweep_complaint(config: DictConfig) -> str | None:
+    """Why a sweep (``-m``) cannot run with ``tuner=lr_find``, or None: without ``tuner.train=true``
+    its jobs train nothing (no metric for the sweeper); with it, a swept ``optimizer.lr`` (on the
+    command line or in ``hydra.sweeper.params``) would be replaced by each job's suggestion."""
+    tuner = config.get("tuner") or {}
+    if not tuner:
+        return None
+    if not tuner.get("train"):
+        return (
+            "config: tuner=lr_find in a sweep (-m) only suggests a rate in each job and trains nothing, so "
+            "the sweeper gets no metric; run it once without -m, or add tuner.train=true to train every "
+            "job with its own suggestion"
+        )
+    hydra = config.get("hydra") or {}
+    task = list((hydra.get("overrides") or {}).get("task") or [])
+    params = (hydra.get("sweeper") or {}).get("params") or {}
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in task] + [str(k) for k in params]
+    if "optimizer.lr" in keys:
+        return (
+            "config: tuner=lr_find tuner.train=true replaces optimizer.lr with each job's suggestion, so "
+            "a sweep must not set optimizer.lr; sweep one or the other"
+        )
+    return None
 
 
 def summary_table(records: list[dict], metric: str, sweep_dir: Path) -> str:

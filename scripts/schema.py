@@ -331,6 +331,14 @@ RULES: dict[str, Rule] = {
     "callbacks.*.check_finite": BOOL,
     "callbacks.*.stopping_threshold": maybe(number()),
     "callbacks.*.divergence_threshold": maybe(number()),
+    # -- conf/tuner (scripts/tuning.py: the learning-rate finder; two-key rules in check_tuner) ------
+    "tuner.name": choice("lr_find"),
+    "tuner.min_lr": RATE,
+    "tuner.max_lr": RATE,
+    "tuner.num_training": integer(13),  # lecturenn.training.lr_find.MIN_STEPS (pinned by test_lr_find.py)
+    "tuner.mode": choice("exponential", "linear"),
+    "tuner.early_stop_threshold": maybe(number(1)),
+    "tuner.train": BOOL,
     # -- conf/logger --------------------------------------------------------------------------------
     "logger.*.save_dir": PATH,
     "logger.*.name": maybe(TEXT),
@@ -465,6 +473,56 @@ def check_combinations(cfg: dict) -> None:
             f"config: data.val_fraction={val} + data.test_fraction={test} leave no training rows; "
             "their sum must be below 1"
         )
+    check_tuner(cfg)
+
+
+TUNER_KEYS = sorted(k.split(".", 1)[1] for k in RULES if k.startswith("tuner."))
+
+
+def check_tuner(cfg: dict) -> None:
+    """``tuner=lr_find``: its keys, and the runs it cannot serve (scripts/tuning.py says why)."""
+    tuner = cfg.get("tuner") or {}
+    if not tuner:
+        return
+    if "name" not in tuner:
+        key = sorted(tuner)[0]
+        raise ConfigError(f"config: tuner.{key} is set but no tuner is chosen; pass tuner=lr_find as well")
+    unknown = sorted(set(tuner) - set(TUNER_KEYS))
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], TUNER_KEYS, n=1)
+        hint = f"did you mean tuner.{near[0]}? " if near else ""
+        raise ConfigError(
+            f"config: tuner.{unknown[0]} is not a key of tuner=lr_find; {hint}"
+            f"(its keys: {', '.join(TUNER_KEYS)})"
+        )
+    lo, hi = tuner.get("min_lr"), tuner.get("max_lr")
+    if _is_number(lo) and _is_number(hi) and lo >= hi:
+        raise ConfigError(f"config: tuner.min_lr={lo} must be below tuner.max_lr={hi}")
+    refuse = "config: tuner=lr_find "
+    optimizer = str((cfg.get("optimizer") or {}).get("_target_", ""))
+    if optimizer.endswith("LBFGS"):
+        raise ConfigError(
+            refuse + "cannot sweep L-BFGS's lr: each of its steps runs up to optimizer.max_iter iterations "
+            "(and its line search picks the step length), so a step's loss does not measure one rate; "
+            "L-BFGS needs no lr search (lr 1 is its scale), or pick another optimizer"
+        )
+    trainer = cfg.get("trainer") or {}
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    strategy = str(trainer.get("strategy") or "auto")
+    one = devices == 1 or (isinstance(devices, (list, tuple)) and len(devices) == 1)
+    if not one or nodes != 1 or any(s in strategy for s in ("ddp", "fsdp", "deepspeed")):
+        raise ConfigError(
+            refuse + f"runs in one process, not with trainer.devices={_show(devices)} "
+            f"trainer.num_nodes={nodes} trainer.strategy={strategy}: find the rate with trainer=default "
+            "(one device), then train with the printed optimizer.lr on several"
+        )
+    if cfg.get("ckpt_path"):
+        raise ConfigError(
+            refuse + "picks the rate a run starts with; a resumed run (ckpt_path) continues with its "
+            "checkpoint's optimizer state: drop one of ckpt_path and tuner=lr_find"
+        )
+    if trainer.get("fast_dev_run"):
+        raise ConfigError(refuse + "does not run with trainer.fast_dev_run (Lightning skips it): drop one")
 
 
 def _show(value) -> str:

@@ -4,6 +4,7 @@
     python scripts/train.py data=spiral model.hidden_sizes=[16,16] model.activation=relu
     python scripts/train.py experiment=ex4_digits        # the classic exercise's 25-unit network, λ = 1
     python scripts/train.py -m optimizer.lr=0.1,0.3 model.activation=sigmoid,relu  # a sweep
+    python scripts/train.py data=circle tuner=lr_find    # suggest optimizer.lr (tuning.py), then stop
     PYTHONPATH=examples python scripts/train.py plugins=[my_plugin] model.activation=leaky  # its own g
 
 Seed → data (setup, validated once) → model (sizes from the data) → fit → test on the best
@@ -90,6 +91,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
         if drawn:
             say(f"seed: null, so drew seed={seed} (pass seed={seed} to repeat this run)")
+
+    if cfg.get("tuner"):  # tuner=lr_find (tuning.py): suggest a rate, then stop or train with it
+        from tuning import run_lr_find, use_lr
+
+        try:
+            lr = run_lr_find(cfg, datamodule, model, out_dir)
+        except (ConfigError, ValueError) as err:
+            fail(f"tuner=lr_find: {err}")
+        if not cfg.tuner.train:
+            say(f"outputs: {out_dir.resolve()}  (lr_find.json, plots/lr_find.png, train.log)")
+            return {"lr_find/suggestion": lr, "optimized_metric": None}
+        use_lr(cfg, model, lr)
+        say(f"tuner.train=true: training with optimizer.lr={lr!r}")
 
     start = time.perf_counter()
     try:
