@@ -396,6 +396,29 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
             )
         return True
 
+    # -- saving without pickle (the file format: ._persist) ---------------------------------------
+    def save(self, path):
+        """Write the fitted estimator to ``path`` (``.npz``) without pickle: Θ, the hyperparameters
+        (plain JSON values only) and the fitted state; ``type(est).load(path)`` reads it back with
+        bitwise-equal predictions and can keep training. See :mod:`lecturenn.estimators._persist`.
+
+        Returns the path written. ``ValueError`` (nothing written) for a parameter that is not a plain
+        JSON value, ``NotFittedError`` before fit."""
+        from ._persist import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """The estimator saved at ``path`` by :meth:`save` (never executes code: ``allow_pickle=False``).
+
+        ``ValueError`` with one line naming the problem for a file that is not such a file — a
+        tampered, truncated or foreign one, a different format version, or one holding the other
+        estimator class."""
+        from ._persist import load
+
+        return load(cls, path)
+
     # -- pickling: Θ and the architecture (not the module), the optimizer as a state dict --------
     def __getstate__(self):
         # ThetaMLP holds its activation's functions, which pickle cannot store, so the net travels
