@@ -186,6 +186,9 @@ class FitLoops:
             engine.accumulate(Xt, Yt, lam, wt)
             loss = loss_sum / N
             curve.append((state.get("n_iter", 0), loss))
+            if self.verbose and len(curve) > 1 and curve[-2][0] not in (0, curve[-1][0]):
+                # iteration curve[-2][0] has ended: its last evaluation is its loss (loss_curve_)
+                print(f"Iteration {curve[-2][0]}, loss = {float(curve[-2][1]):.8f}")
             return loss
 
         optimizer.step(closure)
@@ -199,6 +202,8 @@ class FitLoops:
         self.n_iter_ = max(n_iter, 1)
         self.t_ = Xt.shape[0] * self.n_iter_
         self.best_loss_ = min(self.loss_curve_)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
         if n_iter >= self.max_iter or n_evals >= self.max_fun:
             warnings.warn(
                 f"lbfgs failed to converge after {n_iter} iteration(s) ({n_evals} function "
