@@ -80,7 +80,9 @@ def test_round_trip_is_bitwise(tmp_path, case):
 def test_feature_names_and_class_weight_keys_round_trip(tmp_path):
     pd = pytest.importorskip("pandas")
     X = pd.DataFrame(X_IRIS, columns=["a", "b", "c", "d"])
-    est = ThetaMLPClassifier((5,), max_iter=3, random_state=0, class_weight={0: 1, 1: 2.5, 2: 1}).fit(X, Y_IRIS)
+    est = ThetaMLPClassifier((5,), max_iter=3, random_state=0, class_weight={0: 1, 1: 2.5, 2: 1}).fit(
+        X, Y_IRIS
+    )
     back = ThetaMLPClassifier.load(est.save(tmp_path / "m.npz"))
     assert back.feature_names_in_.dtype == object and list(back.feature_names_in_) == list("abcd")
     assert back.class_weight == {0: 1, 1: 2.5, 2: 1} and all(type(k) is int for k in back.class_weight)
@@ -108,7 +110,9 @@ def test_loaded_estimator_keeps_training_exactly(tmp_path, solver):
 
 def test_params_that_are_not_json_are_refused_and_nothing_is_written(tmp_path):
     est = ThetaMLPClassifier((3,), max_iter=2, random_state=np.random.RandomState(0)).fit(X_IRIS, Y_IRIS)
-    with pytest.raises(ValueError, match=r"^cannot save: parameter random_state=RandomState.*set_params") as e:
+    with pytest.raises(
+        ValueError, match=r"^cannot save: parameter random_state=RandomState.*set_params"
+    ) as e:
         est.save(tmp_path / "m.npz")
     assert "\n" not in str(e.value) and list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="path ending in .npz"):

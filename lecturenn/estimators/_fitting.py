@@ -32,7 +32,11 @@ class FitLoops:
         early_stopping = self.early_stopping and not incremental
         w_val = None
         if early_stopping:
-            stratify = y if is_classifier(self) and not self._multilabel else None
+            # stratified on the labels (multi-class) or, as scikit-learn, the 0/1 column (binary); not
+            # multi-label (scikit-learn does not stratify multi-class either)
+            stratify = None
+            if is_classifier(self) and not self._multilabel:
+                stratify = Y > 0.5 if Y.shape[1] == 1 else y
             split = train_test_split(
                 *([X, Y] if w is None else [X, Y, w]),
                 random_state=rng,
