@@ -186,6 +186,10 @@ TAMPERED = {
         "head",
     ),
     "dtype against Θ": (lambda a: {**a, "Theta1": a["Theta1"].astype(np.float64)}, "float32"),
+    "integer Θ": (lambda a: {**a, "Theta1": a["Theta1"].astype(np.int32)}, "int32"),
+    "complex Θ": (lambda a: {**a, "Theta1": a["Theta1"].astype(np.complex64)}, "complex64"),
+    "deep JSON": (lambda a: {**a, "estimator": np.array("[" * 100000 + "]" * 100000)}, "not valid JSON"),
+    "2-D loss curve": (lambda a: {**a, "loss_curve_": np.zeros((2, 2))}, "1-D float64"),
     "extra entry": (lambda a: {**a, "payload": np.zeros(2)}, "unknown entries"),
     "optimizer state shape": (
         lambda a: {**a, "optimizer.0.exp_avg": np.zeros(5, np.float32)},
@@ -230,6 +234,15 @@ def test_object_array_truncated_and_foreign_files_are_refused(good_file, tmp_pat
         ThetaMLPClassifier.load(bare)
     with pytest.raises(FileNotFoundError):
         ThetaMLPClassifier.load(tmp_path / "absent.npz")
+
+
+def test_a_file_saved_for_cuda_loads_anywhere(good_file, tmp_path):
+    """device='cuda' is a parameter, not a requirement of the file: it loads (on the CPU) without CUDA."""
+    arrays = _with_doc(_arrays(good_file), lambda d: d["params"].update(device="cuda"))
+    np.savez(tmp_path / "cuda.npz", **arrays)
+    back = ThetaMLPClassifier.load(tmp_path / "cuda.npz")
+    assert back.device == "cuda" and back.net_.thetas[0].device.type == "cpu"
+    assert np.array_equal(back.predict(X_IRIS), ThetaMLPClassifier.load(good_file).predict(X_IRIS))
 
 
 def test_a_classifier_file_is_refused_by_the_regressor(good_file):

@@ -129,8 +129,9 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
             )
         return [int(s) for s in sizes]
 
-    def _validate_params(self) -> None:
-        """Check every constructor argument (scikit-learn convention: in fit, not in __init__)."""
+    def _validate_params(self, device: bool = True) -> None:
+        """Check every constructor argument (scikit-learn convention: in fit, not in __init__);
+        ``device=False``: not whether the device exists here (a saved file loads on any machine)."""
 
         def need(ok: bool, name: str, what: str) -> None:
             if not ok:
@@ -184,7 +185,8 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
             need(isinstance(getattr(self, name), (bool, np.bool_)), name, "True or False")
         need(isinstance(self.verbose, (bool, np.bool_, Integral)), "verbose", "a bool or an int")
         need(self.backprop in ("manual", "autograd"), "backprop", "'manual' or 'autograd'")
-        resolve_device(self.device)
+        if device:
+            resolve_device(self.device)
         if self.dtype is not None:
             resolve_dtype(self.dtype)
 

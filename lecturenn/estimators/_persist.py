@@ -198,6 +198,9 @@ def load(cls, path):
     doc = _document(arrays, cls, where, bad)
     est = _estimator(cls, doc["params"], bad)
     fitted = doc["fitted"]
+    for key, array in arrays.items():  # Θ exactly as saved: every Θ^(l) in the stored dtype
+        if key.startswith("Theta") and array.dtype.name != fitted["dtype"]:
+            raise bad(f"{key} has dtype {array.dtype}, but the file says {fitted['dtype']!r}")
     try:
         net = net_from_arrays(arrays, arch, where, backprop=est.backprop)
     except ValueError as err:
@@ -258,7 +261,7 @@ def _estimator(cls, params: dict, bad):
         raise bad(f"parameters missing {missing}, unknown {extra}")
     try:
         est = cls(**{k: _unplain(v) for k, v in params.items()})
-        est._validate_params()
+        est._validate_params(device=False)  # saved on a GPU, loaded on a CPU: fit moves it back
     except (ValueError, TypeError) as err:
         raise bad(f"bad parameter ({err})") from None
     return est
