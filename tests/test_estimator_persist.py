@@ -126,7 +126,7 @@ def test_params_that_are_not_json_are_refused_and_nothing_is_written(tmp_path):
 # -- tampered files ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def good_file(tmp_path_factory):
-    est = ThetaMLPClassifier((6,), max_iter=3, random_state=0, tol=1.0).fit(X_IRIS, Y_IRIS)
+    est = ThetaMLPClassifier((6,), max_iter=3, random_state=0, n_iter_no_change=1).fit(X_IRIS, Y_IRIS)
     return est.save(tmp_path_factory.mktemp("good") / "good.npz")
 
 

@@ -327,7 +327,11 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         return int(np.clip(self.batch_size, 1, N))
 
     # -- prediction -----------------------------------------------------------------------------
-    def _logits(self, X) -> tuple[Tensor, type]:
+    def _logits(self, X) -> Tensor:
+        """z^(L+1) (n, K) of validated X, as a float64 CPU tensor (see :meth:`_logits_and_dtype`)."""
+        return self._logits_and_dtype(X)[0]
+
+    def _logits_and_dtype(self, X) -> tuple[Tensor, type]:
         """(z^(L+1) (n, K) of validated X as a float64 CPU tensor, the dtype of the predictions:
         float32 for float32 X, as in scikit-learn, else float64).
 

@@ -255,7 +255,7 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_labels)
             Predicted classes (a 0/1 indicator matrix for multi-label classifiers).
         """
-        z = self._logits(X)[0]
+        z = self._logits(X)
         if self._multiclass:
             return self.classes_[z.argmax(dim=1).numpy()]
         if self._multilabel:
@@ -278,7 +278,7 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
             Probabilities in the order of ``classes_``: softmax rows for multi-class, [1 − p, p]
             for binary, one independent sigmoid per label for multi-label.
         """
-        z, dtype = self._logits(X)
+        z, dtype = self._logits_and_dtype(X)
         return self._proba(z).numpy().astype(dtype, copy=False)
 
     def predict_log_proba(self, X):
@@ -297,7 +297,7 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
         log_proba : ndarray of shape (n_samples, n_classes)
             log h_Θ(x) in the order of ``classes_``.
         """
-        z, dtype = self._logits(X)
+        z, dtype = self._logits_and_dtype(X)
         proba = self._proba(z).numpy().astype(dtype, copy=False)  # predict_proba's values
         if self._multiclass:
             stable = torch.log_softmax(z, dim=1)

@@ -116,7 +116,7 @@ class ThetaMLPRegressor(RegressorMixin, BaseThetaMLP):
             Predictions (float32 for float32 X, as in scikit-learn, else float64); 1-D for a
             single target.
         """
-        z, dtype = self._logits(X)
+        z, dtype = self._logits_and_dtype(X)
         z = z.numpy().astype(dtype, copy=False)
         return z.ravel() if z.shape[1] == 1 else z
 
