@@ -77,9 +77,10 @@ default="relu"
         Floating-point type of Θ and of training; ``None`` follows X as scikit-learn does (float32
         X → float32, any other X → float64; a warm start or ``partial_fit`` continues in the fitted
         dtype). The default is float32 because float64 loses the speed-up: on digits (hidden
-        (100,), batch 200, one thread, interleaved in one process) ``MLPClassifier`` (float64) took
-        32.4 / 28.7 ms per epoch with adam / sgd, this estimator 15.7 / 12.3 ms in float32 (2.07× /
-        2.34×) but 25.4 / 25.4 ms in float64 (1.28× / 1.13×), at the same test accuracy (0.947–0.951).
+        (100,), batch 200, one thread, 7 interleaved rounds in one process, two runs) this
+        estimator was 2.07–2.15× (adam) and 2.24–2.34× (sgd) faster per epoch than ``MLPClassifier``
+        (float64) in float32, but only 1.28–1.39× and 1.13–1.38× in float64, at the same test
+        accuracy (0.947–0.951).
         Predictions are evaluated in float64 (a float32 Θ upcast exactly), so a row's prediction
         does not depend on the other rows it is predicted with, and returned in float32 for
         float32 X (as scikit-learn's), else in float64.
