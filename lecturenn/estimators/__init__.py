@@ -43,6 +43,38 @@ sigmoid and softmax heads (identical to scikit-learn's log-loss), and J = (1/N) 
 for regression. ``MLPRegressor`` reports half the mean over all N·K entries (J/(2K) without a
 penalty) but steps along the gradient of (1/2N) Σ_i ‖y_i − ŷ_i‖² + its penalty, so
 ``MLPRegressor(alpha=a*n/(2N))`` and ``ThetaMLPRegressor(alpha=a)`` fit alike with Adam.
+
+Saving without pickle
+---------------------
+``est.save("model.npz")`` and ``ThetaMLPClassifier.load("model.npz")`` (``ThetaMLPRegressor.load``):
+an ``.npz`` of plain arrays (Θ in :mod:`lecturenn.interop.files`' format) and a JSON string of the
+parameters and fitted state, read with ``allow_pickle=False``; predictions round-trip bitwise and a
+loaded estimator keeps training (``partial_fit``, ``warm_start``) exactly as the saved one would.
+Format and checks: :mod:`lecturenn.estimators._persist`.
+
+Differences from scikit-learn
+-----------------------------
+* ``dtype="float32"`` by default, whatever X's dtype (scikit-learn follows X; ``dtype=None`` does
+  here too): float64 training is not 2× faster than ``MLPClassifier`` (numbers under ``dtype``).
+  So float64 X with values beyond float32's range (~3.4e38) is refused by the input check
+  ("Input X contains infinity or a value too large for dtype('float32')") rather than by
+  scikit-learn's "non-finite parameter weights" after training.
+* ``MLPRegressor(loss="poisson")`` has no counterpart (the squared error only).
+* scikit-learn's ``test_mlp.py`` run against these estimators (the two names swapped, no assertion
+  changed): 51 of 59 items pass. Besides the three dtype items and Poisson above, four read
+  scikit-learn's private training state; their public equivalents here:
+
+  - ``test_fit`` assigns ``_coef_grads``, ``_coef_velocity``, … before ``partial_fit`` to check one
+    hand-worked SGD step: assign ``coefs_`` / ``intercepts_`` after a fit instead; the hand-worked
+    steps are ``tests/test_handworked.py``.
+  - ``test_gradient`` calls ``_loss_grad_lbfgs``: ``est.net_.cost(X, Y, lam).backward()`` or
+    ``lecturenn.gradient_check(est.net_, X, Y)``.
+  - ``test_learning_rate_warmstart`` and ``test_adaptive_learning_rate`` read
+    ``_optimizer.learning_rate``: ``"invscaling"``'s η is ``learning_rate_init / (t_ + 1) ** power_t``
+    from the public ``t_``, and ``verbose=True`` prints each new ``"adaptive"`` η in scikit-learn's
+    words ("Setting learning rate to ...").
+* A single-class ``y`` fits and predicts that class, as scikit-learn; ``predict_proba`` then has
+  scikit-learn's two columns [1 − p, p].
 """
 
 from ._classifier import ThetaMLPClassifier

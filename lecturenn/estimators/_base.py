@@ -43,12 +43,13 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 def _sample_weight(sample_weight, n: int):
     """``sample_weight`` checked (n finite numbers ≥ 0 with a positive sum; lecturenn.sample_weight)
-    as a float64 numpy array; None stays None."""
+    as a float64 numpy array; None, or weights that are all 1, give None."""
     if sample_weight is None:
         return None
     w = prepare_sample_weight(sample_weight, n, torch.float64, "cpu")
     check_weight_values(w)
-    return w.numpy()
+    w = w.numpy()
+    return None if (w == 1).all() else w  # all ones: exactly the unweighted cost (and its fast path)
 
 
 class BaseThetaMLP(FitLoops, BaseEstimator):
@@ -128,8 +129,9 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
             )
         return [int(s) for s in sizes]
 
-    def _validate_params(self) -> None:
-        """Check every constructor argument (scikit-learn convention: in fit, not in __init__)."""
+    def _validate_params(self, device: bool = True) -> None:
+        """Check every constructor argument (scikit-learn convention: in fit, not in __init__);
+        ``device=False``: not whether the device exists here (a saved file loads on any machine)."""
 
         def need(ok: bool, name: str, what: str) -> None:
             if not ok:
@@ -139,13 +141,11 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         need(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
         need(self.solver in SOLVERS, "solver", f"one of {list(SOLVERS)}")
         try:  # alpha is λ: the one λ validator (ValueError for every bad value, scikit-learn's convention)
-            alpha = check_lam(self.alpha, "alpha")
+            check_lam(self.alpha, "alpha")
         except TypeError as err:
             raise ValueError(str(err)) from None
-        largest = torch.finfo(resolve_dtype(self.dtype)[0]).max
-        need(
-            alpha <= largest, "alpha", f"at most {largest:.3g}, the largest {self.dtype} (or dtype='float64')"
-        )
+        if self.dtype is not None:  # dtype=None: checked in fit, once X's dtype is known
+            self._check_alpha(resolve_dtype(self.dtype)[0])
         need(
             (isinstance(self.batch_size, str) and self.batch_size == "auto")
             or (is_integer(self.batch_size) and self.batch_size >= 1),
@@ -185,11 +185,22 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
             need(isinstance(getattr(self, name), (bool, np.bool_)), name, "True or False")
         need(isinstance(self.verbose, (bool, np.bool_, Integral)), "verbose", "a bool or an int")
         need(self.backprop in ("manual", "autograd"), "backprop", "'manual' or 'autograd'")
-        resolve_device(self.device)
-        resolve_dtype(self.dtype)
+        if device:
+            resolve_device(self.device)
+        if self.dtype is not None:
+            resolve_dtype(self.dtype)
+
+    def _check_alpha(self, dtype: torch.dtype) -> None:
+        largest = torch.finfo(dtype).max
+        if not check_lam(self.alpha, "alpha") <= largest:
+            name = str(dtype).removeprefix("torch.")
+            raise ValueError(
+                f"alpha must be at most {largest:.3g}, the largest {name} (or dtype='float64'), "
+                f"got {self.alpha!r}"
+            )
 
     # -- targets (subclasses) -------------------------------------------------------------------
-    def _encode_targets(self, y, incremental: bool, first_pass: bool, classes=None) -> np.ndarray:
+    def _encode_targets(self, y, incremental: bool, first_pass: bool, classes, dtype) -> np.ndarray:
         raise NotImplementedError
 
     def _val_score(self, z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -204,12 +215,17 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         self._validate_params()
         hidden = self._hidden_sizes()
         device = resolve_device(self.device)
-        tdtype, npdtype = resolve_dtype(self.dtype)
         if incremental and self.solver not in STOCHASTIC_SOLVERS:
             raise ValueError(f"partial_fit is only available for stochastic solvers, not {self.solver!r}")
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "net_") or (not self.warm_start and not incremental)
+        if self.dtype is not None:
+            npdtype = resolve_dtype(self.dtype)[1]
+        elif first_pass:  # scikit-learn's rule: float32 X trains in float32, any other X in float64
+            npdtype = (np.float64, np.float32)
+        else:  # continue in the fitted network's dtype
+            npdtype = resolve_dtype(self.net_.thetas[0].dtype)[1]
 
         X, y = validate_data(
             self,
@@ -223,8 +239,10 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        tdtype, npdtype = resolve_dtype(X.dtype)
+        self._check_alpha(tdtype)
         w = self._row_weights(y, sample_weight, incremental)  # None, or float64 (n,), checked
-        Y = self._encode_targets(y, incremental, first_pass, classes)  # (n, K) floats
+        Y = self._encode_targets(y, incremental, first_pass, classes, npdtype)  # (n, K) floats
         n_outputs = Y.shape[1]
         sizes = [X.shape[1], *hidden, n_outputs]
         rng = check_random_state(self.random_state)
@@ -310,21 +328,26 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
 
     # -- prediction -----------------------------------------------------------------------------
     def _logits(self, X) -> Tensor:
-        """z^(L+1) (n, K) of validated X, as a float64 CPU tensor.
+        """z^(L+1) (n, K) of validated X, as a float64 CPU tensor (see :meth:`_logits_and_dtype`)."""
+        return self._logits_and_dtype(X)[0]
+
+    def _logits_and_dtype(self, X) -> tuple[Tensor, type]:
+        """(z^(L+1) (n, K) of validated X as a float64 CPU tensor, the dtype of the predictions:
+        float32 for float32 X, as in scikit-learn, else float64).
 
         Evaluated in float64 (from float32 Θ, exactly upcast, when ``dtype="float32"``): BLAS's
         float32 kernels for one row and for many round differently (by ~1 ulp), and a row's
         prediction should not depend on which other rows are predicted with it.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=_SPARSE, dtype=np.float64, reset=False)
+        X = validate_data(self, X, accept_sparse=_SPARSE, dtype=(np.float64, np.float32), reset=False)
         net = self._float64_net()
         device = net.thetas[0].device
         out = []
         with torch.no_grad():
             for i in range(0, X.shape[0], 65536):
                 out.append(net.logits(as_tensor(X[i : i + 65536], device, torch.float64)).cpu())
-        return torch.cat(out) if len(out) > 1 else out[0]
+        return (torch.cat(out) if len(out) > 1 else out[0]), X.dtype.type
 
     def _float64_net(self) -> ThetaMLP:
         """``net_`` itself when Θ is float64, else a float64 copy made once and reused until Θ
@@ -395,6 +418,29 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
                 f"partial_fit is only available for stochastic optimizers. {self.solver} is not stochastic."
             )
         return True
+
+    # -- saving without pickle (the file format: ._persist) ---------------------------------------
+    def save(self, path):
+        """Write the fitted estimator to ``path`` (``.npz``) without pickle: Θ, the hyperparameters
+        (plain JSON values only) and the fitted state; ``type(est).load(path)`` reads it back with
+        bitwise-equal predictions and can keep training. See :mod:`lecturenn.estimators._persist`.
+
+        Returns the path written. ``ValueError`` (nothing written) for a parameter that is not a plain
+        JSON value, ``NotFittedError`` before fit."""
+        from ._persist import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """The estimator saved at ``path`` by :meth:`save` (never executes code: ``allow_pickle=False``).
+
+        ``ValueError`` with one line naming the problem for a file that is not such a file — a
+        tampered, truncated or foreign one, a different format version, or one holding the other
+        estimator class."""
+        from ._persist import load
+
+        return load(cls, path)
 
     # -- pickling: Θ and the architecture (not the module), the optimizer as a state dict --------
     def __getstate__(self):

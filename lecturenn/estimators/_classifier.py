@@ -14,7 +14,6 @@ from torch import Tensor
 
 from ._base import BaseThetaMLP, _sample_weight
 from ._docs import ATTRS_DOC, PARAMS_DOC
-from ._engine import resolve_dtype
 
 __all__ = ["ThetaMLPClassifier"]
 
@@ -110,7 +109,7 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
     def _head(self, n_outputs: int) -> str:
         return "softmax" if self._multiclass else "sigmoid"
 
-    def _encode_targets(self, y, incremental, first_pass, classes=None):
+    def _encode_targets(self, y, incremental, first_pass, classes, dtype):
         """Targets as (n, K) floats for the head: a 0/1 column (binary), one-hot rows (multi-class)
         or the indicator matrix itself (multi-label); sets ``classes_`` on a first fit."""
         kind = type_of_target(y, input_name="y")
@@ -121,7 +120,6 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
                 f"targets, got {kind!r}"
             )
         multilabel = kind == "multilabel-indicator"
-        dtype = resolve_dtype(self.dtype)[1]
         name = type(self).__name__
         if first_pass:
             if multilabel:
@@ -130,9 +128,6 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
                 self.classes_ = unique_labels(classes)
             else:
                 self.classes_, inverse = np.unique(y, return_inverse=True)
-            if len(self.classes_) < 2:
-                what = "the data contains only one class" if classes is None else "`classes` holds one class"
-                raise ValueError(f"{name} needs at least 2 classes, but {what}: {self.classes_[0]!r}")
             self._multilabel = multilabel
             self._multiclass = not multilabel and len(self.classes_) > 2
         elif multilabel != self._multilabel:
@@ -156,8 +151,8 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
                     f"'y' has {found}."
                 )
             inverse = np.searchsorted(self.classes_, y)
-        if not self._multiclass:
-            return (inverse == 1).astype(dtype).reshape(-1, 1)  # 1 for classes_[1]
+        if not self._multiclass:  # 1 for classes_[1]; a single class: all 0 (scikit-learn's LabelBinarizer)
+            return (inverse == 1).astype(dtype).reshape(-1, 1)
         Y = np.zeros((len(inverse), len(self.classes_)), dtype=dtype)
         Y[np.arange(len(inverse)), inverse] = 1  # one-hot rows
         return Y
@@ -188,6 +183,8 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
         when given (scikit-learn's ``accuracy_score(sample_weight=)``), on the device."""
         if self._multiclass:
             right = (z.argmax(dim=1) == Y.argmax(dim=1)).double()
+        elif len(self.classes_) == 1:  # predict() always says the one class
+            right = torch.ones(len(z), dtype=torch.float64, device=z.device)
         else:
             right = ((z > 0) == (Y > 0.5)).all(dim=1).double()
         return right.mean() if weight is None else (right * weight).sum() / weight.sum()
@@ -263,6 +260,8 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
             return self.classes_[z.argmax(dim=1).numpy()]
         if self._multilabel:
             return (z > 0).numpy().astype(int)
+        if len(self.classes_) == 1:  # trained on a single class (as scikit-learn, which allows it)
+            return np.repeat(self.classes_, len(z))
         return self.classes_[(z[:, 0] > 0).long().numpy()]
 
     def predict_proba(self, X):
@@ -279,7 +278,8 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
             Probabilities in the order of ``classes_``: softmax rows for multi-class, [1 − p, p]
             for binary, one independent sigmoid per label for multi-label.
         """
-        return self._proba(self._logits(X)).numpy()
+        z, dtype = self._logits_and_dtype(X)
+        return self._proba(z).numpy().astype(dtype, copy=False)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`: ``log(predict_proba(X))`` wherever that probability
@@ -297,15 +297,16 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
         log_proba : ndarray of shape (n_samples, n_classes)
             log h_Θ(x) in the order of ``classes_``.
         """
-        z = self._logits(X)
-        proba = self._proba(z)
+        z, dtype = self._logits_and_dtype(X)
+        proba = self._proba(z).numpy().astype(dtype, copy=False)  # predict_proba's values
         if self._multiclass:
             stable = torch.log_softmax(z, dim=1)
         elif self._multilabel:
             stable = F.logsigmoid(z)
         else:
             stable = torch.cat([F.logsigmoid(-z), F.logsigmoid(z)], dim=1)
-        return torch.where(proba > 0, proba.log(), stable).numpy()
+        with np.errstate(divide="ignore"):  # log(0): replaced by the finite stable value
+            return np.where(proba > 0, np.log(proba), stable.numpy().astype(dtype, copy=False))
 
     def _proba(self, z: Tensor) -> Tensor:
         """h_Θ from the logits z (float64): see :meth:`predict_proba`."""

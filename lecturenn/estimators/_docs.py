@@ -47,7 +47,9 @@ default="relu"
         Stop when the loss (or validation score) has not improved by ``tol`` for
         ``n_iter_no_change`` consecutive epochs; ``"lbfgs"``: gradient tolerance.
     verbose : bool or int, default=False
-        Print the loss every epoch.
+        Print scikit-learn's lines: ``Iteration %d, loss = %.8f`` every epoch (``"lbfgs"``: every
+        iteration, the values of ``loss_curve_``), ``Validation score: %f`` with ``early_stopping``,
+        and the stopping / learning-rate messages.
     warm_start : bool, default=False
         ``fit`` continues from the fitted Θ (with a fresh optimizer) instead of re-initialising.
     momentum : float, default=0.9
@@ -71,10 +73,17 @@ default="relu"
         torch autograd (the same gradient, slower: the reference). ``net_`` is built with it.
     device : {"auto", "cpu", "cuda"} or torch.device, default="auto"
         Where Θ and the data live during training; ``"auto"`` is CUDA when available.
-    dtype : {"float32", "float64"}, default="float32"
-        Floating-point type of Θ and of training. Predictions are evaluated in float64 (the
-        float32 Θ upcast exactly), so a row's prediction does not depend on the other rows it is
-        predicted with.
+    dtype : {"float32", "float64"} or None, default="float32"
+        Floating-point type of Θ and of training; ``None`` follows X as scikit-learn does (float32
+        X → float32, any other X → float64; a warm start or ``partial_fit`` continues in the fitted
+        dtype). The default is float32 because float64 loses the speed-up: on digits (hidden
+        (100,), batch 200, one thread, 7 interleaved rounds in one process, two runs) this
+        estimator was 2.07–2.15× (adam) and 2.24–2.34× (sgd) faster per epoch than ``MLPClassifier``
+        (float64) in float32, but only 1.28–1.39× and 1.13–1.38× in float64, at the same test
+        accuracy (0.947–0.951).
+        Predictions are evaluated in float64 (a float32 Θ upcast exactly), so a row's prediction
+        does not depend on the other rows it is predicted with, and returned in float32 for
+        float32 X (as scikit-learn's), else in float64.
 """
 
 ATTRS_DOC = """

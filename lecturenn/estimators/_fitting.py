@@ -32,7 +32,11 @@ class FitLoops:
         early_stopping = self.early_stopping and not incremental
         w_val = None
         if early_stopping:
-            stratify = y if is_classifier(self) and not self._multilabel else None
+            # stratified on the labels (multi-class) or, as scikit-learn, the 0/1 column (binary); not
+            # multi-label (scikit-learn does not stratify multi-class either)
+            stratify = None
+            if is_classifier(self) and not self._multilabel:
+                stratify = Y > 0.5 if Y.shape[1] == 1 else y
             split = train_test_split(
                 *([X, Y] if w is None else [X, Y, w]),
                 random_state=rng,
@@ -186,6 +190,9 @@ class FitLoops:
             engine.accumulate(Xt, Yt, lam, wt)
             loss = loss_sum / N
             curve.append((state.get("n_iter", 0), loss))
+            if self.verbose and len(curve) > 1 and curve[-2][0] not in (0, curve[-1][0]):
+                # iteration curve[-2][0] has ended: its last evaluation is its loss (loss_curve_)
+                print(f"Iteration {curve[-2][0]}, loss = {float(curve[-2][1]):.8f}")
             return loss
 
         optimizer.step(closure)
@@ -199,6 +206,8 @@ class FitLoops:
         self.n_iter_ = max(n_iter, 1)
         self.t_ = Xt.shape[0] * self.n_iter_
         self.best_loss_ = min(self.loss_curve_)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
         if n_iter >= self.max_iter or n_evals >= self.max_fun:
             warnings.warn(
                 f"lbfgs failed to converge after {n_iter} iteration(s) ({n_evals} function "

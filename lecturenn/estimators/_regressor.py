@@ -10,7 +10,6 @@ from torch import Tensor
 
 from ._base import BaseThetaMLP
 from ._docs import ATTRS_DOC, PARAMS_DOC
-from ._engine import resolve_dtype
 
 __all__ = ["ThetaMLPRegressor"]
 
@@ -44,8 +43,8 @@ class ThetaMLPRegressor(RegressorMixin, BaseThetaMLP):
     def _head(self, n_outputs: int) -> str:
         return "identity"
 
-    def _encode_targets(self, y, incremental, first_pass, classes=None):
-        Y = np.asarray(y, dtype=resolve_dtype(self.dtype)[1])
+    def _encode_targets(self, y, incremental, first_pass, classes, dtype):
+        Y = np.asarray(y, dtype=dtype)
         return Y.reshape(-1, 1) if Y.ndim == 1 else Y
 
     def _val_score(self, z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -114,9 +113,11 @@ class ThetaMLPRegressor(RegressorMixin, BaseThetaMLP):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            Predictions (float64); 1-D for a single target.
+            Predictions (float32 for float32 X, as in scikit-learn, else float64); 1-D for a
+            single target.
         """
-        z = self._logits(X).numpy()
+        z, dtype = self._logits_and_dtype(X)
+        z = z.numpy().astype(dtype, copy=False)
         return z.ravel() if z.shape[1] == 1 else z
 
     def __sklearn_tags__(self):

@@ -33,6 +33,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +42,7 @@ import torch
 
 from ..network import ThetaMLP
 
-__all__ = ["save_thetas", "load_thetas"]
+__all__ = ["save_thetas", "load_thetas"]  # npz_arrays, read_npz, net_from_arrays: for the estimators
 
 _FORMAT = "lecturenn.thetas"
 _THETA = re.compile(r"^Theta(\d+)$")
@@ -72,17 +74,9 @@ def save_thetas(net: ThetaMLP, path: str | os.PathLike) -> Path:
             "and scale/shift parameters); use torch.save(net.state_dict(), ...) instead"
         )
     thetas = {f"Theta{l}": theta.detach().cpu().numpy().copy() for l, theta in enumerate(net.thetas, start=1)}
-    arch = {
-        "format": _FORMAT,
-        "version": 1,
-        "sizes": list(net.sizes),
-        "hidden": net.activation.name,
-        "output": net.head.name,
-        "dropout": net.dropout,
-    }
     if suffix == ".npz":
         with open(path, "wb") as f:  # a file object: numpy would otherwise append ".npz" to ".NPZ"
-            np.savez(f, **thetas, architecture=np.array(json.dumps(arch)))
+            np.savez(f, **npz_arrays(net))
     else:
         from scipy.io import savemat
 
@@ -97,13 +91,33 @@ def save_thetas(net: ThetaMLP, path: str | os.PathLike) -> Path:
     return path
 
 
-def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+def npz_arrays(net: ThetaMLP) -> dict[str, np.ndarray]:
+    """The ``.npz`` layout of ``net``: ``Theta1`` … ``ThetaL`` (CPU copies, Θ's dtype) and the
+    ``architecture`` JSON string (also the start of an estimator file, ``lecturenn.estimators``)."""
+    arrays = {f"Theta{l}": theta.detach().cpu().numpy().copy() for l, theta in enumerate(net.thetas, start=1)}
+    arch = {
+        "format": _FORMAT,
+        "version": 1,
+        "sizes": list(net.sizes),
+        "hidden": net.activation.name,
+        "output": net.head.name,
+        "dropout": net.dropout,
+    }
+    return {**arrays, "architecture": np.array(json.dumps(arch))}
+
+
+def read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Every array of the ``.npz`` at ``path`` (read with ``allow_pickle=False``) but ``architecture``,
+    and the ``architecture`` JSON object ({} when absent); ``ValueError`` for anything else (a
+    pickle, an object array, a truncated or corrupt archive)."""
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as err:  # a pickle file, or an .npy holding objects
         raise ValueError(
-            f"{str(path)!r} is not a plain .npz archive ({err}); load_thetas never unpickles data"
+            f"{str(path)!r} is not a plain .npz archive ({err}); lecturenn never unpickles data"
         ) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{str(path)!r} is not a readable .npz archive ({err})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(
             f"{str(path)!r} holds a single array (.npy), not an .npz archive of Theta1, Theta2, …"
@@ -113,11 +127,15 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         for key in archive.files:
             try:
                 arrays[key] = archive[key]
-            except ValueError:
+            except ValueError as err:
+                if "pickle" not in str(err):
+                    raise ValueError(f"{str(path)!r}: array {key!r} is unreadable ({err})") from None
                 raise ValueError(
                     f"{str(path)!r}: array {key!r} is an object array (pickled Python objects); "
-                    "load_thetas never unpickles data — save plain numeric arrays"
+                    "lecturenn never unpickles data — save plain numeric arrays"
                 ) from None
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+                raise ValueError(f"{str(path)!r}: array {key!r} is unreadable ({err})") from None
     arch: dict = {}
     if "architecture" in arrays:
         raw = arrays.pop("architecture")
@@ -230,14 +248,20 @@ def load_thetas(
     suffix = _suffix(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {str(path)!r}")
-    arrays, arch = _read_npz(path) if suffix == ".npz" else _read_mat(path)
-    where = repr(str(path))
+    arrays, arch = read_npz(path) if suffix == ".npz" else _read_mat(path)
+    return net_from_arrays(arrays, arch, repr(str(path)), backprop, dtype, device)
+
+
+def net_from_arrays(
+    arrays: dict, arch: dict, where: str, backprop="manual", dtype=None, device=None
+) -> ThetaMLP:
+    """The ThetaMLP of ``Theta1`` … ``ThetaL`` in ``arrays`` and the ``architecture`` ``arch``, every
+    check of :func:`load_thetas` applied (``where`` names the file in the errors)."""
     thetas = _collect_thetas(arrays, where)
     sizes = [thetas[0].shape[1] - 1] + [t.shape[0] for t in thetas]
-    if "sizes" in arch and [int(s) for s in arch["sizes"]] != sizes:
-        raise ValueError(
-            f"{where}: stored sizes {list(arch['sizes'])} do not match the Θ shapes, which give {sizes}"
-        )
+    stored = arch.get("sizes", sizes)
+    if not (isinstance(stored, list) and all(isinstance(s, int) for s in stored)) or stored != sizes:
+        raise ValueError(f"{where}: stored sizes {stored!r} do not match the Θ shapes, which give {sizes}")
     if dtype is None:
         floats = [t.dtype for t in thetas if np.issubdtype(t.dtype, np.floating)]
         dtype = torch.from_numpy(np.empty(0, np.result_type(*floats))).dtype if floats else None
@@ -254,5 +278,5 @@ def load_thetas(
             dtype=dtype,
             device=device if device is not None else "cpu",
         )
-    except ValueError as err:
+    except (ValueError, TypeError, KeyError) as err:  # an unknown activation or head name, a bad dropout
         raise ValueError(f"{where}: {err}") from None

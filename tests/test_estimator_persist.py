@@ -1,0 +1,250 @@
+"""est.save(path) / ThetaMLPClassifier.load(path): an .npz of plain arrays and JSON, never pickle.
+
+Promises tested as properties: predictions round-trip bitwise (every predict method, every target
+kind, both dtypes, lbfgs and early stopping); the parameters and the fitted state come back equal
+and of the same types; a loaded estimator keeps training exactly as the saved one (partial_fit,
+warm_start); and every tampered file is refused with one ValueError line naming the problem.
+"""
+
+import functools
+import json
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris, make_multilabel_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+
+import lecturenn
+from lecturenn.estimators import ThetaMLPClassifier, ThetaMLPRegressor
+
+X_IRIS, Y_IRIS = load_iris(return_X_y=True)
+FITTED = (
+    "n_features_in_ n_outputs_ n_layers_ out_activation_ n_iter_ t_ loss_ loss_curve_ best_loss_ "
+    "validation_scores_ best_validation_score_ _no_improvement_count"
+).split()
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@functools.cache
+def fit_cases():
+    """(name, fitted estimator, X) for every kind of target and the solvers with their own state."""
+    X, y = X_IRIS, Y_IRIS
+    labels = np.array(["setosa", "versicolor", "virginica"], dtype=object)[y]  # pandas-like str labels
+    Xm, Ym = make_multilabel_classification(60, 5, n_classes=3, random_state=0)
+    Xr, yr = make_regression(80, 4, n_targets=2, random_state=0)
+    kw = dict(hidden_layer_sizes=(6, 5), max_iter=8, random_state=0)
+    return [
+        ("multiclass-adam", ThetaMLPClassifier(**kw).fit(X, y), X),
+        ("binary-object-str", ThetaMLPClassifier(**kw, class_weight={0: 1.0, 1: 2.0}).fit(X, y > 0), X),
+        ("str-labels-sgd", ThetaMLPClassifier(**kw, solver="sgd").fit(X, labels), X),
+        ("multilabel-lbfgs", ThetaMLPClassifier(**kw, solver="lbfgs").fit(Xm, Ym), Xm),
+        ("early-stopping-f64", ThetaMLPClassifier(**kw, early_stopping=True, dtype="float64").fit(X, y), X),
+        ("regressor-lamb", ThetaMLPRegressor(**kw, solver="lamb", activation="tanh").fit(Xr, yr), Xr),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_round_trip_is_bitwise(tmp_path, case):
+    name, est, X = fit_cases()[case]
+    path = est.save(tmp_path / "model.npz")
+    back = type(est).load(path)
+    assert type(back) is type(est)
+    assert np.array_equal(back.predict(X), est.predict(X)), name
+    assert back.predict(X).dtype == est.predict(X).dtype
+    assert back.score(X, est.predict(X)) == est.score(X, est.predict(X))
+    if hasattr(est, "predict_proba"):
+        assert np.array_equal(back.predict_proba(X), est.predict_proba(X))
+        assert np.array_equal(back.predict_log_proba(X), est.predict_log_proba(X))
+        assert back.classes_.dtype == est.classes_.dtype and np.array_equal(back.classes_, est.classes_)
+    for a, b in zip(back.thetas_, est.thetas_):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    params, saved = back.get_params(), est.get_params()
+    assert params == saved and all(type(params[k]) is type(saved[k]) for k in saved)  # a tuple stays a tuple
+    for attr in FITTED:
+        assert getattr(back, attr) == getattr(est, attr) or (
+            np.isnan(getattr(back, attr)) and np.isnan(getattr(est, attr))
+        ), attr
+    # the Θ part is lecturenn.interop.files' format: load_thetas reads the same network
+    net = lecturenn.load_thetas(path)
+    assert all(np.array_equal(t.detach().numpy(), s) for t, s in zip(net.thetas, est.thetas_))
+
+
+def test_feature_names_and_class_weight_keys_round_trip(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(X_IRIS, columns=["a", "b", "c", "d"])
+    est = ThetaMLPClassifier((5,), max_iter=3, random_state=0, class_weight={0: 1, 1: 2.5, 2: 1}).fit(
+        X, Y_IRIS
+    )
+    back = ThetaMLPClassifier.load(est.save(tmp_path / "m.npz"))
+    assert back.feature_names_in_.dtype == object and list(back.feature_names_in_) == list("abcd")
+    assert back.class_weight == {0: 1, 1: 2.5, 2: 1} and all(type(k) is int for k in back.class_weight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a DataFrame with the same names: no warning
+        assert np.array_equal(back.predict(X), est.predict(X))
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lamb"])
+def test_loaded_estimator_keeps_training_exactly(tmp_path, solver):
+    """partial_fit continues with the saved optimizer state and shuffling generator: the loaded copy
+    and the original take bitwise the same steps; a warm-started fit too."""
+    est = ThetaMLPClassifier((7,), solver=solver, max_iter=4, batch_size=32, random_state=1)
+    est.fit(X_IRIS, Y_IRIS)
+    back = ThetaMLPClassifier.load(est.save(tmp_path / "m.npz"))
+    for _ in range(3):
+        est.partial_fit(X_IRIS, Y_IRIS)
+        back.partial_fit(X_IRIS, Y_IRIS)
+    assert np.array_equal(back.predict_proba(X_IRIS), est.predict_proba(X_IRIS))
+    assert back.t_ == est.t_ and back.loss_curve_ == est.loss_curve_
+    est.set_params(warm_start=True).fit(X_IRIS, Y_IRIS)
+    back.set_params(warm_start=True).fit(X_IRIS, Y_IRIS)
+    assert np.array_equal(back.predict_proba(X_IRIS), est.predict_proba(X_IRIS))
+
+
+def test_params_that_are_not_json_are_refused_and_nothing_is_written(tmp_path):
+    est = ThetaMLPClassifier((3,), max_iter=2, random_state=np.random.RandomState(0)).fit(X_IRIS, Y_IRIS)
+    with pytest.raises(
+        ValueError, match=r"^cannot save: parameter random_state=RandomState.*set_params"
+    ) as e:
+        est.save(tmp_path / "m.npz")
+    assert "\n" not in str(e.value) and list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="path ending in .npz"):
+        ThetaMLPClassifier((3,), max_iter=2).fit(X_IRIS, Y_IRIS).save(tmp_path / "m.pkl")
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        ThetaMLPClassifier().save(tmp_path / "m.npz")
+
+
+# -- tampered files ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory):
+    est = ThetaMLPClassifier((6,), max_iter=3, random_state=0, n_iter_no_change=1).fit(X_IRIS, Y_IRIS)
+    return est.save(tmp_path_factory.mktemp("good") / "good.npz")
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _doc(arrays):
+    return json.loads(str(arrays["estimator"]))
+
+
+def _with_doc(arrays, change):
+    doc = _doc(arrays)
+    change(doc)
+    return {**arrays, "estimator": np.array(json.dumps(doc))}
+
+
+def _without(arrays, key):
+    return {k: v for k, v in arrays.items() if k != key}
+
+
+TAMPERED = {
+    "missing Theta2": (lambda a: _without(a, "Theta2"), "stored sizes [4, 6, 3] do not match"),
+    "missing estimator": (lambda a: _without(a, "estimator"), "no 'estimator' entry"),
+    "missing loss_curve_": (lambda a: _without(a, "loss_curve_"), "lacks 'loss_curve_'"),
+    "wrong Θ shape": (lambda a: {**a, "Theta2": np.zeros((3, 5), np.float32)}, "do not chain"),
+    "Θ against sizes": (lambda a: _with_doc(a, lambda d: d["fitted"].update(n_features_in_=3)), "sizes"),
+    "Θ against hidden sizes": (
+        lambda a: _with_doc(a, lambda d: d["params"].update(hidden_layer_sizes={"tuple": [7]})),
+        "hidden_layer_sizes",
+    ),
+    "NaN weight": (lambda a: {**a, "Theta2": np.full_like(a["Theta2"], np.nan)}, "NaN or inf"),
+    "wrong version": (lambda a: _with_doc(a, lambda d: d.update(version=2)), "version 2"),
+    "other format": (lambda a: _with_doc(a, lambda d: d.update(format="evil")), "format"),
+    "unknown class": (lambda a: _with_doc(a, lambda d: d.update({"class": "os.system"})), "os.system"),
+    "garbage JSON": (lambda a: {**a, "estimator": np.array("{not json")}, "not valid JSON"),
+    "JSON not a string": (lambda a: {**a, "estimator": np.zeros(3)}, "one JSON string"),
+    "unknown parameter": (lambda a: _with_doc(a, lambda d: d["params"].update(evil=1)), "unknown"),
+    "missing parameter": (lambda a: _with_doc(a, lambda d: d["params"].pop("alpha")), "missing"),
+    "bad parameter value": (
+        lambda a: _with_doc(a, lambda d: d["params"].update(activation="nope")),
+        "activation",
+    ),
+    "untagged JSON object": (
+        lambda a: _with_doc(a, lambda d: d["params"].update(class_weight={"0": 1})),
+        "untagged",
+    ),
+    "fitted value of the wrong type": (
+        lambda a: _with_doc(a, lambda d: d["fitted"].update(n_iter_="3")),
+        "n_iter_",
+    ),
+    "classes against outputs": (lambda a: {**a, "classes_": np.arange(4)}, "classes_"),
+    "unsorted classes": (lambda a: {**a, "classes_": np.array([2, 1, 0])}, "sorted"),
+    "wrong head": (
+        lambda a: _with_doc(a, lambda d: d["fitted"].update(out_activation_="logistic")),
+        "head",
+    ),
+    "dtype against Θ": (lambda a: {**a, "Theta1": a["Theta1"].astype(np.float64)}, "float32"),
+    "integer Θ": (lambda a: {**a, "Theta1": a["Theta1"].astype(np.int32)}, "int32"),
+    "complex Θ": (lambda a: {**a, "Theta1": a["Theta1"].astype(np.complex64)}, "complex64"),
+    "deep JSON": (lambda a: {**a, "estimator": np.array("[" * 100000 + "]" * 100000)}, "not valid JSON"),
+    "2-D loss curve": (lambda a: {**a, "loss_curve_": np.zeros((2, 2))}, "1-D float64"),
+    "extra entry": (lambda a: {**a, "payload": np.zeros(2)}, "unknown entries"),
+    "optimizer state shape": (
+        lambda a: {**a, "optimizer.0.exp_avg": np.zeros(5, np.float32)},
+        "optimizer",
+    ),
+    "generator state": (lambda a: {**a, "generator_state": np.zeros(3, np.uint8)}, "generator"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_tampered_file_is_refused_with_one_line(good_file, tmp_path, case):
+    change, words = TAMPERED[case]
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **change(_arrays(good_file)))
+    with pytest.raises(ValueError, match=str(bad).replace("\\", "\\\\")) as err:
+        ThetaMLPClassifier.load(bad)
+    assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_object_array_truncated_and_foreign_files_are_refused(good_file, tmp_path):
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, **{**_arrays(good_file), "classes_": np.array([print, 1, 2], dtype=object)})  # pickled
+    with pytest.raises(ValueError, match="object array.*never unpickles"):
+        ThetaMLPClassifier.load(evil)
+    data = good_file.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10, 30):
+        short = tmp_path / f"short{cut}.npz"
+        short.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="short") as err:
+            ThetaMLPClassifier.load(short)
+        assert "\n" not in str(err.value)
+    pickled = tmp_path / "model.npz"
+    pickled.write_bytes(pickle.dumps(ThetaMLPClassifier()))
+    with pytest.raises(ValueError, match="never unpickles"):
+        ThetaMLPClassifier.load(pickled)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(np.random.default_rng(0).bytes(500))
+    with pytest.raises(ValueError, match="garbage"):
+        ThetaMLPClassifier.load(garbage)
+    bare = lecturenn.save_thetas(ThetaMLPClassifier.load(good_file).net_, tmp_path / "bare.npz")
+    with pytest.raises(ValueError, match="load_thetas"):
+        ThetaMLPClassifier.load(bare)
+    with pytest.raises(FileNotFoundError):
+        ThetaMLPClassifier.load(tmp_path / "absent.npz")
+
+
+def test_a_file_saved_for_cuda_loads_anywhere(good_file, tmp_path):
+    """device='cuda' is a parameter, not a requirement of the file: it loads (on the CPU) without CUDA."""
+    arrays = _with_doc(_arrays(good_file), lambda d: d["params"].update(device="cuda"))
+    np.savez(tmp_path / "cuda.npz", **arrays)
+    back = ThetaMLPClassifier.load(tmp_path / "cuda.npz")
+    assert back.device == "cuda" and back.net_.thetas[0].device.type == "cpu"
+    assert np.array_equal(back.predict(X_IRIS), ThetaMLPClassifier.load(good_file).predict(X_IRIS))
+
+
+def test_a_classifier_file_is_refused_by_the_regressor(good_file):
+    with pytest.raises(ValueError, match="holds a ThetaMLPClassifier.*ThetaMLPClassifier.load"):
+        ThetaMLPRegressor.load(good_file)
