@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "experiment")
+GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger", "tuner", "experiment")
 
 
 def options(group: str) -> list[str]:

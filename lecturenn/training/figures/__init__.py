@@ -4,6 +4,7 @@
 * :mod:`.boundary` — decision boundary / regression surface over a 2-D input (``plot_decision_boundary``)
 * :mod:`.confusion` — confusion matrix (``confusion_matrix``, ``plot_confusion_matrix``)
 * :mod:`.theta_images` — the rows of Θ^(1) as images (``plot_theta_images``)
+* :mod:`.lr_find` — loss against learning rate from the range test (``plot_lr_find``, ``tuner=lr_find``)
 * :mod:`.network` — the network with Θ, a and δ from ``backpropagate`` (``plot_network``, ``ln.plot_network``)
 * :mod:`.canvas` — what they share (a pyplot-free Agg figure, PNG saving, class colours, tick labels)
 
@@ -15,6 +16,7 @@ from .boundary import plot_decision_boundary
 from .canvas import DPI
 from .confusion import confusion_matrix, plot_confusion_matrix
 from .curves import plot_curves
+from .lr_find import plot_lr_find
 from .network import NetworkPicture, plot_network
 from .theta_images import plot_theta_images
 
@@ -25,6 +27,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_curves",
     "plot_decision_boundary",
+    "plot_lr_find",
     "plot_network",
     "plot_theta_images",
 ]
