@@ -175,7 +175,7 @@ class ThetaMLP(nn.Module):
         """Re-initialise every Θ^(l) (see :func:`lecturenn.theta.init_theta`)."""
         gen = make_generator(generator)
         for theta in self.thetas:
-            init_theta(theta, init, epsilon, gen)
+            init_theta(theta, init, epsilon, gen, self.activation.he_gain)
 
     @classmethod
     def from_thetas(cls, thetas, hidden="sigmoid", output="sigmoid", backprop="manual", *, batchnorm=False,
