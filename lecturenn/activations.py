@@ -3,17 +3,19 @@
 The δ-recursion only needs g'(z^(l)), and for every activation here g'(z) is a simple function of
 a = g(z) alone, so backward uses what forward saved and never recomputes z:
 
-================  ==========================  ==========================  =======  ===================  ============
-name              g(z)                        g'(z) in terms of a = g(z)  sklearn  torch.nn             ONNX
-================  ==========================  ==========================  =======  ===================  ============
-sigmoid           1 / (1 + e^{-z})            a (1 - a)                   logistic ``Sigmoid()``        Sigmoid
-tanh              tanh z                      1 - a²                      tanh     ``Tanh()``           Tanh
-softplus          log(1 + e^z)                1 - e^{-a}      (= σ(z))    —        ``Softplus()``       Softplus
-relu              max(0, z)                   [a > 0]                     relu     ``ReLU()``           Relu
-leaky_relu:SLOPE  z (z > 0), SLOPE·z (z ≤ 0)  1 (a > 0), SLOPE (a ≤ 0)    —        ``LeakyReLU(SLOPE)`` LeakyRelu, alpha = SLOPE
-elu:ALPHA         z (z > 0), α(e^z − 1)       1 (a > 0), a + α (a ≤ 0)    —        ``ELU(ALPHA)``       Elu, alpha = ALPHA
-identity          z                           1                           identity ``Identity()``       Identity
-================  ==========================  ==========================  =======  ===================  ============
+================  =======================  ====================  ========  ================  =========
+name              g(z)                     g'(z) from a = g(z)   sklearn   torch.nn          ONNX
+================  =======================  ====================  ========  ================  =========
+sigmoid           1 / (1 + e^{-z})         a (1 - a)             logistic  Sigmoid()         Sigmoid
+tanh              tanh z                   1 - a²                tanh      Tanh()            Tanh
+softplus          log(1 + e^z)             1 - e^{-a}  (= σ(z))  —         Softplus()        Softplus
+relu              max(0, z)                [a > 0]               relu      ReLU()            Relu
+leaky_relu:SLOPE  z; SLOPE·z for z ≤ 0     1; SLOPE for a ≤ 0    —         LeakyReLU(SLOPE)  LeakyRelu
+elu:ALPHA         z; α(e^z − 1) for z ≤ 0  1; a + α for a ≤ 0    —         ELU(ALPHA)        Elu
+identity          z                        1                     identity  Identity()        Identity
+================  =======================  ====================  ========  ================  =========
+
+(ONNX: the attribute ``alpha`` is SLOPE, resp. ALPHA.)
 
 **Parameters are part of the name** (a :class:`~lecturenn.registry.Family`): ``"leaky_relu:0.2"``
 is the leaky ReLU with slope 0.2 for z ≤ 0, ``"elu:0.5"`` the ELU with α = 0.5; ``"leaky_relu"``
@@ -237,10 +239,7 @@ def register_activation(
                             lambda a: (a > 0).to(a.dtype) * 0.99 + 0.01,    # 1 or 0.01, in a's dtype
                             torch_module=lambda: nn.LeakyReLU(0.01), onnx="LeakyRelu")
     """
-    entry = Activation(
-        name, g, gprime, fused_backward, g_out, sklearn=sklearn, torch_module=torch_module, onnx=onnx,
-        he_gain=he_gain,
-    )
+    entry = Activation(name, g, gprime, fused_backward, g_out, sklearn, torch_module, onnx, he_gain)
     return ACTIVATIONS.add(entry)
 
 
@@ -258,7 +257,8 @@ register_activation("relu", torch.relu, lambda a: (a > 0).to(a.dtype), _relu_bac
                     g_out=lambda z, out: torch.clamp_min(z, 0, out=out),
                     sklearn="relu", torch_module=nn.ReLU, onnx="Relu")
 ACTIVATIONS.add_family(Family("leaky_relu", "slope", LEAKY_SLOPE, 0.0, 1.0, _leaky_relu,
-                              note="0 is relu and 1 identity: use those names; below 0, a > 0 for z < 0 and g' is no function of a",
+                              note="0 is relu and 1 identity: use those names; below 0, "
+                                   "a > 0 for z < 0 and g' is no function of a",
                               torch_param="negative_slope"))
 ACTIVATIONS.add_family(Family("elu", "alpha", 1.0, 0.0, math.inf, _elu,
                               note="α ≤ 0 breaks a ≤ 0 ⇔ z ≤ 0, which g'(a) needs", torch_param="alpha"))

@@ -67,7 +67,8 @@ class Family(Generic[E]):
     def form(self) -> str:
         """``leaky_relu:SLOPE (0 < SLOPE < 1; leaky_relu alone: 0.01)``, for messages."""
         p = self.param.upper()
-        span = f"{p} > {_text(self.low)}" if math.isinf(self.high) else f"{_text(self.low)} < {p} < {_text(self.high)}"
+        low, high = _text(self.low), _text(self.high)
+        span = f"{p} > {low}" if math.isinf(self.high) else f"{low} < {p} < {high}"
         return f"{self.name}:{p} ({span}; {self.name} alone: {_text(self.default)})"
 
     def canonical(self, value: float) -> str:
@@ -234,7 +235,10 @@ class Registry(dict[str, E], Generic[E]):
         """Register ``family``: its entry at the default under ``family.name`` (as :meth:`add`) and
         the family, so that ``NAME:VALUE`` resolves. Returns the default entry."""
         if not family.low < family.default < family.high:
-            raise ValueError(f"{self.kind} family {family.name!r}: default outside ({family.low}, {family.high})")
+            raise ValueError(
+                f"{self.kind} family {family.name!r}: default {family.default} is outside "
+                f"({family.low}, {family.high})"
+            )
         entry = self.add(family.make(family.name, float(family.default)))
         self.families[family.name] = family
         return entry

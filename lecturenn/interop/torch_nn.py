@@ -33,7 +33,8 @@ dropout=p          ``nn.Dropout(p)`` after g    the same p, in every hidden laye
 ``from_sequential`` refuses mixed activations (``ValueError`` naming the first module that differs
 and its index); two ``nn.Linear`` in a row mean g = identity, which is accepted only if *every*
 hidden layer has no activation (or ``nn.Identity``). Anything else — ``nn.Conv2d``, an
-``nn.LeakyReLU(-0.1)`` (outside ``leaky_relu:SLOPE``'s range), ``nn.LogSoftmax``, a ``Softplus`` with beta ≠ 1, …
+``nn.LeakyReLU(-0.1)`` (outside ``leaky_relu:SLOPE``'s range), ``nn.LogSoftmax``, a ``Softplus``
+with beta ≠ 1, …
 — is a ``ValueError`` naming the module and its index. Nested ``nn.Sequential`` containers are
 flattened first; indices refer to the flattened list.
 
