@@ -219,6 +219,7 @@ class Registry(dict[str, E], Generic[E]):
         return isinstance(name, str) and self._resolve(name) is not None
 
     def __getitem__(self, name: str) -> E:
+        """``registry[name]``: as :meth:`lookup` for a str, but ``KeyError`` for an unknown name."""
         entry = self._resolve(name) if isinstance(name, str) else None
         if entry is None:
             raise KeyError(name)
@@ -243,13 +244,19 @@ class Registry(dict[str, E], Generic[E]):
         self.families[family.name] = family
         return entry
 
+    def _forget(self, name) -> None:
+        if self.families.pop(name, None) is not None:
+            for made in [k for k in self._made if k.startswith(f"{name}:")]:
+                del self._made[made]
+
     def pop(self, name, *default):
         """Remove a registered entry (and its family and the entries made from it)."""
-        family = self.families.pop(name, None)
-        if family is not None:
-            for made in [k for k in self._made if k.startswith(name + ":")]:
-                del self._made[made]
+        self._forget(name)
         return super().pop(name, *default)
+
+    def __delitem__(self, name) -> None:
+        self._forget(name)
+        super().__delitem__(name)
 
     def forms(self) -> list[str]:
         """The parametrised forms, for messages: ``['elu:ALPHA (ALPHA > 0; elu alone: 1)', ...]``."""

@@ -194,28 +194,34 @@ def test_torch_nn_export_and_import(name):
         ln.ThetaMLP.from_sequential(nn.Sequential(nn.Linear(3, 4), nn.ELU(-1.0), nn.Linear(4, 1)))
 
 
-def test_onnx_export_carries_the_parameter_and_computes_the_forward(tmp_path):
+@pytest.mark.parametrize("name, op", [("leaky_relu:0.2", "LeakyRelu"), ("elu:0.5", "Elu")])
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_onnx_export_carries_the_parameter_and_computes_the_forward(tmp_path, name, op, dtype):
+    """float32: the ONNX operator with attribute alpha = SLOPE / α; float64: plain ops (onnxruntime
+    has no double LeakyRelu/Elu, and a float32 attribute would round the slope)."""
     onnx = pytest.importorskip("onnx")
     X, _ = data()
-    for name, op in [("leaky_relu:0.2", "LeakyRelu"), ("elu:0.5", "Elu")]:
-        net = ln.ThetaMLP([3, 5, 3], name, "softmax", generator=0)
-        path = ln.export_onnx(net, tmp_path / "net.onnx")
-        model = onnx.load(str(path))
-        nodes = [n for n in model.graph.node if n.op_type == op]
-        assert len(nodes) == 1
+    net = ln.ThetaMLP([3, 5, 3], name, "softmax", generator=0, dtype=dtype)
+    path = ln.export_onnx(net, tmp_path / "net.onnx")
+    model = onnx.load(str(path))
+    nodes = [n for n in model.graph.node if n.op_type == op]
+    if dtype == torch.float32:
         alpha = {a.name: onnx.helper.get_attribute_value(a) for a in nodes[0].attribute}["alpha"]
-        assert alpha == pytest.approx(PARAMS[name][2], rel=1e-7)  # a float32 attribute
-        x = X.float().numpy()
-        try:
-            import onnxruntime as ort
+        assert len(nodes) == 1 and alpha == pytest.approx(PARAMS[name][2], rel=1e-7)  # a float32
+    else:
+        assert not nodes
+    x = X.to(dtype).numpy()
+    try:
+        import onnxruntime as ort
 
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            out = session.run(None, {"x": x})[0]
-        except ImportError:
-            from onnx.reference import ReferenceEvaluator
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        out = session.run(None, {"x": x})[0]
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
 
-            out = ReferenceEvaluator(model).run(None, {"x": x})[0]
-        np.testing.assert_allclose(out, net(X.float()).detach().numpy(), rtol=0, atol=1e-6)
+        out = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    tol = 1e-6 if dtype == torch.float32 else 1e-15
+    np.testing.assert_allclose(out, net(X.to(dtype)).detach().numpy(), rtol=0, atol=tol)
 
 
 def test_sklearn_export_refuses_in_one_line():
