@@ -4,6 +4,7 @@ activation works. References: torch's own ``F.leaky_relu`` / ``F.elu`` and their
 a hand-written forward on a checkpoint's Θ, and autograd of scikit-learn's objective written out."""
 
 import math
+import os
 import pickle
 import re
 import subprocess
@@ -270,32 +271,44 @@ def test_estimator_fits_and_its_gradient_is_autograd_of_the_objective():
 
 
 # -- the app -------------------------------------------------------------------------------------
-def _train(tmp_path, activation, run):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "data=iris", "trainer.max_epochs=1",
-         "test=false", "model.hidden_sizes=[4]", f"model.activation={activation}", f"hydra.run.dir={run}",
-         "callbacks.plots=null", "callbacks.progress_bar=null", "++trainer.enable_progress_bar=false"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "0"},
-    )  # fmt: skip
-
-
-def test_app_trains_with_a_slope_and_refuses_a_bad_one(tmp_path):
-    """``model.activation=leaky_relu:0.2`` needs no quoting; the checkpoint keeps the slope (the
-    loaded net's forward is torch's leaky_relu(·, 0.2) on its Θ); a bad slope is one line, exit 2."""
+def test_app_trains_with_a_slope_and_the_checkpoint_keeps_it(tmp_path):
+    """``model.activation=leaky_relu:0.2`` on the real command line, unquoted; the checkpoint keeps
+    the slope: the loaded net's forward is torch's leaky_relu(·, 0.2) on its Θ."""
     from lecturenn.training.checkpoint import load_module
 
-    bad = _train(tmp_path, "leaky_relu:-1", tmp_path / "bad")
-    assert bad.returncode == 2, bad.stderr[-2000:]
-    lines = bad.stderr.strip().splitlines()
-    assert len(lines) == 1 and "model.activation='leaky_relu:-1' is invalid" in lines[0]
-    assert "leaky_relu:SLOPE (0 < SLOPE < 1" in lines[0] and not (tmp_path / "bad" / "checkpoints").exists()
-    good = _train(tmp_path, "leaky_relu:0.2", tmp_path / "good")
-    assert good.returncode == 0, good.stderr[-3000:]
-    assert "g = leaky_relu:0.2" in good.stdout
-    net = load_module(tmp_path / "good" / "checkpoints" / "last.ckpt").net
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), "data=iris", "trainer.max_epochs=1",
+         "test=false", "model.hidden_sizes=[4]", "model.activation=leaky_relu:0.2", f"hydra.run.dir={run}",
+         "callbacks.plots=null", "callbacks.progress_bar=null", "++trainer.enable_progress_bar=false"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "HYDRA_FULL_ERROR": "0"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "g = leaky_relu:0.2" in proc.stdout
+    net = load_module(run / "checkpoints" / "last.ckpt").net
     assert net.activation is get_activation("leaky_relu:0.2")
     X = torch.randn(7, 4, generator=torch.Generator().manual_seed(0))
     t1, t2 = (t.detach() for t in net.thetas)
     hand = torch.softmax(F.leaky_relu(X @ t1[:, 1:].T + t1[:, 0], 0.2) @ t2[:, 1:].T + t2[:, 0], dim=1)
     torch.testing.assert_close(net(X).detach(), hand, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "value", ["leaky_relu:-1", "leaky_relu:abc", "leaky_relu:1e400", "elu:0", "relu:0.2", '"leaky_relu(0.2)"']
+)
+def test_app_refuses_a_bad_parameter_in_one_line_exit_2_before_any_work(tmp_path, capsys, value):
+    """In process, as tests/test_reliability.py does for every key (train.py's exit 2 is the same
+    code path). ``leaky_relu(0.2)`` unquoted never reaches lecturenn: Hydra's grammar refuses it."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from test_app import QUIET, make_cfg
+    from train import train
+
+    with pytest.raises(SystemExit) as info:
+        train(make_cfg(tmp_path, [f"model.activation={value}", *QUIET]))
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    written = value.strip('"')  # Hydra's quotes are not part of the value
+    assert len(lines) == 1 and lines[0].startswith(f"error: config: model.activation={written!r} is invalid")
+    assert "leaky_relu:SLOPE (0 < SLOPE < 1" in lines[0] and "elu:ALPHA (ALPHA > 0" in lines[0]
+    assert not (tmp_path / "checkpoints").exists()
