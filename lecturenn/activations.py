@@ -3,15 +3,34 @@
 The δ-recursion only needs g'(z^(l)), and for every activation here g'(z) is a simple function of
 a = g(z) alone, so backward uses what forward saved and never recomputes z:
 
-=========  ==================  ===========================  ============  ===============  ========
-name       g(z)                g'(z) in terms of a = g(z)   scikit-learn  torch.nn         ONNX
-=========  ==================  ===========================  ============  ===============  ========
-sigmoid    1 / (1 + e^{-z})    a (1 - a)                    logistic      ``Sigmoid()``    Sigmoid
-tanh       tanh z              1 - a²                       tanh          ``Tanh()``       Tanh
-softplus   log(1 + e^z)        1 - e^{-a}      (= σ(z))     —             ``Softplus()``   Softplus
-relu       max(0, z)           [a > 0]                      relu          ``ReLU()``       Relu
-identity   z                   1                            identity      ``Identity()``   Identity
-=========  ==================  ===========================  ============  ===============  ========
+================  =======================  ====================  ========  ================  =========
+name              g(z)                     g'(z) from a = g(z)   sklearn   torch.nn          ONNX
+================  =======================  ====================  ========  ================  =========
+sigmoid           1 / (1 + e^{-z})         a (1 - a)             logistic  Sigmoid()         Sigmoid
+tanh              tanh z                   1 - a²                tanh      Tanh()            Tanh
+softplus          log(1 + e^z)             1 - e^{-a}  (= σ(z))  —         Softplus()        Softplus
+relu              max(0, z)                [a > 0]               relu      ReLU()            Relu
+leaky_relu:SLOPE  z; SLOPE·z for z ≤ 0     1; SLOPE for a ≤ 0    —         LeakyReLU(SLOPE)  LeakyRelu
+elu:ALPHA         z; α(e^z − 1) for z ≤ 0  1; a + α for a ≤ 0    —         ELU(ALPHA)        Elu
+identity          z                        1                     identity  Identity()        Identity
+================  =======================  ====================  ========  ================  =========
+
+(ONNX: the attribute ``alpha`` is SLOPE, resp. ALPHA.)
+
+**Parameters are part of the name** (a :class:`~lecturenn.registry.Family`): ``"leaky_relu:0.2"``
+is the leaky ReLU with slope 0.2 for z ≤ 0, ``"elu:0.5"`` the ELU with α = 0.5; ``"leaky_relu"``
+alone is slope 0.01 and ``"elu"`` alone α = 1 (torch's and ONNX's defaults). The name is data, so
+the same string works in ``ThetaMLP(hidden=...)``, ``ThetaMLPClassifier(activation=...)``, on the
+command line (``model.activation=leaky_relu:0.2``: Hydra needs no quoting for ``:``, while
+``leaky_relu(0.2)`` would be parsed as a function call), and is what checkpoints, Θ files,
+``repr`` and the exporters store and read back. Allowed: a decimal number, **0 < SLOPE < 1** — g'
+is a function of a only if a and z have the same sign, so SLOPE > 0 (a negative slope flips it);
+SLOPE = 0 is ``relu`` and SLOPE = 1 ``identity`` (use those names: one name per function, and they
+have scikit-learn's name and fused kernels) — and **ALPHA > 0** (a ≤ 0 ⇔ z ≤ 0 again).
+``"leaky_relu:0.010"`` reads as ``"leaky_relu"``; ``"leaky_relu:0.20"`` as ``"leaky_relu:0.2"``.
+
+``init="he"`` uses each entry's ``he_gain``: √2 (ReLU's, He et al. 2015) unless set, and
+√(2 / (1 + SLOPE²)) for ``leaky_relu:SLOPE`` — ``torch.nn.init.calculate_gain("leaky_relu", SLOPE)``.
 
 Adding an activation is one entry in :data:`ACTIVATIONS` (see :func:`register_activation`); it then
 works in ``ThetaMLP`` (both backprops), the estimators, the app (``plugins=[...]``) and every
@@ -20,6 +39,7 @@ exporter whose column it fills in — the others refuse it by name.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .registry import Registry, check_format_names
+from .registry import Family, Registry, check_format_names
 
 __all__ = ["Activation", "ACTIVATIONS", "get_activation", "register_activation"]
 
@@ -48,6 +68,9 @@ class Activation:
     * ``sklearn``        scikit-learn's ``MLPClassifier(activation=...)`` name.
     * ``torch_module``   a factory of the ``torch.nn`` module computing g (``nn.Tanh``).
     * ``onnx``           the ONNX operator computing g (``"Tanh"``).
+
+    ``he_gain`` is the gain of ``init="he"`` (U(±gain·√(3/s_l)), torch's ``kaiming_uniform_``):
+    √2 unless set (ReLU's); a finite float > 0.
     """
 
     name: str
@@ -58,6 +81,7 @@ class Activation:
     sklearn: str | None = None
     torch_module: Callable[[], nn.Module] | None = field(default=None, repr=False)
     onnx: str | None = None
+    he_gain: float = math.sqrt(2.0)
 
     def __post_init__(self) -> None:
         for part in ("g", "gprime", "fused_backward", "g_out"):
@@ -65,6 +89,9 @@ class Activation:
             if (part in ("g", "gprime") or value is not None) and not callable(value):
                 raise TypeError(f"activation {self.name!r}: {part} must be callable, got {value!r}")
         check_format_names("activation", self)
+        gain = self.he_gain
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 < gain < math.inf:
+            raise ValueError(f"activation {self.name!r}: he_gain must be a finite float > 0, got {gain!r}")
         if self.g_out is not None or self.fused_backward is not None:
             self.check_speed_forms(_probe())
 
@@ -143,19 +170,35 @@ def _largest(x, y) -> float:
     return float((x - y).abs().nan_to_num(float("inf")).max())
 
 
-#: The built-in leaky ReLU's slope for z < 0 (torch's and ONNX's default); other slopes: register
-#: your own entry (README, "Your own activation or head").
+#: The built-in leaky ReLU's slope for z < 0 when none is named (torch's and ONNX's default).
 LEAKY_SLOPE = 0.01
 
 
-def _leaky_relu_gprime(a: Tensor) -> Tensor:
-    """g'(z) from a = g(z): 1 where a > 0, the slope elsewhere (a and z have the same sign)."""
-    return torch.full_like(a, LEAKY_SLOPE).masked_fill_(a > 0, 1.0)  # in a's dtype: 0.01 exact to its ulp
+def _leaky_relu(name: str, slope: float) -> Activation:
+    """leaky_relu:SLOPE. g'(z) from a = g(z): 1 where a > 0, SLOPE elsewhere (a and z have the same
+    sign for SLOPE > 0). He gain √(2/(1 + SLOPE²)) (torch.nn.init.calculate_gain)."""
+    return Activation(
+        name,
+        lambda z: F.leaky_relu(z, slope),
+        lambda a: torch.full_like(a, slope).masked_fill_(a > 0, 1.0),  # SLOPE in a's dtype, exact to its ulp
+        lambda delta, a: torch.ops.aten.leaky_relu_backward(delta, a, slope, True),  # a: the result
+        g_out=lambda z, out: out.copy_(F.leaky_relu(z, slope)),
+        torch_module=lambda: nn.LeakyReLU(slope),
+        onnx="LeakyRelu",  # attribute alpha = SLOPE (the exporter writes it from the module)
+        he_gain=math.sqrt(2.0 / (1 + slope**2)),
+    )
 
 
-def _elu_gprime(a: Tensor) -> Tensor:
-    """ELU (α = 1): a = e^z − 1 for z ≤ 0, so g'(z) = e^z = a + 1 there; 1 where a > 0."""
-    return torch.where(a > 0, torch.ones_like(a), a + 1)
+def _elu(name: str, alpha: float) -> Activation:
+    """elu:ALPHA: a = α(e^z − 1) for z ≤ 0, so g'(z) = α e^z = a + α there; 1 where a > 0."""
+    return Activation(
+        name,
+        lambda z: F.elu(z, alpha),
+        lambda a: torch.where(a > 0, torch.ones_like(a), a + alpha),
+        lambda delta, a: torch.ops.aten.elu_backward(delta, alpha, 1, 1, True, a),  # is_result=True
+        torch_module=lambda: nn.ELU(alpha),
+        onnx="Elu",  # attribute alpha = ALPHA
+    )
 
 
 def _relu_backward(delta: Tensor, a: Tensor) -> Tensor:
@@ -181,12 +224,14 @@ def register_activation(
     sklearn: str | None = None,
     torch_module: Callable[[], nn.Module] | None = None,
     onnx: str | None = None,
+    he_gain: float = math.sqrt(2.0),
 ) -> Activation:
     """Add an activation whose derivative can be written from its output a = g(z).
 
     ``g_out(z, out)`` (optional) writes g(z) into ``out`` in one kernel (see :meth:`Activation.into`).
     ``sklearn``, ``torch_module`` and ``onnx`` name it in those formats (see :class:`Activation`);
     leave out those that cannot express it, and the matching exporter refuses it by name.
+    ``he_gain``: the gain ``init="he"`` uses (see :class:`Activation`).
     ``ValueError`` if the name is taken. Example — leaky ReLU with slope 0.01 (a > 0 exactly when
     z > 0)::
 
@@ -194,9 +239,7 @@ def register_activation(
                             lambda a: (a > 0).to(a.dtype) * 0.99 + 0.01,    # 1 or 0.01, in a's dtype
                             torch_module=lambda: nn.LeakyReLU(0.01), onnx="LeakyRelu")
     """
-    entry = Activation(
-        name, g, gprime, fused_backward, g_out, sklearn=sklearn, torch_module=torch_module, onnx=onnx
-    )
+    entry = Activation(name, g, gprime, fused_backward, g_out, sklearn, torch_module, onnx, he_gain)
     return ACTIVATIONS.add(entry)
 
 
@@ -213,11 +256,12 @@ register_activation("softplus", torch.nn.functional.softplus, lambda a: -torch.e
 register_activation("relu", torch.relu, lambda a: (a > 0).to(a.dtype), _relu_backward,
                     g_out=lambda z, out: torch.clamp_min(z, 0, out=out),
                     sklearn="relu", torch_module=nn.ReLU, onnx="Relu")
-register_activation("leaky_relu", lambda z: F.leaky_relu(z, LEAKY_SLOPE), _leaky_relu_gprime,
-                    g_out=lambda z, out: out.copy_(F.leaky_relu(z, LEAKY_SLOPE)),
-                    torch_module=lambda: nn.LeakyReLU(LEAKY_SLOPE), onnx="LeakyRelu")  # ONNX alpha 0.01
-register_activation("elu", F.elu, _elu_gprime,
-                    torch_module=nn.ELU, onnx="Elu")  # α = 1 (torch's and ONNX's default); no sklearn
+ACTIVATIONS.add_family(Family("leaky_relu", "slope", LEAKY_SLOPE, 0.0, 1.0, _leaky_relu,
+                              note="0 is relu and 1 identity: use those names; below 0, "
+                                   "a > 0 for z < 0 and g' is no function of a",
+                              torch_param="negative_slope"))
+ACTIVATIONS.add_family(Family("elu", "alpha", 1.0, 0.0, math.inf, _elu,
+                              note="α ≤ 0 breaks a ≤ 0 ⇔ z ≤ 0, which g'(a) needs", torch_param="alpha"))
 register_activation("identity", lambda z: z, torch.ones_like, lambda delta, a: delta,
                     g_out=lambda z, out: out.copy_(z),
                     sklearn="identity", torch_module=nn.Identity, onnx="Identity")

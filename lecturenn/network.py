@@ -56,11 +56,13 @@ class ThetaMLP(nn.Module):
 
     Args:
         sizes: [s_1, s_2, …, s_{L+1}], units per layer without bias units, e.g. ``[400, 25, 10]``.
-        hidden: hidden activation g: ``"sigmoid"``, ``"tanh"``, ``"softplus"``, ``"relu"``, ``"identity"``.
+        hidden: hidden activation g: ``"sigmoid"``, ``"tanh"``, ``"softplus"``, ``"relu"``,
+            ``"leaky_relu[:SLOPE]"``, ``"elu[:ALPHA]"``, ``"identity"`` (see :mod:`lecturenn.activations`).
         output: output head: ``"sigmoid"`` (binary / one-vs-rest multi-label), ``"softmax"``
             (multi-class), ``"identity"`` (regression).
         backprop: ``"manual"`` (the δ-recursion, default) or ``"autograd"`` (torch differentiates).
-        init: ``"glorot"`` (U(±√6/√(s_l+s_{l+1})), default), ``"epsilon"`` (U(±epsilon)) or ``"zeros"``.
+        init: ``"glorot"`` (U(±√6/√(s_l+s_{l+1})), default), ``"he"`` (U(±gain·√3/√s_l), gain the
+            activation's ``he_gain``), ``"epsilon"`` (U(±epsilon)) or ``"zeros"``.
         epsilon: ε for ``init="epsilon"`` (0.12 as in the classic exercise).
         generator: int seed or ``torch.Generator`` for a reproducible initialisation.
         device, dtype: where Θ lives (like ``nn.Linear``).
@@ -175,7 +177,7 @@ class ThetaMLP(nn.Module):
         """Re-initialise every Θ^(l) (see :func:`lecturenn.theta.init_theta`)."""
         gen = make_generator(generator)
         for theta in self.thetas:
-            init_theta(theta, init, epsilon, gen)
+            init_theta(theta, init, epsilon, gen, self.activation.he_gain)
 
     @classmethod
     def from_thetas(cls, thetas, hidden="sigmoid", output="sigmoid", backprop="manual", *, batchnorm=False,

@@ -5,9 +5,11 @@ computes the same function and receives the same update, so they stay identical 
 
 * ``"glorot"`` (default): Θ_ij ~ U(−ε, ε) with ε = √6 / √(s_l + s_{l+1}), per layer (Glorot &
   Bengio 2010; scikit-learn's MLP uses it for every activation, so the default stays for parity);
-* ``"he"``: Θ_ij ~ U(−ε, ε) with ε = √6 / √s_l, per layer — He et al. 2015's uniform variant
-  (Var = 2/s_l: the gain √2 of the ReLU family), torch's ``kaiming_uniform_(nonlinearity="relu")``;
-  what a practitioner expects for ``relu``, ``leaky_relu`` and ``elu`` in deep nets;
+* ``"he"``: Θ_ij ~ U(−ε, ε) with ε = gain·√3 / √s_l, per layer — He et al. 2015's uniform variant,
+  torch's ``kaiming_uniform_``. gain is the activation's ``he_gain``: √2 (ε = √6/√s_l, Var = 2/s_l)
+  for ``relu``, ``elu`` and the others, √(2/(1 + SLOPE²)) for ``leaky_relu:SLOPE`` (torch's
+  ``calculate_gain("leaky_relu", SLOPE)``); what a practitioner expects for the ReLU family in deep
+  nets (the default stays ``"glorot"``, as in scikit-learn);
 * ``"epsilon"``: Θ_ij ~ U(−ε, ε) with a fixed ε (``epsilon``, 0.12 in the classic exercise);
 * ``"zeros"``: Θ = 0 — exists only to demonstrate the symmetry problem.
 """
@@ -45,8 +47,10 @@ def init_theta(
     init: str = "glorot",
     epsilon: float = 0.12,
     generator: torch.Generator | None = None,
+    gain: float = math.sqrt(2.0),
 ) -> Tensor:
-    """Fill Θ of shape (s_{l+1}, s_l + 1) in place (see the module docstring); returns Θ."""
+    """Fill Θ of shape (s_{l+1}, s_l + 1) in place (see the module docstring); returns Θ.
+    ``gain``: init="he"'s (the activation's ``he_gain``; √2, ReLU's, by default)."""
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; choose one of {list(INITS)}")
     if init == "zeros":
@@ -55,7 +59,8 @@ def init_theta(
     if init == "glorot":
         eps = math.sqrt(6.0) / math.sqrt(s_in + s_out)
     elif init == "he":
-        eps = math.sqrt(6.0) / math.sqrt(s_in)
+        gain = check_number(gain, "gain", low=0, low_open=True)
+        eps = math.sqrt(3.0) * (gain / math.sqrt(s_in))  # torch's kaiming_uniform_ bound, to the bit
     else:  # a bool or a string is no ε (TypeError); 0, < 0, NaN, ±inf: ValueError
         eps = check_number(epsilon, "epsilon", low=0, low_open=True)
     # Draw in row-major order on the generator's device, then copy: the same seed gives the same
@@ -141,7 +146,7 @@ class ThetaLinear(nn.Module):
         self.reset_parameters(init, epsilon, generator)
 
     def reset_parameters(self, init: str = "glorot", epsilon: float = 0.12, generator=None) -> None:
-        init_theta(self.theta, init, epsilon, make_generator(generator))
+        init_theta(self.theta, init, epsilon, make_generator(generator), self.activation.he_gain)
 
     def forward(self, a: Tensor) -> Tensor:
         a = check_input(a, self.in_features, self.theta, name="input", units="s_l")

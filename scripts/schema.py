@@ -143,7 +143,12 @@ def _registry(module: str, name: str) -> Rule:
 def _registered(module: str, name: str) -> Rule:
     """A name in a registry that plugins may extend (activations, heads)."""
     rule = _registry(module, name)
-    return Rule(rule.ok, lambda: f"{rule.expected} (or a name a module in plugins=[...] registers)")
+
+    def what() -> str:  # with a family's NAME:VALUE forms (lecturenn.registry.Family)
+        forms = "".join(f", {f}" for f in getattr(importlib.import_module(module), name).forms())
+        return f"{rule.expected}{forms} (or a name a module in plugins=[...] registers)"
+
+    return Rule(rule.ok, what)
 
 
 # Lightning's accepted ``precision`` values (lightning.fabric.connector._PRECISION_INPUT; pinned by

@@ -345,7 +345,7 @@ def test_from_sequential_accepts_linear_chains_nested_and_bias_free():
     [
         (nn.Sequential(nn.Linear(3, 4), nn.Conv2d(1, 1, 1), nn.Linear(4, 2)), r"module 1 \(nn.Conv2d\)"),
         (nn.Sequential(nn.Linear(3, 4), nn.Softplus(beta=2), nn.Linear(4, 2)), r"module 1 .*beta = 2"),
-        (nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.2), nn.Linear(4, 2)), r"has negative_slope = 0.2"),
+        (nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(-0.2), nn.Linear(4, 2)), r"module 1 .*slope -0.2"),
         (
             nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)),
             r"module 3 \(nn.ReLU\).*'tanh'.*one hidden activation",

@@ -296,11 +296,12 @@ def test_to_sequential_and_back(leaky, poisson):
     assert back.activation is first and first.name in ("my_leaky", "leaky_relu")
     assert back.head is poisson
     torch.testing.assert_close(back(X), net(X), rtol=0, atol=0)
-    # a LeakyReLU of another slope is not this activation
+    # a LeakyReLU of another slope is the built-in family's leaky_relu:SLOPE, not this activation;
+    # a slope outside its range is refused naming the module
     other = nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.2), nn.Linear(4, 1))
-    with pytest.raises(
-        ValueError, match=r"module 1 .*negative_slope = 0.01.*this one has negative_slope = 0.2"
-    ):
+    assert ln.ThetaMLP.from_sequential(other).activation.name == "leaky_relu:0.2"
+    other[1] = nn.LeakyReLU(-0.2)
+    with pytest.raises(ValueError, match=r"module 1 .*the slope -0.2 is outside leaky_relu:SLOPE"):
         ln.ThetaMLP.from_sequential(other)
 
 

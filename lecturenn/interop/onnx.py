@@ -17,8 +17,11 @@ Export uses the current ``torch.onnx.export(..., dynamo=True)`` (``torch.export`
 onnxscript is missing, or the dynamo exporter fails, it falls back to the TorchScript exporter
 (``dynamo=False``). The exporter's progress messages and warnings are silenced.
 
-onnxruntime has no double-precision ``Softplus`` kernel, so for non-float32 nets softplus is
-exported as the equivalent plain ops max(z, 0) + log(1 + e^{−|z|}).
+onnxruntime has no double-precision ``Softplus``, ``LeakyRelu`` or ``Elu`` kernels (and an ONNX
+float attribute such as LeakyRelu's ``alpha`` is float32, which would round a double slope), so for
+non-float32 nets these are exported as the equivalent plain ops: max(z, 0) + log(1 + e^{−|z|});
+where(z > 0, z, SLOPE·z); where(z > 0, z, α(e^z − 1)). float32 nets get the operators themselves,
+with ``alpha`` = SLOPE or α.
 
 Needs the ``onnx`` extra: ``pip install "lecturenn[onnx]"`` (onnx, onnxscript, onnxruntime).
 """
@@ -49,6 +52,36 @@ class _PlainSoftplus(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         return torch.relu(z) + torch.log1p(torch.exp(-torch.abs(z)))
+
+
+class _PlainLeakyReLU(nn.Module):
+    """where(z > 0, z, SLOPE·z), with SLOPE a constant of z's dtype (not a float32 attribute)."""
+
+    def __init__(self, slope: float) -> None:
+        super().__init__()
+        self.register_buffer("slope", torch.tensor(slope, dtype=torch.float64))  # a Python float: float32
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.where(z > 0, z, z * self.slope.to(z.dtype))
+
+
+class _PlainELU(nn.Module):
+    """where(z > 0, z, α(e^z − 1)) (ONNX has no expm1: absolute error ~α·1e-16 near 0)."""
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        self.register_buffer("alpha", torch.tensor(alpha, dtype=torch.float64))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.where(z > 0, z, self.alpha.to(z.dtype) * (torch.exp(z) - 1))
+
+
+# the torch.nn modules whose ONNX operator onnxruntime runs in float32 only -> the same g in plain ops
+_PLAIN = {
+    nn.Softplus: lambda m: _PlainSoftplus(),
+    nn.LeakyReLU: lambda m: _PlainLeakyReLU(m.negative_slope),
+    nn.ELU: lambda m: _PlainELU(m.alpha),
+}
 
 
 @contextlib.contextmanager
@@ -100,8 +133,8 @@ def export_onnx(net: ThetaMLP, path: str | os.PathLike, opset: int | None = None
     ref = net.thetas[0]
     if ref.dtype != torch.float32:
         for i, module in enumerate(model):
-            if isinstance(module, nn.Softplus):
-                model[i] = _PlainSoftplus()
+            if type(module) in _PLAIN:
+                model[i] = _PLAIN[type(module)](module)
     example = torch.zeros(2, net.sizes[0], dtype=ref.dtype, device=ref.device)  # batch 2: not specialised
     common = {"input_names": ["x"], "output_names": ["h"], "opset_version": opset}
 

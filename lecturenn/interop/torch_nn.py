@@ -18,7 +18,9 @@ ThetaMLP           ``to_sequential`` emits     ``from_sequential`` accepts
 =================  ==========================  ==============================================
 g (registered)     ``g.torch_module()``        a module of that type with the same settings
                    (sigmoid ``nn.Sigmoid()``,  (``nn.Softplus`` only with beta = 1,
-                   tanh ``nn.Tanh()``, …)      threshold = 20; ``inplace`` is ignored)
+                   tanh ``nn.Tanh()``, …)      threshold = 20; ``inplace`` is ignored;
+                                               ``nn.LeakyReLU(s)`` → ``leaky_relu:s``,
+                                               ``nn.ELU(α)`` → ``elu:α``)
 g = identity       ``nn.Identity()``           ``nn.Identity`` or nothing between two Linear
 head (registered)  ``head.torch_module()``     the same; ``nn.Softmax`` with dim = 1 or -1
 head identity      nothing                     nothing (or ``nn.Identity``)
@@ -31,7 +33,8 @@ dropout=p          ``nn.Dropout(p)`` after g    the same p, in every hidden laye
 ``from_sequential`` refuses mixed activations (``ValueError`` naming the first module that differs
 and its index); two ``nn.Linear`` in a row mean g = identity, which is accepted only if *every*
 hidden layer has no activation (or ``nn.Identity``). Anything else — ``nn.Conv2d``, an
-``nn.LeakyReLU`` no registered activation uses, ``nn.LogSoftmax``, a ``Softplus`` with beta ≠ 1, …
+``nn.LeakyReLU(-0.1)`` (outside ``leaky_relu:SLOPE``'s range), ``nn.LogSoftmax``, a ``Softplus``
+with beta ≠ 1, …
 — is a ``ValueError`` naming the module and its index. Nested ``nn.Sequential`` containers are
 flattened first; indices refer to the flattened list.
 
@@ -76,7 +79,9 @@ def _settings(module: nn.Module) -> dict:
 
 def _entry_for(module: nn.Module, registry, where: str):
     """The first entry of ``registry`` whose torch.nn module is ``module`` (same type and settings),
-    None if no entry has its type; ``ValueError`` if one has its type but other settings."""
+    or a family's ``NAME:VALUE`` whose module differs only in the family's ``torch_param``
+    (``nn.LeakyReLU(0.2)`` → ``leaky_relu:0.2``); None if no entry has its type; ``ValueError`` if
+    one has its type but other settings, or a value outside the family's range."""
     same_type = None
     for entry in registry.values():
         if entry.torch_module is None:
@@ -86,6 +91,16 @@ def _entry_for(module: nn.Module, registry, where: str):
             if _settings(ref) == _settings(module):
                 return entry
             same_type = same_type or (entry, ref)
+    for family in getattr(registry, "families", {}).values():
+        ref, param = registry[family.name].torch_module(), family.torch_param
+        if param is None or ref is None or type(ref) is not type(module):
+            continue
+        theirs = _settings(module)
+        if {**_settings(ref), param: theirs.get(param)} == theirs:
+            try:
+                return registry.lookup(f"{family.name}:{float(theirs[param])!r}")
+            except ValueError as err:
+                raise ValueError(f"{where} ({module!r}): {err}") from None
     if same_type is not None:
         entry, ref = same_type
         ours = ", ".join(f"{k} = {v}" for k, v in _settings(ref).items())
