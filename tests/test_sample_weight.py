@@ -163,4 +163,4 @@ def test_weighted_cost_is_scikit_learns_weighted_loss(multiclass, alpha):
     net = net.to(torch.float64)
     Y = torch.as_tensor(y) if multiclass else torch.as_tensor(y, dtype=torch.float64)
     J = net.cost(torch.as_tensor(X), Y, lam=alpha, sample_weight=w)
-    assert J.item() == pytest.approx(est.loss_, rel=1e-10, abs=1e-12)
+    assert J.item() == pytest.approx(est.loss_, rel=1e-12, abs=1e-15)  # measured: <= 7e-16 relative
