@@ -39,6 +39,7 @@ Plain Python arguments only: Hydra lives in ``scripts/`` + ``conf/``.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -143,11 +144,17 @@ def find_lr(
     configured = getattr(model, "fast_path", None)
     if configured is not None:
         model.fast_path = "none"  # Lightning's automatic loop: one step per training_step (module docstring)
+    # Lightning reloads the checkpoint it wrote a moment ago and says so (an INFO line of its
+    # checkpoint connector, and in some versions a warning): noise about its own file, hidden
+    connector = logging.getLogger("lightning.pytorch.trainer.connectors.checkpoint_connector")
+    level = connector.level
+    connector.setLevel(logging.WARNING)
     try:
-        with warnings.catch_warnings():  # Lightning reloads the checkpoint it wrote a moment ago
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*`weights_only` was not set.*")
             finder = Tuner(trainer).lr_find(model, datamodule=datamodule, update_attr=False, **settings)
     finally:
+        connector.setLevel(level)
         if configured is not None:
             model.fast_path = configured
     lrs = [float(v) for v in finder.results["lr"]]
