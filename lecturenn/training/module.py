@@ -150,6 +150,11 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
             batchnorm=batchnorm,
             dropout=dropout,
         )
+        # the entries' canonical names in the checkpoint ("leaky_relu:0.20" is "leaky_relu:0.2"), so
+        # a resume compares functions, not spellings (head None stays None: the task's default)
+        self.hparams["activation"] = self.net.activation.name
+        if head is not None:
+            self.hparams["head"] = self.net.head.name
         # The data module validates its tensors once; per-step value checks would only add syncs.
         self.net.validate_inputs = False
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
