@@ -78,6 +78,11 @@ Differences from scikit-learn
     ``_optimizer.learning_rate``: ``"invscaling"``'s η is ``learning_rate_init / (t_ + 1) ** power_t``
     from the public ``t_``, and ``verbose=True`` prints each new ``"adaptive"`` η in scikit-learn's
     words ("Setting learning rate to ...").
+
+  ``test_mlp_vs_poisson_glm_equivalent`` passes at the default seed but needs float64 for every
+  seed: over ``SKLEARN_TESTS_GLOBAL_RANDOM_SEED=0-29`` it passes 24 of 30 in float32 (L-BFGS stops
+  where float32 J no longer resolves a step: 6e-4 from the GLM's predictions at worst, the test
+  allows 1e-4) and 30 of 30 with ``dtype="float64"`` (2.3e-5 at worst).
 * A single-class ``y`` fits and predicts that class, as scikit-learn; ``predict_proba`` then has
   scikit-learn's two columns [1 − p, p].
 """
