@@ -15,7 +15,7 @@ poisson    e^z              Σ_k (e^{z_ik} − y_ik z_ik)                       
 
 ``head.cost_sum(z, Y, weight)`` is Σ_i w_i cost_i (``weight=None``: Σ_i cost_i = n · J_data), and
 ``head.delta(h, Y)`` is δ^(L+1) = ∂(Σ_i cost_i)/∂z^(L+1), row i being ∂cost_i/∂z_i (so with weights
-row i of the gradient is w_i δ_i): the lecture's "a − y" for the two canonical (head, cost) pairs
+row i of the gradient is w_i δ_i): the lecture's "a − y" for the canonical (head, cost) pairs
 (sigmoid + cross-entropy, softmax + cross-entropy, and the Poisson negative log-likelihood with its
 canonical link h = e^z, whose −log p(y | h) = h − y log h + log y! loses the constant log y!:
 scikit-learn's ``MLPRegressor(loss="poisson")``, McCullagh & Nelder, *Generalized Linear Models*,
@@ -25,7 +25,8 @@ in the lecture's J, so its output error carries a factor 2.
 J is evaluated from z with the log-sigmoid / log-sum-exp identities (``binary_cross_entropy_with_logits``,
 ``log_softmax``), so it stays finite in float32 where h rounds to exactly 0 or 1. The Poisson cost
 e^z − y z is finite for every finite z whose e^z is: z > 88.7 (float32) or 709.8 (float64) makes it
-inf, which the gradient check, the estimators ("non-finite") and the app's divergence guard report.
+inf, which ``net.cost`` reports (``FloatingPointError``: "the output overflowed"), the estimators as
+scikit-learn's "non-finite parameter weights" and the app's divergence guard as "J(Θ) exploded".
 
 Targets Y: sigmoid — 0/1 floats of shape (n, K) (or (n,) when K = 1); softmax — class indices
 of shape (n,) in [0, K), or one-hot rows of shape (n, K); identity — reals, (n, K) or (n,) when K = 1;

@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy.special import xlogy
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import mean_poisson_deviance
+from sklearn.metrics import mean_poisson_deviance, r2_score
 from sklearn.neural_network import MLPRegressor
 from torch import nn
 
@@ -186,6 +186,9 @@ def test_loss_poisson_fits_like_sklearn_and_reports_its_loss():
         ln.from_sklearn(sk)(torch.from_numpy(X)).detach().numpy()[:, 0], pred, rtol=1e-13
     )
     assert est.score(X, y) > 0.2  # R² of e^z, not of z
+    # early stopping's validation score is the same R² of ŷ = e^z
+    z, Y = est.net_.logits(torch.from_numpy(X)).detach(), torch.from_numpy(y)[:, None]
+    assert est._val_score(z, Y).item() == pytest.approx(r2_score(y, pred), rel=1e-12)
 
 
 def test_mini_batch_loss_is_the_epoch_mean_plus_the_constant():

@@ -10,6 +10,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from torch import Tensor
 
+from ..heads import HEADS
 from ._base import BaseThetaMLP
 from ._docs import ATTRS_DOC, PARAMS_DOC
 
@@ -145,7 +146,7 @@ class ThetaMLPRegressor(RegressorMixin, BaseThetaMLP):
     def _val_score(self, z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
         """R² of the predictions h(z) on held-out rows (uniform average over outputs; weighted as
         scikit-learn's ``r2_score(sample_weight=)`` when ``weight`` is given), on the device."""
-        z = self.net_.head.h(z)  # ŷ: z itself for the identity head, e^z for poisson
+        z = HEADS[self._head(z.shape[1])].h(z)  # ŷ: z itself for the identity head, e^z for poisson
         if weight is None:
             ss_res = (Y - z).pow(2).sum(dim=0, dtype=torch.float64)
             ss_tot = (Y - Y.mean(dim=0)).pow(2).sum(dim=0, dtype=torch.float64)

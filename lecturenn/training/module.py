@@ -81,7 +81,7 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         data_info: ``DataInfo.to_dict()`` — standardisation, class names, … stored in the
             checkpoint so that ``eval.py`` / ``predict.py`` need nothing but the checkpoint.
         head: the output head; None: the task's default (``TASK_HEADS``), else a registered head
-            serving the task (e.g. a Poisson head for count regression).
+            serving the task (e.g. ``"poisson"`` for count regression).
         steps_per_execution: mini-batches (optimizer steps) per ``training_step`` on the
             ``groups`` and ``direct`` paths; callbacks' per-batch hooks, ``limit_train_batches``
             and ``val_check_interval`` count groups.
