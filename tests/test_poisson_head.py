@@ -222,6 +222,8 @@ def test_bad_loss_and_negative_targets_are_refused_before_any_work():
     assert not hasattr(est, "net_")
     with pytest.raises(ValueError, match=negative):
         est.partial_fit(X, y - 1)
+    with pytest.raises(ValueError, match=negative):  # checked as given: in float32 it would be -0.0
+        est.fit(X, np.r_[-1e-300, y[1:]])
     # MLPRegressor's first positional parameter is loss; ours is hidden_layer_sizes
     with pytest.raises(ValueError, match=r"pass loss='poisson' by keyword"):
         ThetaMLPRegressor("poisson").fit(X, y)

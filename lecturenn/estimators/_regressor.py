@@ -129,9 +129,10 @@ class ThetaMLPRegressor(RegressorMixin, BaseThetaMLP):
         return LOSS_HEADS[self.loss]
 
     def _encode_targets(self, y, incremental, first_pass, classes, dtype):
-        Y = np.asarray(y, dtype=dtype)
-        if self.loss == "poisson" and (Y < 0).any():  # scikit-learn's message
+        if self.loss == "poisson" and (np.asarray(y) < 0).any():  # as given (-1e-300 is -0.0 in float32)
+            # scikit-learn's message
             raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
+        Y = np.asarray(y, dtype=dtype)
         return Y.reshape(-1, 1) if Y.ndim == 1 else Y
 
     def _loss_offset(self, Y: np.ndarray, w: np.ndarray | None) -> float:
