@@ -10,19 +10,27 @@ head       h(z)             cost_i                                            δ
 sigmoid    σ(z)             −Σ_k [y_ik log h_ik + (1 − y_ik) log(1 − h_ik)]    h − y
 softmax    e^z / Σ_k e^z_k  −Σ_k y_ik log h_ik                                h − y
 identity   z                ‖y_i − h_i‖²                                      2 (h − y)
+poisson    e^z              Σ_k (e^{z_ik} − y_ik z_ik)                        h − y
 =========  ===============  ================================================  ===============
 
 ``head.cost_sum(z, Y, weight)`` is Σ_i w_i cost_i (``weight=None``: Σ_i cost_i = n · J_data), and
 ``head.delta(h, Y)`` is δ^(L+1) = ∂(Σ_i cost_i)/∂z^(L+1), row i being ∂cost_i/∂z_i (so with weights
-row i of the gradient is w_i δ_i): the lecture's "a − y" for the two canonical (head, cost) pairs
-(sigmoid + cross-entropy, softmax + cross-entropy). The squared error is written without the ½, as
+row i of the gradient is w_i δ_i): the lecture's "a − y" for the canonical (head, cost) pairs
+(sigmoid + cross-entropy, softmax + cross-entropy, and the Poisson negative log-likelihood with its
+canonical link h = e^z, whose −log p(y | h) = h − y log h + log y! loses the constant log y!:
+scikit-learn's ``MLPRegressor(loss="poisson")``, McCullagh & Nelder, *Generalized Linear Models*,
+Table 2.1). The squared error is written without the ½, as
 in the lecture's J, so its output error carries a factor 2.
 
 J is evaluated from z with the log-sigmoid / log-sum-exp identities (``binary_cross_entropy_with_logits``,
-``log_softmax``), so it stays finite in float32 where h rounds to exactly 0 or 1.
+``log_softmax``), so it stays finite in float32 where h rounds to exactly 0 or 1. The Poisson cost
+e^z − y z is finite for every finite z whose e^z is: z > 88.7 (float32) or 709.8 (float64) makes it
+inf, which ``net.cost`` reports (``FloatingPointError``: "the output overflowed"), the estimators as
+scikit-learn's "non-finite parameter weights" and the app's divergence guard as "J(Θ) exploded".
 
 Targets Y: sigmoid — 0/1 floats of shape (n, K) (or (n,) when K = 1); softmax — class indices
-of shape (n,) in [0, K), or one-hot rows of shape (n, K); identity — reals, (n, K) or (n,) when K = 1.
+of shape (n,) in [0, K), or one-hot rows of shape (n, K); identity — reals, (n, K) or (n,) when K = 1;
+poisson — finite reals y ≥ 0 (counts, or rates: y need not be an integer), (n, K) or (n,) when K = 1.
 
 Each head is a registry entry (:class:`Head`, :func:`register_head`) that also names itself in the
 other formats and says which of the app's tasks it serves (the first head registered for a task is
@@ -34,7 +42,11 @@ head       tasks               scikit-learn  torch.nn                  ONNX
 sigmoid    binary, multilabel  logistic      ``Sigmoid()``             Sigmoid
 softmax    multiclass          softmax       ``Softmax(dim=1)``        Softmax
 identity   regression          identity      ``Identity()`` (nothing)  Identity
+poisson    regression          exp           :class:`Exp` ``()``       Exp
 =========  ==================  ============  ========================  ========
+
+(``exp`` is ``MLPRegressor(loss="poisson")``'s ``out_activation_``; torch.nn has no module computing
+e^z, so :class:`Exp` is lecturenn's own, a plain ``nn.Module`` without parameters.)
 """
 
 from __future__ import annotations
@@ -50,7 +62,7 @@ from .arrays import to_tensor
 from .registry import Registry, check_format_names
 from .validation import is_integer
 
-__all__ = ["Head", "HEADS", "TASKS", "TASK_HEADS", "get_head", "head_for_task", "register_head"]
+__all__ = ["Exp", "Head", "HEADS", "TASKS", "TASK_HEADS", "get_head", "head_for_task", "register_head"]
 
 #: The tasks of the app (``lecturenn.data``'s ``DataInfo.task``) that a head may serve.
 TASKS = ("binary", "multiclass", "multilabel", "regression")
@@ -264,6 +276,38 @@ def _twice_h_minus_y(h: Tensor, Y: Tensor, inplace: bool = False) -> Tensor:
     return h.sub_(Y).mul_(2) if inplace else 2 * (h - Y)
 
 
+def _poisson_cost(z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
+    if weight is None:
+        return (torch.exp(z) - Y * z).sum()  # Σ_ik (e^z − y z)
+    return _weighted((torch.exp(z) - Y * z).sum(dim=1), weight)
+
+
+def _poisson_cost_and_delta(z: Tensor, Y: Tensor) -> tuple[Tensor, Tensor]:
+    """One e^z for both: Σ cost_i = Σ (h − y z) and δ = h − y."""
+    h = torch.exp(z)
+    cost = h.sum() - torch.dot(Y.reshape(-1), z.reshape(-1))  # (nK)·(nK): Σ_ik y_ik z_ik
+    return cost, h.sub_(Y)
+
+
+def _nonnegative(Y: Tensor) -> Tensor:
+    return ((Y >= 0) & (Y != torch.inf)).all()  # NaN fails Y >= 0
+
+
+def _explain_nonnegative(Y: Tensor) -> str:
+    negative = torch.unique(Y[Y < 0])[:6].tolist()
+    return (
+        f"the poisson head needs targets y >= 0 (counts or rates), but Y holds negative values "
+        f"(e.g. {negative}); model them with the identity head, or shift them"
+    )
+
+
+class Exp(nn.Module):
+    """h = e^z elementwise: the poisson head's ``torch.nn`` module (torch.nn has none). No parameters."""
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.exp(z)
+
+
 def _zero_one(Y: Tensor) -> Tensor:
     return ((Y == 0) | (Y == 1)).all()
 
@@ -317,15 +361,17 @@ def register_head(
     ``cost_sum(z, Y, weight=None)`` must return Σ_i w_i cost_i and ``delta(h, Y, inplace=False)``
     ∂(Σ_i cost_i)/∂z (``cost_and_delta(z, Y)``, optional: both at once, see :class:`Head`); gradient
     checking (:func:`lecturenn.gradient_check`) verifies the pair.
-    Example — a Poisson head for counts, h = e^z, cost_i = Σ_k (e^{z_ik} − y_ik z_ik) (log y! dropped)::
+    Example — a log-cosh regression head (robust: squared error near 0, absolute error far out),
+    h = z, cost_i = Σ_k log cosh(h_ik − y_ik), δ = tanh(h − y)::
 
-        def poisson_cost(z, Y, weight=None):
-            per_row = (torch.exp(z) - Y * z).sum(dim=1)
+        def logcosh_cost(z, Y, weight=None):
+            d = z - Y
+            per_row = (d + F.softplus(-2 * d) - math.log(2)).sum(dim=1)   # log cosh d, stably
             return per_row.sum() if weight is None else (per_row * weight).sum()
 
-        register_head("poisson", torch.exp, poisson_cost,
-                      lambda h, Y, inplace=False: h.sub_(Y) if inplace else h - Y,   # e^z − y
-                      valid=lambda Y: (Y >= 0).all(), tasks=("regression",), onnx="Exp")
+        register_head("logcosh", lambda z: z, logcosh_cost,
+                      lambda h, Y, inplace=False: h.sub_(Y).tanh_() if inplace else torch.tanh(h - Y),
+                      tasks=("regression",), torch_module=nn.Identity, onnx="Identity")
     """
     entry = Head(
         name, h, cost_sum, delta, valid=valid, explain=explain, tasks=tasks, class_indices=class_indices,
@@ -344,6 +390,9 @@ register_head("softmax", lambda z: torch.softmax(z, dim=1), _softmax_cost, _h_mi
               cost_and_delta=_softmax_cost_and_delta)
 register_head("identity", lambda z: z, _squared_cost, _twice_h_minus_y,
               tasks=("regression",), sklearn="identity", torch_module=nn.Identity, onnx="Identity")
+register_head("poisson", torch.exp, _poisson_cost, _h_minus_y, valid=_nonnegative,
+              explain=_explain_nonnegative, tasks=("regression",), sklearn="exp", torch_module=Exp,
+              onnx="Exp", cost_and_delta=_poisson_cost_and_delta)
 # fmt: on
 
 #: The default head of each task: the first registered head serving it (what the app trains).

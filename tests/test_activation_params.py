@@ -312,3 +312,31 @@ def test_app_refuses_a_bad_parameter_in_one_line_exit_2_before_any_work(tmp_path
     assert len(lines) == 1 and lines[0].startswith(f"error: config: model.activation={written!r} is invalid")
     assert "leaky_relu:SLOPE (0 < SLOPE < 1" in lines[0] and "elu:ALPHA (ALPHA > 0" in lines[0]
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_app_resume_accepts_another_spelling_of_the_same_slope(tmp_path):
+    """The checkpoint stores the canonical name (leaky_relu:0.20 -> leaky_relu:0.2), so resuming with
+    another spelling of the same function is a resume, not "another network". In process."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from test_app import QUIET, make_cfg
+    from train import train
+
+    args = ["data=iris", "model.hidden_sizes=[4]", "test=false", "callbacks.plots=null", *QUIET]
+    first = tmp_path / "first"
+    train(make_cfg(first, [*args, "model.activation=leaky_relu:0.20", "trainer.max_epochs=1"]))
+    last = first / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["hyper_parameters"]["activation"] == "leaky_relu:0.2"
+    second = tmp_path / "second"
+    overrides = [*args, "model.activation=leaky_relu:0.2000", "trainer.max_epochs=2", f"ckpt_path={last}"]
+    assert train(make_cfg(second, overrides))["epochs"] == 2
+
+
+def test_estimator_message_for_an_unknown_activation_names_the_parametrised_forms():
+    from lecturenn.estimators import ThetaMLPRegressor
+
+    with pytest.raises(ValueError) as err:
+        ThetaMLPRegressor(activation="swish").fit([[0.0], [1.0]], [0.0, 1.0])
+    message = str(err.value)
+    assert message.startswith("activation must be one of [") and message.endswith("got 'swish'")
+    assert "'logistic'" in message and "leaky_relu:SLOPE (0 < SLOPE < 1" in message
+    assert "elu:ALPHA (ALPHA > 0" in message

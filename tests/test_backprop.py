@@ -22,6 +22,8 @@ def make_batch(net, n, seed=0, dtype=torch.float64):
         Y = torch.randint(0, K, (n,), generator=gen)
     elif net.head.name == "sigmoid":
         Y = torch.randint(0, 2, (n, K), generator=gen).to(dtype)
+    elif net.head.name == "poisson":  # counts y >= 0
+        Y = torch.poisson(torch.full((n, K), 2.0, dtype=dtype), generator=gen)
     else:
         Y = torch.randn(n, K, generator=gen, dtype=dtype)
     return X, Y

@@ -146,7 +146,9 @@ def test_from_sklearn_bad_input(diabetes):
     with pytest.raises(TypeError, match="MLPClassifier or MLPRegressor"):
         from_sklearn(StandardScaler().fit(X))
     poisson = fit(lbfgs(MLPRegressor, "relu", max_iter=5, loss="poisson"), X, np.exp(y))
-    with pytest.raises(ValueError, match="exp"):
+    assert from_sklearn(poisson).head.name == "poisson"  # out_activation_ "exp": the built-in head
+    poisson.out_activation_ = "tanh"  # no head has it
+    with pytest.raises(ValueError, match=r"out_activation_ = 'tanh' has no lecturenn output head"):
         from_sklearn(poisson)
 
 

@@ -1,5 +1,6 @@
 """Registries that are registries: a registered activation (leaky ReLU, slope 0.01) and a registered
-head (Poisson: h = e^z, cost_i = Σ_k (e^z − y z), δ = e^z − y) work everywhere they can — net.cost
+head (my_poisson, a registered twin of the built-in poisson: h = e^z, cost_i = Σ_k (e^z − y z),
+δ = e^z − y, no scikit-learn name) work everywhere they can — net.cost
 (manual and autograd backprop, gradcheck), the estimators, the Hydra app through ``plugins``, the
 torch.nn exporter — and the formats that cannot express them say so by name. Also: no module-level
 import cycle in lecturenn."""
@@ -98,7 +99,7 @@ def test_builtin_entries_carry_their_names_in_other_formats():
         "elu": None, "identity": "identity",
     }  # fmt: skip
     assert {n: h.sklearn for n, h in HEADS.items()} == {
-        "sigmoid": "logistic", "softmax": "softmax", "identity": "identity"
+        "sigmoid": "logistic", "softmax": "softmax", "identity": "identity", "poisson": "exp"
     }  # fmt: skip
     assert [type(a.torch_module()) for a in ACTIVATIONS.values()] == [
         nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Identity
@@ -108,6 +109,7 @@ def test_builtin_entries_carry_their_names_in_other_formats():
         "sigmoid": "Sigmoid",
         "softmax": "Softmax",
         "identity": "Identity",
+        "poisson": "Exp",
     }
     assert TASK_HEADS == {
         "binary": "sigmoid",
@@ -322,28 +324,28 @@ def test_sklearn_export_names_what_it_cannot_express(leaky, poisson):
 
 
 def test_a_head_with_a_sklearn_name_converts_both_ways():
-    """MLPRegressor(loss="poisson") has out_activation_ = "exp": a Poisson head registered with
-    sklearn="exp" takes it, and to_sklearn gives it back."""
+    """MLPRegressor(loss="poisson") has out_activation_ = "exp": the head whose sklearn name is "exp"
+    (the built-in poisson) takes it, and to_sklearn gives it back. scikit-learn's four output
+    activations are all built-in heads' names now, so a registered head cannot take one."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPRegressor
 
-    ln.register_head("exp_head", torch.exp, poisson_cost, poisson_delta, tasks=("regression",), sklearn="exp")
-    try:
-        rng = np.random.default_rng(0)
-        X = rng.normal(size=(60, 3))
-        y = rng.poisson(np.exp(0.5 * X[:, 0]))
-        with pytest.warns(ConvergenceWarning):
-            est = MLPRegressor(hidden_layer_sizes=(5,), loss="poisson", max_iter=20, random_state=0).fit(X, y)
-        net = ln.from_sklearn(est)
-        assert net.head.name == "exp_head" and net.activation.name == "relu"
-        np.testing.assert_allclose(
-            net(torch.from_numpy(X)).detach().numpy()[:, 0], est.predict(X), rtol=1e-12
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = rng.poisson(np.exp(0.5 * X[:, 0]))
+    with pytest.warns(ConvergenceWarning):
+        est = MLPRegressor(hidden_layer_sizes=(5,), loss="poisson", max_iter=20, random_state=0).fit(X, y)
+    net = ln.from_sklearn(est)
+    assert net.head is HEADS.find("sklearn", "exp") is HEADS["poisson"] and net.activation.name == "relu"
+    np.testing.assert_allclose(net(torch.from_numpy(X)).detach().numpy()[:, 0], est.predict(X), rtol=1e-12)
+    back = ln.to_sklearn(net)
+    assert type(back) is MLPRegressor and back.out_activation_ == "exp" and back.loss == "poisson"
+    np.testing.assert_allclose(back.predict(X), est.predict(X), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"sklearn='exp' is already the scikit-learn name of .*'poisson'"):
+        ln.register_head(
+            "exp_head", torch.exp, poisson_cost, poisson_delta, tasks=("regression",), sklearn="exp"
         )
-        back = ln.to_sklearn(net)
-        assert type(back) is MLPRegressor and back.out_activation_ == "exp"
-        np.testing.assert_allclose(back.predict(X), est.predict(X), rtol=1e-12)
-    finally:
-        HEADS.pop("exp_head")
+    assert "exp_head" not in HEADS
 
 
 def test_onnx_export_names_what_it_cannot_express(tmp_path, leaky, poisson):
@@ -581,16 +583,19 @@ def test_interop_first_in_a_fresh_process():
 
 
 def test_the_example_plugin(tmp_path):
-    """examples/my_plugin.py (the README's code) registers entries that pass the gradient check."""
+    """examples/my_plugin.py (the README's code) registers entries that pass the gradient check (also
+    weighted); the log-cosh head exports to torch.nn and is refused by name by to_sklearn."""
     code = (
         "import torch, lecturenn as ln, my_plugin\n"
-        "net = ln.ThetaMLP([3, 5, 2], 'leaky', 'poisson', generator=0, dtype=torch.float64)\n"
+        "net = ln.ThetaMLP([3, 5, 2], 'leaky', 'logcosh', generator=0, dtype=torch.float64)\n"
         "with torch.no_grad(): net.thetas[0][:, 0] += 2.0\n"  # away from the kink
-        "X = torch.randn(6, 3, dtype=torch.float64); Y = torch.poisson(torch.full((6, 2), 2.0))\n"
+        "X = torch.randn(6, 3, dtype=torch.float64); Y = 3 * torch.randn(6, 2, dtype=torch.float64)\n"
         "check = ln.gradient_check(net, X, Y, lam=0.1); assert check.passed, str(check)\n"
-        "try: net.to_sequential()\n"
-        "except ValueError as err: assert \"output head 'poisson' has no torch.nn module\" in str(err)\n"
-        "else: raise AssertionError('to_sequential accepted a head without a torch.nn module')\n"
+        "check = ln.gradient_check(net, X, Y, sample_weight=torch.rand(6) + 0.5); assert check.passed\n"
+        "torch.testing.assert_close(net.to_sequential()(X), net(X))\n"
+        "try: ln.to_sklearn(ln.ThetaMLP([3, 4, 1], 'tanh', 'logcosh'))\n"
+        "except ValueError as err: assert \"output head 'logcosh' has no scikit-learn\" in str(err), err\n"
+        "else: raise AssertionError('to_sklearn accepted a head without a scikit-learn name')\n"
     )
     path = os.pathsep.join([str(ROOT / "examples"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env = {**os.environ, "PYTHONPATH": path}

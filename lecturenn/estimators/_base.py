@@ -52,6 +52,12 @@ def _sample_weight(sample_weight, n: int):
     return None if (w == 1).all() else w  # all ones: exactly the unweighted cost (and its fast path)
 
 
+def _activation_choices() -> str:
+    """``one of [...], elu:ALPHA (...), leaky_relu:SLOPE (...)``: the names and parametrised forms."""
+    forms = "".join(f", {form}" for form in _REGISTERED_ACTIVATIONS.forms())
+    return f"one of {sorted(ACTIVATIONS)}{forms}"
+
+
 class BaseThetaMLP(FitLoops, BaseEstimator):
     """Shared parameters, validation and training loop of the two estimators."""
 
@@ -138,7 +144,8 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
                 raise ValueError(f"{name} must be {what}, got {getattr(self, name)!r}")
 
         self._hidden_sizes()
-        need(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}")
+        # a non-str is a TypeError, a family's bad NAME:VALUE (leaky_relu:-1) a ValueError naming its form
+        need(self.activation in ACTIVATIONS, "activation", _activation_choices())
         need(self.solver in SOLVERS, "solver", f"one of {list(SOLVERS)}")
         try:  # alpha is λ: the one λ validator (ValueError for every bad value, scikit-learn's convention)
             check_lam(self.alpha, "alpha")
@@ -205,6 +212,11 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
 
     def _val_score(self, z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
         raise NotImplementedError
+
+    def _loss_offset(self, Y: np.ndarray, w: np.ndarray | None) -> float:
+        """A constant (in Θ) that ``loss_`` adds to J(Θ) on the training rows Y (n, K) with weights w
+        (the Poisson regressor's deviance form, see ThetaMLPRegressor); 0 here."""
+        return 0.0
 
     def _row_weights(self, y, sample_weight, incremental: bool):
         """The rows' weights as a float64 numpy array, or None (the regressor: ``sample_weight``)."""
@@ -308,12 +320,12 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
     def _check_continuation(self, sizes: list[int], tdtype: torch.dtype) -> None:
         """warm_start / partial_fit continue from net_: the architecture must not have changed."""
         net = self.net_
-        old = [list(net.sizes), net.activation.name, net.thetas[0].dtype]
-        new = [sizes, ACTIVATIONS[self.activation], tdtype]
+        old = [list(net.sizes), net.activation.name, net.head.name, net.thetas[0].dtype]
+        new = [sizes, ACTIVATIONS[self.activation], self._head(sizes[-1]), tdtype]
         if old != new:
             raise ValueError(
-                "warm_start / partial_fit continue from the fitted network, but "
-                f"(sizes, activation, dtype) changed from {old} to {new}; set warm_start=False to refit"
+                "warm_start / partial_fit continue from the fitted network, but (sizes, activation, "
+                f"output head, dtype) changed from {old} to {new}; set warm_start=False to refit"
             )
 
     def _batch_size(self, N: int) -> int:

@@ -21,9 +21,9 @@ default="relu"
         The lecture's λ: J(Θ) = J_data + λ/(2N) Σ Θ_{:,1:}² over the N training rows. A
         mini-batch of n rows is charged λ·n/N, so the epoch's gradients average to the full-batch
         D = Δ/N + (λ/N)Θ and ``alpha`` means the same for every batch size. With a full batch
-        (``"gd"``, ``"lbfgs"``) this is exactly scikit-learn's ``alpha`` for classifiers (for the
-        regressor, whose squared error has no ½, ``alpha`` = 2 × scikit-learn's gives the same
-        fit); scikit-learn's mini-batch solvers divide ``alpha`` by the batch size instead, so
+        (``"gd"``, ``"lbfgs"``) this is exactly scikit-learn's ``alpha`` for classifiers and
+        ``loss="poisson"`` (for the squared error, which has no ½ here, ``alpha`` = 2 × scikit-learn's
+        gives the same fit); scikit-learn's mini-batch solvers divide ``alpha`` by the batch size instead, so
         ``MLPClassifier(alpha=a·n/N, batch_size=n)`` takes the same steps as ``alpha=a`` here
         (when n divides N).
     batch_size : int or "auto", default="auto"
@@ -94,7 +94,8 @@ ATTRS_DOC = """
     coefs_, intercepts_ : list of ndarray
         The same weights in scikit-learn's layout (``Θ[:, 1:].T`` and ``Θ[:, 0]``).
     loss_ : float
-        J(Θ) of the last epoch (mini-batch solvers: the mean of the batch costs over the epoch).
+        J(Θ) of the last epoch (mini-batch solvers: the mean of the batch costs over the epoch);
+        for ``loss="poisson"`` scikit-learn's half deviance, J plus a constant of the targets.
     loss_curve_ : list of float
         ``loss_`` per epoch (``"lbfgs"``: per iteration).
     best_loss_ : float or None
@@ -117,5 +118,6 @@ ATTRS_DOC = """
     n_outputs_ : int
         Output units K.
     out_activation_ : str
-        The output head in scikit-learn's words: ``"logistic"``, ``"softmax"`` or ``"identity"``.
+        The output head in scikit-learn's words: ``"logistic"``, ``"softmax"``, ``"identity"`` or
+        ``"exp"`` (``loss="poisson"``).
 """

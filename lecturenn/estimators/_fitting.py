@@ -54,6 +54,7 @@ class FitLoops:
             X1_val = with_ones(as_tensor(X_val, device, tdtype))
             Y_val = as_tensor(Y_val, device, tdtype)
         N = X.shape[0]
+        offset = self._loss_offset(Y, w)  # loss_ = J + offset (0 but for the Poisson deviance)
         batch = min(batch, N)
         X1 = with_ones(as_tensor(X, device, tdtype))  # [1, X]: the bias-augmented layout
         wt = None if w is None else as_tensor(w, device, tdtype)
@@ -81,8 +82,9 @@ class FitLoops:
                 if early_stopping:
                     score = self._val_score(engine.logits(X1_val), Y_val, w_val)
                     loss, score = torch.stack([loss_sum / W, score.to(loss_sum.dtype)]).tolist()
+                    loss += offset
                 else:
-                    loss = loss_sum.item() / W
+                    loss = loss_sum.item() / W + offset
                 if not math.isfinite(loss) and not early_stopping:
                     raise ValueError(NON_FINITE)  # with early stopping the best Θ so far is kept
                 self.loss_ = loss
@@ -177,6 +179,7 @@ class FitLoops:
             self.best_loss_ = loss
 
     def _fit_lbfgs(self, engine, X, Y, device, tdtype, w=None):
+        offset = self._loss_offset(Y, w)  # loss_ = J + offset (0 but for the Poisson deviance)
         Xt, Yt = with_ones(as_tensor(X, device, tdtype)), as_tensor(Y, device, tdtype)
         wt = None if w is None else as_tensor(w, device, tdtype)
         N = Xt.shape[0] if wt is None else float(wt.sum(dtype=torch.float64))  # W, the set's weight
@@ -192,17 +195,17 @@ class FitLoops:
             curve.append((state.get("n_iter", 0), loss))
             if self.verbose and len(curve) > 1 and curve[-2][0] not in (0, curve[-1][0]):
                 # iteration curve[-2][0] has ended: its last evaluation is its loss (loss_curve_)
-                print(f"Iteration {curve[-2][0]}, loss = {float(curve[-2][1]):.8f}")
+                print(f"Iteration {curve[-2][0]}, loss = {float(curve[-2][1]) + offset:.8f}")
             return loss
 
         optimizer.step(closure)
         n_iter = int(state.get("n_iter", 0))
         n_evals = int(state.get("func_evals", 0))
         last = {it: loss for it, loss in curve if it > 0}  # an iteration's last evaluation
-        self.loss_ = float(closure())  # J at the final Θ
+        self.loss_ = float(closure()) + offset  # J at the final Θ (+ the deviance's constant)
         if not math.isfinite(self.loss_):
             raise ValueError(NON_FINITE)
-        self.loss_curve_ = [float(last[it]) for it in sorted(last)[:-1]] + [self.loss_]
+        self.loss_curve_ = [float(last[it]) + offset for it in sorted(last)[:-1]] + [self.loss_]
         self.n_iter_ = max(n_iter, 1)
         self.t_ = Xt.shape[0] * self.n_iter_
         self.best_loss_ = min(self.loss_curve_)

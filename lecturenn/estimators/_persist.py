@@ -303,8 +303,10 @@ def _restore(est, net, fitted: dict, arrays: dict, optimizer, bad) -> None:
         _restore_classes(est, net, fitted, arrays, bad)
     elif "classes_" in arrays:
         raise bad("a regressor has no 'classes_'")
-    elif net.head.name != "identity":
-        raise bad(f"a regressor has an identity output head, not {net.head.name!r}")
+    elif net.head.name != est._head(net.sizes[-1]):
+        raise bad(
+            f"loss={est.loss!r} trains the {est._head(net.sizes[-1])} output head, not {net.head.name!r}"
+        )
     if "feature_names_in_" in arrays:
         names = arrays["feature_names_in_"]
         if names.dtype.kind != "U" or names.shape != (fitted["n_features_in_"],):

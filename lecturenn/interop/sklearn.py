@@ -23,12 +23,11 @@ out_activation_        output=
   "logistic"             "sigmoid"         binary (K = 1) and multi-label (K > 1) classifiers
   "softmax"              "softmax"         multi-class classifiers (K ≥ 3 classes)
   "identity"             "identity"        ``MLPRegressor(loss="squared_error")``
-  "exp"                  (none built in)   ``MLPRegressor(loss="poisson")``: a head registered
-                                           with ``sklearn="exp"`` (examples/my_plugin.py's Poisson)
+  "exp"                  "poisson"         ``MLPRegressor(loss="poisson")``
 =====================  ==================  =====================================================
 
 A regressor's ``loss`` follows from its ``out_activation_`` as scikit-learn sets it
-(:data:`REGRESSOR_LOSS`), so ``to_sklearn`` of a net with a ``sklearn="exp"`` head is an
+(:data:`REGRESSOR_LOSS`), so ``to_sklearn`` of a net with the poisson head is an
 ``MLPRegressor(loss="poisson")``, whose warm-started ``fit`` then trains the Poisson deviance.
 
 dtype is kept: a float64 fit gives a float64 ThetaMLP, a float32 fit (X as float32) a float32 one.
@@ -58,6 +57,14 @@ loss_ = (1/(2nK)) Σ_i ‖y_i − ŷ_i‖² + (alpha/(2n)) ΣW², while the lect
 
 Verified on diabetes (standardised y) for K = 1 and K = 2 to float64 round-off (|Δ| ≈ 6e-17).
 (Mini-batch solvers report a running average of per-batch losses instead, so compare with lbfgs.)
+
+``MLPRegressor(loss="poisson")``'s loss is the *half Poisson deviance*, loss_ = (1/n) Σ_ik
+(y_ik log(y_ik/ŷ_ik) − y_ik + ŷ_ik) + (alpha/(2n)) ΣW², and the poisson head's J drops only the
+constant of the targets, so λ = alpha::
+
+    est.loss_ == net.cost(X, Y, lam=est.alpha) + (xlogy(Y, Y) - Y).sum() / n      (scipy's xlogy)
+
+(tests/test_poisson_head.py; ``ThetaMLPRegressor(loss="poisson")`` reports this same ``loss_``).
 
 ``to_sklearn`` returns an estimator that *looks fitted*: ``predict``, ``predict_proba``, ``score``
 work, ``n_iter_ = 0``, and with ``warm_start=True`` a later ``fit`` continues from Θ.
@@ -110,8 +117,7 @@ def from_sklearn(est, backprop: str = "manual") -> ThetaMLP:
     if head is None:
         raise ValueError(
             f"out_activation_ = {est.out_activation_!r} has no lecturenn output head "
-            f"(supported: {_sklearn_names(HEADS)}; 'exp' comes from MLPRegressor(loss='poisson'), "
-            "which a head registered with sklearn='exp' would take)"
+            f"(supported: {_sklearn_names(HEADS)})"
         )
     thetas = [
         torch.from_numpy(np.ascontiguousarray(np.column_stack([b, W.T])))
@@ -122,8 +128,8 @@ def from_sklearn(est, backprop: str = "manual") -> ThetaMLP:
 
 def to_sklearn(net: ThetaMLP, classes: Sequence | None = None):
     """The ThetaMLP as a fitted-looking ``MLPClassifier`` (a head serving classification tasks:
-    sigmoid, softmax) or ``MLPRegressor`` (a head serving regression: identity, or one registered
-    with ``sklearn="exp"``, as ``loss="poisson"``) whose ``predict`` /
+    sigmoid, softmax) or ``MLPRegressor`` (a head serving regression: identity, or poisson as
+    ``loss="poisson"``) whose ``predict`` /
     ``predict_proba`` match ``net`` to round-off.
 
     Args:

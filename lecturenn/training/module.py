@@ -81,7 +81,7 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         data_info: ``DataInfo.to_dict()`` — standardisation, class names, … stored in the
             checkpoint so that ``eval.py`` / ``predict.py`` need nothing but the checkpoint.
         head: the output head; None: the task's default (``TASK_HEADS``), else a registered head
-            serving the task (e.g. a Poisson head for count regression).
+            serving the task (e.g. ``"poisson"`` for count regression).
         steps_per_execution: mini-batches (optimizer steps) per ``training_step`` on the
             ``groups`` and ``direct`` paths; callbacks' per-batch hooks, ``limit_train_batches``
             and ``val_check_interval`` count groups.
@@ -150,6 +150,11 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
             batchnorm=batchnorm,
             dropout=dropout,
         )
+        # the entries' canonical names in the checkpoint ("leaky_relu:0.20" is "leaky_relu:0.2"), so
+        # a resume compares functions, not spellings (head None stays None: the task's default)
+        self.hparams["activation"] = self.net.activation.name
+        if head is not None:
+            self.hparams["head"] = self.net.head.name
         # The data module validates its tensors once; per-step value checks would only add syncs.
         self.net.validate_inputs = False
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
