@@ -143,7 +143,7 @@ def test_png_is_written_and_the_figure_is_returned_whole(tmp_path):
     img = matplotlib.image.imread(path)
     assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 600
     assert len(picture.figure.axes) == 3  # the network and its two colour bars (not released by saving)
-    assert "example 2 of 4" in picture.figure.axes[0].get_title()
+    assert "row X[2] of 4 (0-based)" in picture.figure.axes[0].get_title()
 
 
 def test_draws_into_a_given_axes():

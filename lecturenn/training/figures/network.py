@@ -270,7 +270,7 @@ def plot_network(
     _draw(ax, net, a, delta, thetas)
     rows = "row" if n == 1 else "rows"
     what = (
-        f"example {example} of {n}"
+        f"row X[{example}] of {n} (0-based)"
         if example is not None
         else f"mean over {n} {rows} (a, and each row's δ, averaged)"
     )
