@@ -1,0 +1,107 @@
+"""Hostile inputs against the issue-14 features: estimator files, activation parameters, LAMB,
+the learning-rate finder and the network picture. Each test is one fault found by trying it."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.exceptions import ConvergenceWarning
+
+from lecturenn.estimators import ThetaMLPClassifier
+
+X_IRIS, Y_IRIS = load_iris(return_X_y=True)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+# -- estimator files: the optimizer state ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """{solver: path} of small fitted classifiers."""
+    out = {}
+    for solver in ("adam", "lamb", "sgd", "adagrad"):
+        est = ThetaMLPClassifier((5,), solver=solver, max_iter=3, random_state=0).fit(X_IRIS, Y_IRIS)
+        out[solver] = est.save(tmp_path_factory.mktemp(solver) / "m.npz")
+    return out
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _refused(tmp_path, arrays, words):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ValueError, match=words) as err:
+        ThetaMLPClassifier.load(bad)
+    assert "\n" not in str(err.value) and "bad.npz" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "solver, key, value",
+    [
+        # a 0-d moment passed the shape check; the fused Adam kernel then wrote past its one element
+        # (heap corruption: "corrupted double-linked list", the process aborted)
+        ("adam", "optimizer.0.exp_avg", np.array(0.5, np.float32)),
+        ("adam", "optimizer.0.exp_avg_sq", np.array(0.5, np.float32)),
+        ("lamb", "optimizer.1.exp_avg", np.array(0.5, np.float32)),
+        ("sgd", "optimizer.0.momentum_buffer", np.array(0.5, np.float32)),
+        ("adam", "optimizer.0.step", np.zeros(3, np.float32)),  # step is one number
+    ],
+)
+def test_optimizer_state_of_the_wrong_shape_is_refused(saved, tmp_path, solver, key, value):
+    _refused(tmp_path, {**_arrays(saved[solver]), key: value}, "optimizer")
+
+
+@pytest.mark.parametrize(
+    "solver, key, fill",
+    [
+        ("adam", "optimizer.0.exp_avg_sq", -1.0),  # √ of a negative second moment: NaN weights
+        ("adagrad", "optimizer.0.sum", -1.0),
+        ("adam", "optimizer.0.step", -1.0),  # bias correction 1 − β^0 = 0: a division by zero
+    ],
+)
+def test_optimizer_state_out_of_range_is_refused(saved, tmp_path, solver, key, fill):
+    arrays = _arrays(saved[solver])
+    _refused(tmp_path, {**arrays, key: np.full_like(arrays[key], fill)}, "optimizer")
+
+
+def test_optimizer_state_for_a_parameter_that_does_not_exist_is_refused(saved, tmp_path):
+    arrays = _arrays(saved["adam"])
+    _refused(tmp_path, {**arrays, "optimizer.-1.exp_avg": arrays["optimizer.0.exp_avg"]}, "optimizer")
+
+
+def _with_group(arrays, key, value):
+    doc = json.loads(str(arrays["estimator"]))
+    for kv in doc["optimizer"]["param_groups"][0]["dict"]:
+        if kv[0] == key:
+            kv[1] = value
+    return {**arrays, "estimator": np.array(json.dumps(doc))}
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("lr", -1.0),  # gradient ascent, silently
+        ("lr", float("inf")),
+        ("lr", float("nan")),
+        ("eps", -1.0),
+        ("maximize", True),
+        ("weight_decay", -1.0),
+        ("amsgrad", True),  # KeyError 'max_exp_avg_sq' at partial_fit
+        ("betas", {"tuple": [5.0, 5.0]}),
+    ],
+)
+def test_optimizer_hyperparameters_out_of_range_or_other_options_are_refused(saved, tmp_path, key, value):
+    """Options the estimator never sets (amsgrad, maximize) and numbers the optimizer's own
+    constructor refuses: before, partial_fit climbed the gradient (lr < 0), produced NaN or raised a
+    raw KeyError. (A valid but different number, like any edited Θ, cannot be told from the saved one.)"""
+    _refused(tmp_path, _with_group(_arrays(saved["adam"]), key, value), "optimizer")
