@@ -6,10 +6,12 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
 
 from lecturenn.estimators import ThetaMLPClassifier
+from lecturenn.optim import LAMB
 
 X_IRIS, Y_IRIS = load_iris(return_X_y=True)
 
@@ -105,3 +107,46 @@ def test_optimizer_hyperparameters_out_of_range_or_other_options_are_refused(sav
     constructor refuses: before, partial_fit climbed the gradient (lr < 0), produced NaN or raised a
     raw KeyError. (A valid but different number, like any edited Θ, cannot be told from the saved one.)"""
     _refused(tmp_path, _with_group(_arrays(saved["adam"]), key, value), "optimizer")
+
+
+# -- LAMB ---------------------------------------------------------------------------------------------------
+def test_lamb_eps_zero_leaves_an_entry_without_gradient_finite():
+    """eps = 0 is allowed; an entry whose gradient has been 0 so far has m = v = 0, so r = 0/0. Before:
+    NaN in Θ, silently (the trust ratio's norm was NaN and the update went through)."""
+    x = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = LAMB([x], lr=0.1, eps=0.0)
+    x.grad = torch.tensor([1.0, 0.0])
+    opt.step()
+    assert torch.isfinite(x).all() and x[1] == 2.0
+    # its direction r = (1, 0): the trust ratio ‖x‖/‖r‖ = √5, so x_1 moves by 0.1·√5
+    assert torch.allclose(x[0], torch.tensor(1.0 - 0.1 * 5**0.5))
+
+
+@pytest.mark.parametrize(
+    "group, word",
+    [({"lr": -1.0}, "lr"), ({"betas": (2.0, 2.0)}, "betas"), ({"eps": float("nan")}, "eps"),
+     ({"weight_decay": -1.0}, "weight_decay"), ({"norm_bounds": (2.0, 1.0)}, "norm_bounds")],
+)  # fmt: skip
+def test_lamb_checks_hyperparameters_of_every_parameter_group(group, word):
+    """Before, only the defaults were checked: a group {"params": …, "lr": -1} climbed the gradient."""
+    p, q = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    with pytest.raises(ValueError, match=word):
+        LAMB([{"params": [p], **group}])
+    opt = LAMB([p])
+    with pytest.raises(ValueError, match=word):
+        opt.add_param_group({"params": [q], **group})
+
+
+def test_lamb_norm_bounds_with_upper_bound_zero_are_refused():
+    """φ = min(max(‖x‖, 0), 0) = 0: every trust ratio 0, so training silently never moves Θ."""
+    with pytest.raises(ValueError, match="norm_bounds"):
+        LAMB([torch.nn.Parameter(torch.ones(2))], norm_bounds=(0.0, 0.0))
+
+
+def test_lamb_refuses_complex_parameters():
+    """v = β2 v + (1 − β2) g·g is not |g|² for complex g: silently wrong steps before."""
+    c = torch.nn.Parameter(torch.ones(2, dtype=torch.complex64))
+    opt = LAMB([c])
+    c.grad = torch.ones(2, dtype=torch.complex64)
+    with pytest.raises(RuntimeError, match="complex"):
+        opt.step()
