@@ -150,3 +150,42 @@ def test_lamb_refuses_complex_parameters():
     c.grad = torch.ones(2, dtype=torch.complex64)
     with pytest.raises(RuntimeError, match="complex"):
         opt.step()
+
+
+# -- activation parameters --------------------------------------------------------------------------------
+def test_elu_alpha_beyond_the_nets_dtype_is_a_clear_error_at_construction():
+    """elu:1e39 is a valid name (ALPHA > 0), but α overflows float32: before, the first forward pass
+    raised torch's bare "value cannot be converted to type float without overflow" (in the app: a
+    traceback after the run had started)."""
+    import lecturenn as ln
+
+    with pytest.raises(ValueError, match=r"activation 'elu:1e\+39' cannot run in torch.float32"):
+        ln.ThetaMLP([2, 3, 1], hidden="elu:1e39")
+    net = ln.ThetaMLP([2, 3, 1], hidden="elu:1e39", dtype=torch.float64)  # a double holds it
+    assert torch.isfinite(net(torch.zeros(1, 2, dtype=torch.float64))).all()
+    with pytest.raises(ValueError, match="elu:1e\\+39"):
+        ThetaMLPClassifier((3,), activation="elu:1e39", max_iter=1).fit(X_IRIS, Y_IRIS)
+
+
+# -- the network picture ----------------------------------------------------------------------------------
+def test_plot_network_draws_a_bfloat16_net():
+    """Before: TypeError "Got unsupported ScalarType BFloat16" (numpy has no bfloat16)."""
+    import matplotlib.pyplot as plt
+
+    import lecturenn as ln
+
+    net = ln.ThetaMLP([2, 3, 1], dtype=torch.bfloat16, generator=0)
+    X, y = torch.randn(4, 2, dtype=torch.bfloat16), torch.tensor([0, 1, 0, 1])
+    picture = ln.plot_network(net, X, y)
+    plt.close(picture.figure)
+    assert picture.thetas[1].dtype == np.float64
+    assert np.array_equal(picture.thetas[1], net.thetas[0].detach().float().numpy())
+
+
+def test_plot_network_refuses_a_net_on_the_meta_device_with_one_line():
+    """Before: RuntimeError "Tensor.item() cannot be called on meta tensors" from deep inside."""
+    import lecturenn as ln
+
+    net = ln.ThetaMLP([2, 3, 1], device="meta")
+    with pytest.raises(ValueError, match="meta device"):
+        ln.plot_network(net, torch.zeros(2, 2, device="meta"), torch.zeros(2, device="meta"))
