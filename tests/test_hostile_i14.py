@@ -189,3 +189,21 @@ def test_plot_network_refuses_a_net_on_the_meta_device_with_one_line():
     net = ln.ThetaMLP([2, 3, 1], device="meta")
     with pytest.raises(ValueError, match="meta device"):
         ln.plot_network(net, torch.zeros(2, 2, device="meta"), torch.zeros(2, device="meta"))
+
+
+def test_app_pictures_of_a_bfloat16_run(tmp_path):
+    """trainer.precision=bf16-true: Θ is bfloat16 while the data module keeps float32 rows. Before,
+    network.png ("X has dtype torch.float32 but Θ is torch.bfloat16") and boundary.png ("Got
+    unsupported ScalarType BFloat16", from predict_scores) were skipped with a warning."""
+    from lecturenn.data import PlaygroundDataModule
+    from lecturenn.training import ThetaMLPModule
+    from lecturenn.training.plots import _draw_network
+
+    dm = PlaygroundDataModule("xor", n=60, noise=0.1, batch_size=16, seed=0)
+    dm.setup("fit")
+    info = dm.info
+    model = ThetaMLPModule(info.n_features, info.n_outputs, info.task, hidden_sizes=[3], init_seed=0)
+    model = model.to(torch.bfloat16)
+    assert model.predict_scores(dm.val[0][:4]).dtype == np.float32
+    path = _draw_network(model, dm, tmp_path / "network.png")
+    assert path is not None and path.stat().st_size > 0
