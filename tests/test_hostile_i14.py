@@ -207,3 +207,16 @@ def test_app_pictures_of_a_bfloat16_run(tmp_path):
     assert model.predict_scores(dm.val[0][:4]).dtype == np.float32
     path = _draw_network(model, dm, tmp_path / "network.png")
     assert path is not None and path.stat().st_size > 0
+
+
+# -- estimator files: where they are written --------------------------------------------------------------
+def test_save_to_a_directory_or_a_missing_folder_names_the_users_path(tmp_path):
+    """Before: the OSError named the temporary file ('…/no/tmpcec2ucbl.npz'), a name the user never gave."""
+    est = ThetaMLPClassifier((3,), max_iter=1, random_state=0).fit(X_IRIS, Y_IRIS)
+    (tmp_path / "dir.npz").mkdir()
+    cases = ((tmp_path / "dir.npz", "is a directory"), (tmp_path / "no" / "m.npz", "is no directory"))
+    for target, words in cases:
+        with pytest.raises(OSError, match=words) as err:
+            est.save(target)
+        assert str(target) in str(err.value) and "tmp" not in str(err.value).replace(str(tmp_path), "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.npz"]  # nothing left behind

@@ -153,6 +153,10 @@ def save(est, path) -> Path:
         arrays.update(tensors)
     doc["fitted"] = fitted
     arrays["estimator"] = np.array(json.dumps(doc))
+    if path.is_dir():  # else the OSError would name the temporary file
+        raise IsADirectoryError(f"cannot save to {str(path)!r}: it is a directory")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot save to {str(path)!r}: {str(path.parent)!r} is no directory")
     # write a temporary file next to path, then rename: a failed save leaves no half-written file
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
     try:
