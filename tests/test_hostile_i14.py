@@ -220,3 +220,52 @@ def test_save_to_a_directory_or_a_missing_folder_names_the_users_path(tmp_path):
             est.save(target)
         assert str(target) in str(err.value) and "tmp" not in str(err.value).replace(str(tmp_path), "")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.npz"]  # nothing left behind
+
+
+# -- estimator and Θ files: zip entries that are not what they say --------------------------------------
+def _zip_with(tmp_path, good, name, extra: dict, drop=(), compression=0):
+    import zipfile
+
+    out = tmp_path / name
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w", compression=compression) as dst:
+        for info in src.infolist():
+            if info.filename not in drop:
+                dst.writestr(info.filename, src.read(info.filename))
+        for key, data in extra.items():
+            with dst.open(key, "w", force_zip64=True) as f:
+                for chunk in data:
+                    f.write(chunk)
+    return out
+
+
+def _npy_header(shape, descr="<f8") -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("loader", ["estimator", "load_thetas"])
+def test_zip_entries_that_lie_are_refused_with_one_line_before_memory_is_spent(saved, tmp_path, loader):
+    """Before: a raw (non-.npy) entry gave AttributeError "'bytes' object has no attribute 'dtype'";
+    an .npy header claiming 10^12 rows a raw MemoryError; and a 0.08 MB deflated entry of zeros was
+    inflated to 80 MB before being refused as unknown (a 30 MB file: 30 GB, the process killed)."""
+    import zipfile
+
+    import lecturenn
+
+    load = ThetaMLPClassifier.load if loader == "estimator" else lecturenn.load_thetas
+    good = saved["adam"]
+    mib = bytes(1 << 20)
+    cases = {
+        "raw.npz": ({"Theta1": [b"\0" * 40]}, ("Theta1.npy",), "not a NumPy .npy array"),
+        "lying.npz": ({"Theta1.npy": [_npy_header((10**12, 5)), b"\0" * 64]}, ("Theta1.npy",), "allocate"),
+        "bomb.npz": ({"payload.npy": [_npy_header((80 << 17,)), *[mib] * 80]}, (), "decompression bomb"),
+    }
+    for name, (extra, drop, words) in cases.items():
+        path = _zip_with(tmp_path, good, name, extra, drop, compression=zipfile.ZIP_DEFLATED)
+        assert path.stat().st_size < 1 << 20
+        with pytest.raises(ValueError, match=words) as err:
+            load(path)
+        assert "\n" not in str(err.value) and name in str(err.value)
