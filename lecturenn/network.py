@@ -118,6 +118,12 @@ class ThetaMLP(nn.Module):
             else None
         )
         self.dropout = dropout
+        if ":" in self.activation.name:  # NAME:VALUE: VALUE must exist in Θ's dtype (elu:1e39 in float32)
+            dt, name = self.thetas[0].dtype, self.activation.name
+            try:
+                self.activation(torch.zeros(1, 1, dtype=dt))
+            except RuntimeError as err:
+                raise ValueError(f"activation {name!r} cannot run in {dt}: {err}") from None
         self.reset_parameters(init, epsilon, generator)
 
     # -- pickling: activations and heads are registry entries, stored by name ---------------------

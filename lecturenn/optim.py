@@ -40,9 +40,10 @@ class LAMB(torch.optim.Optimizer):
         eps: ε ≥ 0, added to √v̂ (default 1e-6, the paper's).
         weight_decay: λ ≥ 0, decoupled (added to the update direction, not to the gradient).
         bias_correction: divide the moments by (1 − β^t) as in Algorithm 2 (default True).
-        norm_bounds: (γ_l, γ_u) clipping ‖x‖ in φ, with 0 ≤ γ_l ≤ γ_u; ``None``: φ is the identity.
+        norm_bounds: (γ_l, γ_u) clipping ‖x‖ in φ, with 0 ≤ γ_l ≤ γ_u, γ_u > 0; ``None``: φ is the identity.
 
-    Raises ``ValueError`` naming the argument for a value out of range. Sparse gradients are refused.
+    Raises ``ValueError`` naming the argument for a value out of range (also in every parameter group).
+    Sparse gradients and complex parameters are refused.
     """
 
     def __init__(
@@ -55,18 +56,8 @@ class LAMB(torch.optim.Optimizer):
         bias_correction: bool = True,
         norm_bounds: tuple[float, float] | None = None,
     ):
-        if isinstance(lr, Tensor) or not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"LAMB: lr must be a finite number > 0, got {lr!r}")
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"LAMB: betas must be two numbers in [0, 1), got {betas!r}")
-        if not (math.isfinite(eps) and eps >= 0):
-            raise ValueError(f"LAMB: eps must be a finite number >= 0, got {eps!r}")
-        if not (math.isfinite(weight_decay) and weight_decay >= 0):
-            raise ValueError(f"LAMB: weight_decay must be a finite number >= 0, got {weight_decay!r}")
         if norm_bounds is not None:
             norm_bounds = tuple(float(b) for b in norm_bounds)
-            if len(norm_bounds) != 2 or not 0 <= norm_bounds[0] <= norm_bounds[1]:
-                raise ValueError(f"LAMB: norm_bounds must be (lo, hi), 0 <= lo <= hi; got {norm_bounds}")
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -75,7 +66,13 @@ class LAMB(torch.optim.Optimizer):
             bias_correction=bool(bias_correction),
             norm_bounds=norm_bounds,
         )
+        _check(defaults)
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """torch's, then the checks of ``__init__`` on the group's own hyperparameters."""
+        super().add_param_group(param_group)
+        _check(self.param_groups[-1])
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -90,8 +87,8 @@ class LAMB(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 g = p.grad
-                if g.is_sparse:
-                    raise RuntimeError("LAMB does not support sparse gradients")
+                if g.is_sparse or p.is_complex():
+                    raise RuntimeError("LAMB does not support sparse gradients or complex parameters")
                 state = self.state[p]
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float64)
@@ -105,6 +102,8 @@ class LAMB(torch.optim.Optimizer):
                 c1, c2 = (1 - beta1**t, 1 - beta2**t) if group["bias_correction"] else (1.0, 1.0)
                 # r = m̂ / (√v̂ + ε) = (m / c1) / (√v / √c2 + ε)
                 update = (m / c1).div_(v.sqrt().div_(math.sqrt(c2)).add_(group["eps"]))
+                if not group["eps"]:  # v = 0 (no gradient yet, so m = 0): r = 0, not 0/0
+                    update.masked_fill_(v == 0, 0.0)
                 if group["weight_decay"]:
                     update.add_(p, alpha=group["weight_decay"])  # u = r + λ x
                 w_norm, u_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(update)
@@ -113,3 +112,19 @@ class LAMB(torch.optim.Optimizer):
                 ratio = torch.where((w_norm > 0) & (u_norm > 0), phi / u_norm, torch.ones_like(w_norm))
                 p.add_(update.mul_(ratio), alpha=-group["lr"])
         return loss
+
+
+def _check(group: dict) -> None:
+    """``ValueError`` naming the hyperparameter of ``group`` that is out of range."""
+    lr, betas, eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+    if isinstance(lr, Tensor) or not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"LAMB: lr must be a finite number > 0, got {lr!r}")
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"LAMB: betas must be two numbers in [0, 1), got {betas!r}")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"LAMB: eps must be a finite number >= 0, got {eps!r}")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"LAMB: weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    bounds = group["norm_bounds"]
+    if bounds is not None and (len(bounds) != 2 or not 0 <= bounds[0] <= bounds[1] or bounds[1] <= 0):
+        raise ValueError(f"LAMB: norm_bounds must be (lo, hi), 0 <= lo <= hi, hi > 0; got {bounds}")

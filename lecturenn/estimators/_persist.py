@@ -56,6 +56,9 @@ _COMMON = {  # fitted attribute -> the JSON types it may have
     "dtype": (str,),
 }
 _LABEL_KINDS = "biufUS"  # bool, integers, floats, unicode and byte strings: plain arrays
+#: optimizer state that is a count or a sum of squares (Adam, AdamW, LAMB, Adagrad, RMSprop)
+_NON_NEGATIVE = {"step", "exp_avg_sq", "max_exp_avg_sq", "sum", "square_avg"}
+_KERNEL = {"fused", "foreach", "capturable", "differentiable"}  # which kernel: depends on the machine
 
 
 # -- JSON values: tuples and dicts tagged, so that they come back as they were -------------------------
@@ -150,6 +153,10 @@ def save(est, path) -> Path:
         arrays.update(tensors)
     doc["fitted"] = fitted
     arrays["estimator"] = np.array(json.dumps(doc))
+    if path.is_dir():  # else the OSError would name the temporary file
+        raise IsADirectoryError(f"cannot save to {str(path)!r}: it is a directory")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot save to {str(path)!r}: {str(path.parent)!r} is no directory")
     # write a temporary file next to path, then rename: a failed save leaves no half-written file
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
     try:
@@ -390,14 +397,31 @@ def _optimizer_from(est, stored, arrays: dict, bad):
         for i, entries in scalars.items():
             state.setdefault(int(i), {}).update({k: _unplain(v) for k, v in entries.items()})
         probe = make_probe(est)  # the optimizer load_state_dict must accept, on zeros of Θ's shapes
+        fresh = [{k: v for k, v in g.items() if k != "params"} for g in probe.param_groups]
         probe.load_state_dict({"state": state, "param_groups": groups})
         shapes = [p.shape for g in probe.param_groups for p in g["params"]]
+        for g, f in zip(probe.param_groups, fresh, strict=True):
+            # options (amsgrad, maximize, nesterov, …) as the estimator sets them; numbers in the
+            # ranges the optimizer's own constructor checks (lr may have been lowered by a schedule)
+            flags = [k for k, v in f.items() if k not in _KERNEL and isinstance(v, (bool, str, type(None)))]
+            changed = sorted(((set(g) ^ set(f)) - {"params"}) | {k for k in flags if g.get(k) != f[k]})
+            if changed:
+                raise ValueError(f"param_groups' {changed} differ from the estimator's solver")
+            if not (isinstance(g["lr"], (int, float)) and 0 < g["lr"] < float("inf")):
+                raise ValueError(f"lr = {g['lr']!r}")
+            numbers = {k: v for k, v in g.items() if k != "params" and k not in _KERNEL}
+            type(probe)([torch.zeros(1, dtype=probe.param_groups[0]["params"][0].dtype)], **numbers)
         for i, entries in state.items():
+            if not 0 <= i < len(shapes):  # the fused kernels trust the shapes: check every tensor
+                raise ValueError(f"state for parameter {i}, but the solver has {len(shapes)}")
             for name, value in entries.items():
-                if isinstance(value, torch.Tensor) and value.dim() and value.shape != shapes[i]:
-                    raise ValueError(
-                        f"optimizer.{i}.{name} has shape {tuple(value.shape)}, not {tuple(shapes[i])}"
-                    )
+                want = () if name == "step" else tuple(shapes[i])
+                if not isinstance(value, torch.Tensor) and value is not None:
+                    raise ValueError(f"optimizer.{i}.{name} = {value!r} is not an array")
+                if isinstance(value, torch.Tensor) and tuple(value.shape) != want:
+                    raise ValueError(f"optimizer.{i}.{name} has shape {tuple(value.shape)}, not {want}")
+                if name in _NON_NEGATIVE and isinstance(value, torch.Tensor) and (value < 0).any():
+                    raise ValueError(f"optimizer.{i}.{name} must be >= 0")
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
         raise bad(f"bad optimizer state ({err})") from None
     return {"state": state, "param_groups": groups}

@@ -47,6 +47,8 @@ __all__ = ["save_thetas", "load_thetas"]  # npz_arrays, read_npz, net_from_array
 _FORMAT = "lecturenn.thetas"
 _THETA = re.compile(r"^Theta(\d+)$")
 _DEFAULTS = {"hidden": "sigmoid", "output": "sigmoid", "dropout": 0.0}  # the ex4 network
+# an entry inflating beyond 64 MiB at over 100:1 is refused unread (np.savez: 1:1; floats deflate ~1.1:1)
+_BOMB_BYTES, _BOMB_RATIO = 1 << 26, 100
 
 
 def _suffix(path: Path) -> str:
@@ -124,9 +126,17 @@ def read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         )
     arrays: dict[str, np.ndarray] = {}
     with archive:
+        for info in archive.zip.infolist():  # sizes from the zip directory, before inflating anything
+            if info.file_size > _BOMB_BYTES and info.file_size > _BOMB_RATIO * info.compress_size:
+                raise ValueError(
+                    f"{str(path)!r}: entry {info.filename!r} would inflate {info.compress_size} bytes to "
+                    f"{info.file_size} (a decompression bomb?); save weights with np.savez or save_thetas"
+                )
         for key in archive.files:
             try:
                 arrays[key] = archive[key]
+                if not isinstance(arrays[key], np.ndarray):  # a zip entry that is no .npy: raw bytes
+                    raise ValueError("not a NumPy .npy array")
             except ValueError as err:
                 if "pickle" not in str(err):
                     raise ValueError(f"{str(path)!r}: array {key!r} is unreadable ({err})") from None
@@ -134,7 +144,7 @@ def read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
                     f"{str(path)!r}: array {key!r} is an object array (pickled Python objects); "
                     "lecturenn never unpickles data — save plain numeric arrays"
                 ) from None
-            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error, MemoryError) as err:
                 raise ValueError(f"{str(path)!r}: array {key!r} is unreadable ({err})") from None
     arch: dict = {}
     if "architecture" in arrays:

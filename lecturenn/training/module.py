@@ -394,7 +394,8 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
     def predict_scores(self, X) -> np.ndarray:
         """Like :meth:`predict_tensor`, as numpy: (n,) for one output, else (n, K). X: standardised
         rows, a tensor or anything :func:`~lecturenn.arrays.to_tensor` takes (pandas by position)."""
-        out = self.predict_tensor(to_tensor(X, self.net.thetas[0].dtype, self.device)).cpu().numpy()
+        out = self.predict_tensor(to_tensor(X, self.net.thetas[0].dtype, self.device)).cpu()
+        out = (out.float() if out.dtype == torch.bfloat16 else out).numpy()  # numpy has no bfloat16
         return out[:, 0] if out.shape[1] == 1 else out
 
     @torch.no_grad()

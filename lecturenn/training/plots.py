@@ -146,7 +146,9 @@ def _draw_network(pl_module, datamodule, path: Path) -> Path | None:
     if len(X) == 0:
         split, (X, Y) = "training", datamodule.train
     n = len(X)
-    X, Y = X[:NETWORK_ROWS].to(pl_module.device), Y[:NETWORK_ROWS].to(pl_module.device)
+    dtype = net.thetas[0].dtype  # the net's (trainer.precision="bf16-true": bfloat16); labels stay integers
+    X, Y = X[:NETWORK_ROWS].to(pl_module.device, dtype), Y[:NETWORK_ROWS].to(pl_module.device)
+    Y = Y.to(dtype) if Y.is_floating_point() else Y
     rows = f"the {split} rows" if len(X) == n else f"the first {len(X)} of {n} {split} rows"
     picture = plot_network(net, X, Y, path=path, title=f"ThetaMLP({net.sizes}) as tested, on {rows}")
     picture.figure.clear()  # written: release it

@@ -55,7 +55,8 @@ def save(fig: Figure, path, release: bool = True) -> Path:
 def to_numpy(x) -> np.ndarray:
     """np.ndarray from an array, a list or a (possibly CUDA, grad-requiring) tensor."""
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        x = (x.float() if x.dtype == torch.bfloat16 else x).numpy()  # numpy has no bfloat16
     return np.asarray(x)
 
 

@@ -68,6 +68,8 @@ def check_drawable(net, max_units: int = MAX_UNITS) -> None:
         hint = f"; pass its .{inner}" if inner else "; fit it and pass its .net_" if fit else ""
         raise TypeError(f"plot_network draws a lecturenn.ThetaMLP, got {type(net).__name__}{hint}")
     max_units = check_integer(max_units, "max_units", low=1)
+    if net.thetas[0].device.type == "meta":
+        raise ValueError("plot_network draws Θ's values, but this net is on the meta device (it has none)")
     for j, s in enumerate(net.sizes, start=1):
         if s > max_units:
             raise ValueError(
