@@ -248,18 +248,23 @@ def test_cli_predict(trained_run):
     assert (pred["prediction"].to_numpy() == expected).mean() > 0.8
 
 
-def test_cli_predict_rejects_missing_columns(trained_run):
+def test_cli_predict_rejects_missing_columns(trained_run, capsys, monkeypatch):
+    """In-process (predict.predict on the composed config: the CLI's code); predict.py's process
+    contract is test_predict_inputs.py's test_cli_partly_blank_labels_then_refuses_to_overwrite."""
+    from predict import predict
+
     cwd, run_dir, _ = trained_run
+    monkeypatch.chdir(cwd)  # the default output=predictions.csv, as the process had cwd=cwd
     pd.DataFrame({"petal length (cm)": [1.0]}).to_csv(cwd / "bad.csv", index=False)
-    proc = run_script(
-        "predict.py",
-        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-        f"input={cwd / 'bad.csv'}",
-        f"hydra.run.dir={cwd / 'predict_bad'}",
-        cwd=cwd,
-    )
-    assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: input is missing feature column(s)")
+    args = [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"input={cwd / 'bad.csv'}"]
+    threads = torch.get_num_threads()
+    with pytest.raises(SystemExit) as info:
+        predict(make_cfg(cwd / "predict_bad", args, config="predict"))
+    torch.set_num_threads(threads)  # threads: auto sets it for the process
+    assert info.value.code != 0
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: input is missing feature column(s)")
+    assert not (cwd / "predictions.csv").exists()
 
 
 def test_cli_multirun_two_jobs(tmp_path):
@@ -287,26 +292,27 @@ def test_cli_multirun_two_jobs(tmp_path):
         ({"a": [1.0, float("nan")] * 20, "label": ["x", "y"] * 20}, "label", "NaN"),
     ],
 )
-def test_cli_bad_data_files_fail_with_one_clear_line(tmp_path, table, target, message):
+def test_cli_bad_data_files_fail_with_one_clear_line(tmp_path, capsys, table, target, message):
+    """In-process (train.train on the composed config: the CLI's code; the processes above and in
+    test_config_schema.py / test_divergence.py hold the exit-code contract)."""
     pd.DataFrame(table).to_csv(tmp_path / "data.csv", index=False)
-    proc = run_script(
-        "train.py",
-        "data=table",
-        f"data.path={tmp_path / 'data.csv'}",
-        f"data.target={target}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-    )
-    assert proc.returncode != 0
-    last = proc.stderr.strip().splitlines()[-1]
+    overrides = ["data=table", f"data.path={tmp_path / 'data.csv'}", f"data.target={target}", *QUIET]
+    threads = torch.get_num_threads()
+    with pytest.raises(SystemExit) as info:
+        train(make_cfg(tmp_path / "run", overrides))
+    torch.set_num_threads(threads)  # threads: auto sets it for the process
+    assert info.value.code != 0
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in err
 
 
 def test_ddp_sim_matches_single_process(tmp_path):
     common = ["trainer.max_epochs=15", *QUIET]
-    single = run_script("train.py", *common, f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path)
-    assert single.returncode == 0, single.stderr[-3000:]
+    threads = torch.get_num_threads()
+    train(make_cfg(tmp_path / "one", common))  # the single-process reference, in-process (the CLI's code)
+    torch.set_num_threads(threads)  # threads: auto sets it for the process
     ddp = run_script(
         "train.py", "trainer=ddp_sim", *common, f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path
     )

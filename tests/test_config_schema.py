@@ -347,9 +347,33 @@ def one_error_line(result, *fragments):
     return errors[0]
 
 
+def train_in_process(tmp_path, capsys, *args):
+    """train.train on the composed config (the CLI's code) without a process; returns a CompletedProcess
+    with its exit code (SystemExit.code, 0 when it returns) and what it printed. test_missing_required_
+    values_are_one_line runs the three scripts as processes."""
+    import torch
+    from test_app import make_cfg
+    from train import train
+
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    code = 0
+    try:
+        train(make_cfg(tmp_path / "run", args))
+    except SystemExit as exit:
+        code = exit.code
+    finally:  # threads: auto and matmul_precision are set for the process
+        torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision(precision)
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["train.py", *args], code, out, err)
+
+
+QUIET = ["++trainer.enable_progress_bar=false", "callbacks.progress_bar=null"]
+
+
 @pytest.mark.slow
-def test_cli_refuses_bad_values_before_anything_is_built(tmp_path):
-    result = run_cli(tmp_path, "data.standardize=no", "scheduler=step", "scheduler.gamma=-1")
+def test_cli_refuses_bad_values_before_anything_is_built(tmp_path, capsys):
+    result = train_in_process(tmp_path, capsys, "data.standardize=no", "scheduler=step", "scheduler.gamma=-1")
     one_error_line(result, "config: data.standardize='no'")
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -386,15 +410,17 @@ def test_values_that_need_the_data_or_the_model_are_refused_before_training(over
 
 
 @pytest.mark.slow
-def test_cli_refuses_a_monitor_the_model_never_logs(tmp_path):
-    result = run_cli(tmp_path, "data=xor", "trainer.max_epochs=1", "callbacks.model_checkpoint.monitor=nope")
+def test_cli_refuses_a_monitor_the_model_never_logs(tmp_path, capsys):
+    args = ["data=xor", "trainer.max_epochs=1", "callbacks.model_checkpoint.monitor=nope"]
+    result = train_in_process(tmp_path, capsys, *args)
     one_error_line(result, "callbacks.model_checkpoint.monitor='nope'", "val/loss")
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 @pytest.mark.slow
-def test_seed_null_draws_a_seed_and_records_it(tmp_path):
-    result = run_cli(tmp_path, "data=xor", "data.n=100", "trainer.max_epochs=1", "seed=null", "test=false")
+def test_seed_null_draws_a_seed_and_records_it(tmp_path, capsys):
+    args = ["data=xor", "data.n=100", "trainer.max_epochs=1", "seed=null", "test=false", *QUIET]
+    result = train_in_process(tmp_path, capsys, *args)
     assert result.returncode == 0, result.stderr[-2000:]
     seed = json.loads((tmp_path / "run" / "metrics.json").read_text())["seed"]
     assert f"drew seed={seed}" in result.stdout

@@ -8,10 +8,7 @@ standardisation are one-line DataErrors naming the column, a value and its row.
 """
 
 import json
-import os
 import re
-import subprocess
-import sys
 from functools import partial
 from pathlib import Path
 
@@ -331,24 +328,19 @@ def test_streamed_columns_that_do_not_fit_are_refused_at_setup(tmp_path, case, m
 
 
 # ---- the app: one line, exit code 2 --------------------------------------------------------------
-def train_cli(tmp_path, *args):
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "train.py"),
-            *args,
-            "trainer.max_epochs=1",
-            f"hydra.run.dir={tmp_path / 'run'}",
-            "++trainer.enable_progress_bar=false",
-            "callbacks.progress_bar=null",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+def train_app(tmp_path, *args) -> dict:
+    """The app's training run in-process (train.train on the composed config: the CLI's code; the
+    process contract is test_app.py's). Imported here: the rest of this file needs no Hydra."""
+    pytest.importorskip("hydra")
+    from test_app import QUIET, make_cfg
+    from train import train
+
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    try:
+        return train(make_cfg(tmp_path / "run", [*args, "trainer.max_epochs=1", *QUIET]))
+    finally:  # threads: auto and matmul_precision are set for the process
+        torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision(precision)
 
 
 @pytest.mark.slow
@@ -360,20 +352,22 @@ def train_cli(tmp_path, *args):
     ],
     ids=["feature-1e39-raw", "target-1e39"],
 )
-def test_cli_refuses_with_one_line_and_exit_code_2(tmp_path, frame, args, column):
+def test_cli_refuses_with_one_line_and_exit_code_2(tmp_path, capsys, frame, args, column):
     frame.to_csv(tmp_path / "t.csv", index=False)
-    proc = train_cli(tmp_path, "data=table", f"data.path={tmp_path / 't.csv'}", "data.target=y", *args)
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and column in errors[0] and "float32" in errors[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+    with pytest.raises(SystemExit) as info:
+        train_app(tmp_path, "data=table", f"data.path={tmp_path / 't.csv'}", "data.target=y", *args)
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and column in errors[0] and "float32" in errors[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 @pytest.mark.slow
 def test_cli_trains_on_a_column_of_1e300(tmp_path):
     columns(a=signed(1e300)).to_csv(tmp_path / "t.csv", index=False)
-    proc = train_cli(tmp_path, "data=table", f"data.path={tmp_path / 't.csv'}", "data.target=y")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train_app(tmp_path, "data=table", f"data.path={tmp_path / 't.csv'}", "data.target=y")
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert all(np.isfinite(v) for k, v in metrics.items() if k.startswith(("test/", "val/", "train/")))
 

@@ -235,32 +235,31 @@ def test_predict_config_does_not_overwrite_by_default():
     assert conf.overwrite is False
 
 
-# -- the command line (two subprocesses) ---------------------------------------------------------
+# -- the command line (predict.py's process contract: exit 2, exactly one error line) ------------------
 def test_cli_partly_blank_labels_then_refuses_to_overwrite(ckpts, tmp_path):
+    from test_app import make_cfg
+
     src = write_input(tmp_path / "in.csv", [2, None, "0"])
-
-    def run():
-        return subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "predict.py"),
-                f"ckpt_path={ckpts['int']}",
-                f"input={src}",
-                f"output={tmp_path / 'out.csv'}",
-                f"hydra.run.dir={tmp_path / 'runs' / str(len(list(tmp_path.glob('runs/*'))))}",
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"},
-        )
-
-    first = run()
-    assert first.returncode == 0, first.stderr[-3000:]
+    args = [f"ckpt_path={ckpts['int']}", f"input={src}", f"output={tmp_path / 'out.csv'}"]
+    # the first run in-process (predict.predict on the composed predict config: the CLI's code)
+    threads = torch.get_num_threads()
+    predict(make_cfg(tmp_path / "runs" / "0", args, config="predict"))
+    torch.set_num_threads(threads)  # threads: auto set it for the process
+    second = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "predict.py"),
+            *args,
+            f"hydra.run.dir={tmp_path / 'runs' / '1'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"},
+    )
     written = (tmp_path / "out.csv").read_text()
     assert len(pd.read_csv(tmp_path / "out.csv")) == 3
-    second = run()
     assert second.returncode == 2
     assert second.stderr.strip().splitlines() == [
         f"error: output {str(tmp_path / 'out.csv')!r} already exists; pass overwrite=true to replace it"

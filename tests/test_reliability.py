@@ -34,6 +34,16 @@ def one_error_line(capsys):
     return err[-1]
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_settings():
+    """train() and evaluate() in-process set torch's threads (threads: auto) and matmul precision for
+    the process, as the CLI does for its own: give them back to the next test."""
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_float32_matmul_precision(precision)
+
+
 # -- crash and resume -------------------------------------------------------------------------------
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     args = ["trainer.max_epochs=10", "model.hidden_sizes=[32]", "model.dropout=0.1", "threads=1", *QUIET]
@@ -90,18 +100,15 @@ def test_truncated_checkpoint_gives_a_clear_error(tmp_path, capsys):
 
 
 # -- divergence -------------------------------------------------------------------------------------
-def test_divergence_stops_with_a_message_and_exit_code(tmp_path):
-    proc = run_script(
-        "train.py",
-        "optimizer=sgd",
-        "optimizer.lr=1e6",
-        "trainer.max_epochs=5",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        *QUIET,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 3
-    line = proc.stderr.strip().splitlines()[-1]
+def test_divergence_stops_with_a_message_and_exit_code(tmp_path, capsys):
+    """In-process (train.train, the CLI's code); test_divergence.py's
+    test_finite_explosion_stops_with_exit_3_and_writes_nothing holds exit code 3 as a process."""
+    with pytest.raises(SystemExit) as info:
+        train(
+            make_cfg(tmp_path / "run", ["optimizer=sgd", "optimizer.lr=1e6", "trainer.max_epochs=5", *QUIET])
+        )
+    assert info.value.code == 3
+    line = one_error_line(capsys)
     assert line.startswith("error: training diverged in epoch 0") and "learning rate (1e+06)" in line
     assert not list((tmp_path / "run").glob("checkpoints/*.ckpt"))
 
@@ -207,9 +214,12 @@ class _Payload:
         return (os.system, ("echo pwned > pwned.txt",))
 
 
-def test_crafted_pickle_checkpoint_is_refused(tmp_path, capsys):
+def test_crafted_pickle_checkpoint_is_refused(tmp_path, capsys, monkeypatch):
+    from eval import evaluate
+
     from lecturenn.training.checkpoint import CheckpointError, load_checkpoint
 
+    monkeypatch.chdir(tmp_path)  # where the payload would write pwned.txt
     evil = tmp_path / "evil.ckpt"
     with open(evil, "wb") as f:
         torch.save({"state_dict": {}, "payload": _Payload()}, f)
@@ -218,10 +228,10 @@ def test_crafted_pickle_checkpoint_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train(make_cfg(tmp_path / "run", [f"ckpt_path={evil}", *QUIET]))
     assert "refusing to unpickle" in one_error_line(capsys)
-    proc = run_script(
-        "eval.py", f"ckpt_path={evil}", "data=iris", f"hydra.run.dir={tmp_path / 'e'}", cwd=tmp_path
-    )
-    assert proc.returncode == 2 and "refusing to unpickle" in proc.stderr
+    # eval in-process (eval.evaluate, the CLI's code; test_run_files.py runs eval.py's refusals as a process)
+    with pytest.raises(SystemExit) as info:
+        evaluate(make_cfg(tmp_path / "e", [f"ckpt_path={evil}", "data=iris"], config="eval"))
+    assert info.value.code == 2 and "refusing to unpickle" in one_error_line(capsys)
     assert not (tmp_path / "pwned.txt").exists()
 
 
@@ -238,7 +248,7 @@ def test_plain_pickle_file_is_not_a_checkpoint(tmp_path):
 def test_same_seed_same_result_different_seed_differs(tmp_path):
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        metrics = train(make_cfg(tmp_path / name, [f"seed={seed}", "trainer.max_epochs=3", *QUIET]))
+        metrics = train(make_cfg(tmp_path / name, [f"seed={seed}", "trainer.max_epochs=2", *QUIET]))
         runs[name] = (metrics, state(tmp_path / name / "checkpoints" / "last.ckpt")["state_dict"])
     (ma, sa), (mb, sb), (_, sc) = runs["a"], runs["b"], runs["c"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -25,8 +25,8 @@ import yaml
 pytest.importorskip("hydra")  # the Hydra app: skipped where hydra-core is missing (a bare GPU box)
 pytest.importorskip("omegaconf")
 
-from omegaconf import OmegaConf
-from test_app import QUIET, ROOT, run_script
+from omegaconf import OmegaConf, open_dict
+from test_app import QUIET, ROOT, make_cfg, run_script
 
 from lecturenn.data import DataError, DataInfo
 from lecturenn.data.scaling import network_inputs
@@ -34,6 +34,8 @@ from lecturenn.training.checkpoint import CheckpointError, init_arguments, load_
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import eval as eval_script  # noqa: E402  (scripts/eval.py)
+from predict import predict  # noqa: E402
+from train import train  # noqa: E402
 
 CONF = ROOT / "conf"
 
@@ -48,15 +50,48 @@ def only_error_line(proc) -> str:
     return errors[0]
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_settings():
+    """The in-process entry points set torch's threads (threads: auto) and matmul precision for the
+    process, as the CLI does for its own: give them back to the next test."""
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_float32_matmul_precision(precision)
+
+
+def refused(capsys, entry, out_dir: Path, overrides, config: str) -> str:
+    """``entry`` (eval.evaluate or predict.predict) in-process on the composed ``config`` (the code the
+    CLI runs; test_eval_and_predict_refuse_an_instantiator runs the processes): exit code 2 and one
+    ``error:`` line, no traceback, nothing written into the run directory ``out_dir``."""
+    out_dir.mkdir(parents=True)  # Hydra creates the run directory before the job starts
+    with pytest.raises(SystemExit) as info:
+        entry(make_cfg(out_dir, overrides, config=config))
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err[-3000:]
+    assert "weights_only" not in errors[0]
+    assert not list(out_dir.iterdir())  # no eval_metrics.json, no predictions
+    return errors[0]
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """One real 1-epoch `python scripts/train.py` run on iris (with its .hydra/config.yaml)."""
-    cwd = tmp_path_factory.mktemp("runfiles")
-    proc = run_script(
-        "train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={cwd / 'run'}", *QUIET, cwd=cwd
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return cwd / "run"
+    """One 1-epoch training run on iris, in-process (train.train: the CLI's code), with the
+    .hydra/config.yaml that Hydra would write (the composed config without its hydra node)."""
+    run = tmp_path_factory.mktemp("runfiles") / "run"
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    cfg = make_cfg(run, ["data=iris", "trainer.max_epochs=1", *QUIET])
+    train(cfg)
+    torch.set_num_threads(threads)
+    torch.set_float32_matmul_precision(precision)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    (run / ".hydra").mkdir()
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    return run
 
 
 def crafted_run(base: Path, run: Path, data: dict) -> Path:
@@ -118,11 +153,10 @@ def test_payloads_would_run_through_hydra_instantiate(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["torch.load", "builtins.open"])
-def test_eval_never_runs_a_crafted_run_config(tmp_path, run, name):
+def test_eval_never_runs_a_crafted_run_config(tmp_path, capsys, run, name):
     marker, payloads = hostile_payloads(tmp_path)
     ckpt = crafted_run(tmp_path / "evil", run, payloads[name])
-    proc = run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'e'}", cwd=tmp_path)
-    line = only_error_line(proc)
+    line = refused(capsys, eval_script.evaluate, tmp_path / "e", [f"ckpt_path={ckpt}"], "eval")
     assert line.startswith(f"error: run config {tmp_path / 'evil' / '.hydra' / 'config.yaml'}: ")
     assert f"data._target_={name!r} is not one of lecturenn's data modules" in line
     assert line.endswith("pass data=<name> to choose the data")
@@ -237,13 +271,11 @@ def test_altered_weights_are_caught_by_the_crc(tmp_path, run):
     load_checkpoint(ckpt)  # the original is fine
 
 
-def test_altered_checkpoint_is_refused_by_eval(tmp_path, run):
+def test_altered_checkpoint_is_refused_by_eval(tmp_path, capsys, run):
     bad = tmp_path / "flipped.ckpt"
     flip_sign_bits(run / "checkpoints" / "last.ckpt", bad)
-    proc = run_script(
-        "eval.py", f"ckpt_path={bad}", "data=iris", f"hydra.run.dir={tmp_path / 'e'}", cwd=tmp_path
-    )
-    assert "is corrupted (CRC mismatch in archive/data/" in only_error_line(proc)
+    line = refused(capsys, eval_script.evaluate, tmp_path / "e", [f"ckpt_path={bad}", "data=iris"], "eval")
+    assert "is corrupted (CRC mismatch in archive/data/" in line
 
 
 def test_checkpoint_written_without_crcs_still_loads(tmp_path):
@@ -376,28 +408,29 @@ def test_load_module_leaves_the_rngs_alone(run, monkeypatch):
 
 
 def test_eval_and_predict_refuse_an_instantiator(tmp_path, run):
+    """As processes: eval.py's contract for a refused file (exit 2, one line, no traceback, nothing
+    written); test_predict_inputs.py's overwrite test holds predict.py's, the rest here run in-process."""
     ckpt = with_hparams(run / "checkpoints" / "last.ckpt", tmp_path / "inst.ckpt", _instantiator="os.system")
     proc = run_script(
         "eval.py", f"ckpt_path={ckpt}", "data=iris", f"hydra.run.dir={tmp_path / 'e'}", cwd=tmp_path
     )
     assert "hyper-parameter '_instantiator' is not an argument" in only_error_line(proc)
+    assert not (tmp_path / "e" / "eval_metrics.json").exists()
     rows = tmp_path / "rows.csv"
     rows.write_text("sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n5,3,1,0.2\n")
     proc = run_script(
         "predict.py", f"ckpt_path={ckpt}", f"input={rows}", f"hydra.run.dir={tmp_path / 'p'}", cwd=tmp_path
     )
     assert "hyper-parameter '_instantiator' is not an argument" in only_error_line(proc)
+    assert not (tmp_path / "p" / "predictions.csv").exists() and not (tmp_path / "predictions.csv").exists()
 
 
 # -- eval's happy path (run config) and strict JSON ------------------------------------------------
 def test_eval_from_the_run_config_writes_strict_json(tmp_path, run):
-    proc = run_script(
-        "eval.py",
-        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
-        f"hydra.run.dir={tmp_path / 'e'}",
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    """In-process (the run's config is read the same way; test_app.py's test_cli_eval reads a
+    config.yaml that Hydra itself wrote, through the command line)."""
+    (tmp_path / "e").mkdir()
+    eval_script.evaluate(make_cfg(tmp_path / "e", [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], "eval"))
 
     def no_constants(name):
         raise AssertionError(f"{name} in eval_metrics.json")
@@ -436,29 +469,23 @@ def test_predict_standardises_in_float64():
     assert Z.dtype == torch.float64 and Z.item() == 1e39
 
 
-def test_predict_refuses_a_value_beyond_float32(tmp_path, run):
+def test_predict_refuses_a_value_beyond_float32(tmp_path, capsys, run):
     rows = tmp_path / "rows.csv"
     rows.write_text(
         "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n5,3,1,0.2\n5,3,1e39,0.2\n"
     )
-    proc = run_script(
-        "predict.py",
+    args = [
         f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
         f"input={rows}",
         f"output={tmp_path / 'out.csv'}",
-        f"hydra.run.dir={tmp_path / 'p'}",
-        cwd=tmp_path,
-    )
-    line = only_error_line(proc)
+    ]
+    line = refused(capsys, predict, tmp_path / "p", args, "predict")
     assert "feature column 'petal length (cm)' has values (e.g. 1e+39 in row 1, 0-based)" in line
     assert "float32" in line
     assert not (tmp_path / "out.csv").exists()
 
 
 def test_a_float64_checkpoint_loads_and_evaluates_in_float64(tmp_path):
-    from test_app import make_cfg
-    from train import train
-
     run = tmp_path / "run"
     train(
         make_cfg(
@@ -477,10 +504,9 @@ def test_a_float64_checkpoint_loads_and_evaluates_in_float64(tmp_path):
     assert module.net.thetas[0].dtype == torch.float64
     saved = torch.load(last, weights_only=True)["state_dict"]["net.thetas.0"]
     assert torch.equal(module.net.thetas[0].detach(), saved)  # not rounded through float32
-    proc = run_script(
-        "eval.py", f"ckpt_path={last}", "data=iris", f"hydra.run.dir={tmp_path / 'e'}", cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    (tmp_path / "e").mkdir()
+    metrics = eval_script.evaluate(make_cfg(tmp_path / "e", [f"ckpt_path={last}", "data=iris"], "eval"))
+    assert "test/acc" in metrics and (tmp_path / "e" / "eval_metrics.json").is_file()
 
 
 def test_eval_refuses_data_that_differs_from_the_checkpoints(tmp_path):

@@ -1,12 +1,16 @@
 """Runs you can trust: last.ckpt is the last epoch, one directory per run, sweeps whose jobs fail alone."""
 
 import json
+import logging
+import runpy
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 import torch
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf, open_dict
 from runs import RUN_FILES, run_stamp, strict_json
 from test_app import QUIET, ROOT, make_cfg, run_script
 from train import train
@@ -23,29 +27,61 @@ def error_lines(proc):
     return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
 
 
+@pytest.fixture
+def cli(tmp_path, capsys, monkeypatch):
+    """``python scripts/<script> <args>`` without a new interpreter: the script executed as
+    ``__main__`` (runpy) with that command line, so Hydra parses it, composes the config and runs the
+    RunDirectories callback as in a process. For runs the callback refuses (it raises SystemExit(2)
+    before the job starts): returns a CompletedProcess with the exit code and what was printed.
+    Hydra's set-up of the root logger is undone after each call."""
+
+    def run(script, *args):
+        path = str(ROOT / "scripts" / script)
+        root = logging.getLogger()
+        saved = list(root.handlers), root.level, logging.getLogger("alembic").level
+        monkeypatch.setattr(sys, "argv", [path, *args])
+        monkeypatch.chdir(tmp_path)  # as the processes ran (cwd=tmp_path)
+        GlobalHydra.instance().clear()
+        try:
+            runpy.run_path(path, run_name="__main__")
+            code = 0  # not reached: the script ends with sys.exit(main())
+        except SystemExit as exit:
+            code = exit.code
+        finally:
+            GlobalHydra.instance().clear()
+            root.handlers[:], _, _ = saved
+            root.setLevel(saved[1])
+            logging.getLogger("alembic").setLevel(saved[2])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess([path, *args], code, out, err)
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_settings():
+    """train() in-process sets torch's threads (threads: auto) and matmul precision for the process,
+    as the CLI does for its own: give them back to the next test."""
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_float32_matmul_precision(precision)
+
+
 # -- last.ckpt ----------------------------------------------------------------------------------------
 def test_last_ckpt_holds_the_last_epoch_and_resume_trains_only_the_new_epochs(tmp_path):
+    """In-process (train.train, the CLI's code): the checkpoints and the resumed epochs are the point,
+    not the process; test_a_second_run_into_a_run_directory_is_refused resumes through the CLI."""
     run = tmp_path / "run"
-    first = run_script(
-        "train.py", *XOR_EARLY_BEST, "trainer.max_epochs=10", f"hydra.run.dir={run}", *QUIET, cwd=tmp_path
-    )
-    assert first.returncode == 0, first.stderr[-3000:]
+    train(make_cfg(run, [*XOR_EARLY_BEST, "trainer.max_epochs=10", *QUIET]))
     metrics = json.loads((run / "metrics.json").read_text())
     best, last = ckpt(metrics["best_checkpoint"]), ckpt(run / "checkpoints" / "last.ckpt")
     assert best["epoch"] < 9, "the property needs a run whose best epoch is early"
     assert last["epoch"] == 9 and last["global_step"] == 10 * 2  # 60 rows: 36 train, batch 32 -> 2 steps
     assert not torch.equal(best["state_dict"]["net.thetas.0"], last["state_dict"]["net.thetas.0"])
 
-    resumed = run_script(
-        "train.py",
-        *XOR_EARLY_BEST,
-        "trainer.max_epochs=12",
-        f"hydra.run.dir={run}",
-        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
-        *QUIET,
-        cwd=tmp_path,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = [*XOR_EARLY_BEST, "trainer.max_epochs=12", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
+    train(make_cfg(run, [*resumed, *QUIET]))
     trained = pd.read_csv(run / "csv" / "resume-1" / "metrics.csv").dropna(subset=["train/loss"])
     assert sorted(trained["epoch"].astype(int)) == [10, 11]  # only the two new epochs
     assert ckpt(run / "checkpoints" / "last.ckpt")["epoch"] == 11
@@ -84,31 +120,32 @@ def test_two_runs_started_together_get_their_own_directories(tmp_path):
         assert len(pd.read_csv(run / "csv" / "metrics.csv").dropna(subset=["train/loss"])) == 1
 
 
-def test_a_second_run_into_a_run_directory_is_refused(tmp_path):
+def test_a_second_run_into_a_run_directory_is_refused(tmp_path, cli):
     run = tmp_path / "run"
-    first = run_script(
-        "train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={run}", *QUIET, cwd=tmp_path
-    )
-    assert first.returncode == 0, first.stderr[-2000:]
+    # the first run in-process (train.train, the CLI's code), with the .hydra/config.yaml Hydra writes
+    # (the composed config without its hydra node); the refusals and the resume are the CLI's
+    cfg = make_cfg(run, ["data=iris", "trainer.max_epochs=1", *QUIET])
+    train(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    (run / ".hydra").mkdir()
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
-    again = run_script(
-        "train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={run}", *QUIET, cwd=tmp_path
-    )
+    again = cli("train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={run}", *QUIET)
     assert again.returncode == 2
     assert len(error_lines(again)) == 1 and "already holds a run" in error_lines(again)[0]
     assert "ckpt_path=" in error_lines(again)[0] and "Traceback" not in again.stderr
 
     other = tmp_path / "other"  # a checkpoint of another run cannot be resumed into this directory
     train(make_cfg(other, ["data=iris", "trainer.max_epochs=1", *QUIET]))
-    foreign = run_script(
+    foreign = cli(
         "train.py",
         "data=iris",
         "trainer.max_epochs=2",
         f"hydra.run.dir={run}",
         f"ckpt_path={other / 'checkpoints' / 'last.ckpt'}",
         *QUIET,
-        cwd=tmp_path,
     )
     assert foreign.returncode == 2 and "holds another run" in error_lines(foreign)[0]
     after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
@@ -130,22 +167,20 @@ def test_a_second_run_into_a_run_directory_is_refused(tmp_path):
     assert not list((run / "checkpoints").glob("last-v*.ckpt"))
 
 
-def test_a_directory_left_by_a_failed_run_is_refused_without_resume_advice(tmp_path):
+def test_a_directory_left_by_a_failed_run_is_refused_without_resume_advice(tmp_path, cli):
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)  # what a run refused or diverged in epoch 0 leaves behind
     (run / "csv").mkdir()
-    proc = run_script(
-        "train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={run}", *QUIET, cwd=tmp_path
-    )
+    proc = cli("train.py", "data=iris", "trainer.max_epochs=1", f"hydra.run.dir={run}", *QUIET)
     assert proc.returncode == 2
     line = error_lines(proc)[0]
     assert "wrote no checkpoint" in line and "ckpt_path" not in line
     assert not (run / "checkpoints").exists()
 
 
-def test_a_run_directory_that_is_a_file_is_refused(tmp_path):
+def test_a_run_directory_that_is_a_file_is_refused(tmp_path, cli):
     (tmp_path / "afile").write_text("not a directory")
-    proc = run_script("train.py", "data=iris", f"hydra.run.dir={tmp_path / 'afile'}", *QUIET, cwd=tmp_path)
+    proc = cli("train.py", "data=iris", f"hydra.run.dir={tmp_path / 'afile'}", *QUIET)
     assert proc.returncode == 2 and "is a file, not a directory" in error_lines(proc)[0]
     assert "Traceback" not in proc.stderr
 
@@ -284,12 +319,12 @@ def test_sigterm_stops_with_a_non_zero_status_and_a_resumable_last_ckpt(tmp_path
 
 
 @pytest.mark.parametrize("script,extra", [("eval.py", []), ("predict.py", ["input=rows.csv"])])
-def test_eval_and_predict_never_write_into_another_runs_directory(tmp_path, script, extra):
+def test_eval_and_predict_never_write_into_another_runs_directory(tmp_path, cli, script, extra):
     run = tmp_path / "run"
     train(make_cfg(run, ["data=iris", "trainer.max_epochs=1", *QUIET]))
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     last = run / "checkpoints" / "last.ckpt"
-    proc = run_script(script, f"ckpt_path={last}", *extra, f"hydra.run.dir={run}", cwd=tmp_path)
+    proc = cli(script, f"ckpt_path={last}", *extra, f"hydra.run.dir={run}")
     assert proc.returncode == 2 and "already holds the files of another run" in error_lines(proc)[0]
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 

@@ -400,28 +400,31 @@ def test_app_trains_on_streamed_data(tmp_path, kind):
     assert metrics["test/acc"] > 0.6 and metrics["epochs"] == 2
 
 
-def test_cli_trains_on_npy_files(tmp_path):
+def test_cli_trains_on_npy_files(tmp_path, capsys):
+    """The app's run on data=stream/npy in-process (train.train on the composed config: the CLI's code;
+    test_app.py runs train.py as a process): its summary line and metrics.json."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train import train
+
     features, targets = save_npy(tmp_path, *linear_data(2000, 4))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "train.py"),
-            "data=stream/npy",
-            f"data.features={features}",
-            f"data.targets={targets}",
-            "data.block_rows=100",
-            "trainer.max_epochs=1",
-            f"hydra.run.dir={tmp_path / 'run'}",
-            *QUIET,
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"},
+    overrides = [
+        "data=stream/npy",
+        f"data.features={features}",
+        f"data.targets={targets}",
+        "data.block_rows=100",
+        "trainer.max_epochs=1",
+        *QUIET,
+    ]
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    try:
+        train(make_cfg(tmp_path / "run", overrides))
+    finally:  # threads: auto and matmul_precision are set for the process
+        torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision(precision)
+    assert (
+        "data: multiclass, 4 features -> 3 outputs; train/val/test rows 1400/200/400"
+        in capsys.readouterr().out
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "data: multiclass, 4 features -> 3 outputs; train/val/test rows 1400/200/400" in proc.stdout
     assert "test/acc" in json.loads((tmp_path / "run" / "metrics.json").read_text())
 
 
