@@ -4,7 +4,16 @@ nothing in the repository still names their old paths."""
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRY_POINTS = {"train.py", "eval.py", "predict.py", "app.py", "runs.py", "schema.py", "gpu_check.sh"}
+ENTRY_POINTS = {
+    "train.py",
+    "eval.py",
+    "predict.py",
+    "app.py",
+    "runs.py",
+    "schema.py",
+    "tuning.py",
+    "gpu_check.sh",
+}
 BENCHMARKS = {"bench.py", "bench_estimator.py", "bench_scaling.py", "gpu_check.py"}
 OLD = ("scripts/" + "bench", "scripts/" + "gpu_check.py")  # split: this file must not match itself
 TEXT = {".py", ".md", ".sh", ".yaml", ".toml", ".txt", ".cfg", ".ini"}

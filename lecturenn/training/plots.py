@@ -27,6 +27,7 @@ from .figures import (
     plot_confusion_matrix,
     plot_curves,
     plot_decision_boundary,
+    plot_lr_find,
     plot_network,
     plot_theta_images,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_curves",
     "plot_decision_boundary",
+    "plot_lr_find",
     "plot_network",
     "plot_theta_images",
 ]
