@@ -39,6 +39,7 @@ from .autograd_support import (
 from .heads import Head, get_head
 from .regularization import check_lam
 from .sample_weight import check_weight_shape
+from .theta import with_bias_unit
 
 _CONTIGUOUS = torch.contiguous_format
 
@@ -72,29 +73,36 @@ def _sum_of_squares(thetas, dtype: torch.dtype | None = None) -> Tensor:
 
 
 def forward_layers(x: Tensor, thetas, activation: Activation, keep: bool, workspace=None):
-    """Forward propagation; returns z^(L+1) and, if ``keep``, the hidden activations a^(2..L).
-    Plain torch ops: differentiable by autograd when called with grad enabled.
+    """Forward propagation; returns z^(L+1) and, if ``keep``, the activations a^(1..L) the
+    δ-recursion reads (:func:`backward_layers` takes them as they are). Plain torch ops:
+    differentiable by autograd when called with grad enabled.
 
-    ``workspace`` (a :class:`Workspace` built on these Θ; a speed option, no autograd): the
-    bias-augmented layout. ``x`` is then [1, X] (n, s_1 + 1) and each a^(l+1) is written into the
-    workspace's buffer (n, s_{l+1} + 1) whose column 0 holds the bias unit 1, so
-    z^(l+1) = [1, a^(l)] Θ^(l)ᵀ is one matmul and g writes straight into the buffer
-    (:meth:`Activation.into`); the hidden activations returned are ([1, a^(l)], a^(l)) pairs of
-    those buffers (:func:`backward_layers` takes them with the same ``workspace``)."""
+    One computation, z^(l+1) = Θ^(l) [1; a^(l)] = [1, a^(l)] Θ^(l)ᵀ, as on the slides: the bias unit
+    is column 0 of the activations (:func:`lecturenn.theta.with_bias_unit`), so a layer is one matmul
+    (no Θ_{:,0} / Θ_{:,1:} views, no bias broadcast) and every path that computes z — this one, the
+    autograd twin, ``propagate`` — agrees bitwise. With ``keep`` (the manual Functions' training
+    forward) the [1, a^(l)] are returned, [1, X] first, and the backward's Δ^(l) = δ^(l+1)ᵀ [1, a^(l)]
+    is one matmul too, bias column included (:func:`backward_layers`).
+
+    ``workspace`` (a :class:`Workspace` built on these Θ; the estimators): the same layout in the
+    workspace's reused buffers. ``x`` is then [1, X] (n, s_1 + 1) and g writes a^(l+1) straight into
+    the buffer whose column 0 holds the bias unit (:meth:`Activation.into`); returns [1, X] followed
+    by the ([1, a^(l)], a^(l)) pairs of those buffers.
+    """
     if workspace is not None:
         a, hidden = x, workspace.buffers(x.shape[0])
         for theta_t, (buf, inner) in zip(workspace.transposed, hidden):
             activation.into(torch.mm(a, theta_t), inner)  # (n, s_l + 1) @ (s_l + 1, s_{l+1})
             a = buf
-        return torch.mm(a, workspace.transposed[-1]), hidden
-    a, hidden = x, []
+        return torch.mm(a, workspace.transposed[-1]), [x, *hidden]
+    a = with_bias_unit(x)  # [1, X] (n, s_1 + 1)
+    kept = [a] if keep else []
     for theta in thetas[:-1]:
-        z = torch.addmm(theta[:, 0], a, theta[:, 1:].t())  # (n, s_l) @ (s_l, s_{l+1}) -> (n, s_{l+1})
-        a = activation.g(z)
+        z = torch.mm(a, theta.t())  # (n, s_l + 1) @ (s_l + 1, s_{l+1}) -> (n, s_{l+1})
+        a = with_bias_unit(activation.g(z))  # [1, a^(l+1)] (n, s_{l+1} + 1)
         if keep:
-            hidden.append(a)
-    theta = thetas[-1]
-    return torch.addmm(theta[:, 0], a, theta[:, 1:].t()), hidden  # z^(L+1) (n, s_{L+1})
+            kept.append(a)
+    return torch.mm(a, thetas[-1].t()), kept  # z^(L+1) (n, s_{L+1})
 
 
 def _total(weight: Tensor | None, n: int):
@@ -130,46 +138,39 @@ def backward_layers(
     alpha: float | None = None,
 ):
     """The δ-recursion from δ^(L+1) (already scaled by ∂J/∂z^(L+1)) down to the lowest layer that
-    needs a gradient — the one implementation every caller uses. ``activations`` are a^(1..L)
-    (a^(1) = x); with a ``workspace`` (see :func:`forward_layers`) they are [1, X] followed by the
-    ([1, a^(l)], a^(l)) pairs forward_layers returned. ``out``: optional Θ-shaped contiguous
-    tensors to write Δ^(l) into (e.g. preallocated ``.grad`` tensors); fresh contiguous tensors
-    otherwise. ``alpha``: a number every Δ^(l) is multiplied by (the recursion is linear in δ, so
-    this equals scaling δ^(L+1); with a workspace it costs nothing, being the matmul's own factor).
-    Returns (∂J/∂x, [α·Δ^(1..L)])."""
+    needs a gradient — the one implementation every caller uses. ``activations``: the bias-augmented
+    a^(1..L) that :func:`forward_layers` (``keep=True``) returned: [1, X], then [1, a^(l)] (n, s_l + 1)
+    for each hidden layer, or with a ``workspace`` its ([1, a^(l)], a^(l)) pairs. ``out``: optional
+    Θ-shaped contiguous tensors to write Δ^(l) into (e.g. preallocated ``.grad`` tensors); fresh
+    contiguous tensors otherwise. ``alpha``: a number every Δ^(l) is multiplied by (the recursion is
+    linear in δ, so this equals scaling δ^(L+1); it costs nothing, being the matmul's own factor).
+    ``workspace``: Θ^(l)_{:,1:} from its views instead of slicing Θ. Returns (∂J/∂x, [α·Δ^(1..L)])."""
     L = len(thetas)
     needing = [l for l in range(L) if needs_theta[l]]
     stop = -1 if needs_x else (needing[0] if needing else 0)
     grads: list[Tensor | None] = [None] * L
     grad_x = None
     delta = delta.contiguous()
-    augmented = workspace is not None
-    weights = workspace.weights if augmented else None  # Θ^(l)_{:,1:}, else sliced when needed
-    for l in reversed(range(L)):  # 0-based: thetas[l] is Θ^(l+1), activations[l] is a^(l+1)
-        if augmented:  # [1, a^(l)] and a^(l) (the input layer's a is never needed)
-            a_aug, a = activations[l] if l else (activations[0], None)
-        else:
-            a = activations[l]
+    weights = workspace.weights if workspace is not None else None  # Θ^(l)_{:,1:}, else sliced
+    for l in reversed(range(L)):  # 0-based: thetas[l] is Θ^(l+1), activations[l] is [1, a^(l+1)]
+        kept = activations[l]
+        a_aug = kept[0] if isinstance(kept, tuple) else kept  # [1, a^(l)] (n, s_l + 1)
         if needs_theta[l]:
-            # Δ^(l) = δ^(l+1)ᵀ [1, a^(l)], written in one (s_{l+1}, s_l + 1) tensor
-            grad = out[l] if out is not None else torch.empty_like(thetas[l], memory_format=_CONTIGUOUS)
-            if augmented:  # the ones column is in the buffer: one matmul, bias column and α included
-                torch.addmm(grad, delta.t(), a_aug, beta=0, alpha=1 if alpha is None else alpha, out=grad)
+            # Δ^(l) = δ^(l+1)ᵀ [1, a^(l)]: one (s_{l+1}, n) @ (n, s_l + 1) matmul, bias column included
+            if out is None and alpha is None:
+                grad = torch.mm(delta.t(), a_aug)  # a fresh contiguous (s_{l+1}, s_l + 1) tensor
             else:
-                torch.mm(delta.t(), a, out=grad[:, 1:])  # (s_{l+1}, n) @ (n, s_l)
-                # bias column Σ_i δ^(l+1)_i, written after the mm: its strided writes touch every
-                # row, which would page-fault a fresh buffer one page at a time if it came first
-                torch.sum(delta, dim=0, out=grad[:, 0])
-                if alpha is not None:
-                    grad.mul_(alpha)
+                grad = out[l] if out is not None else torch.empty_like(thetas[l], memory_format=_CONTIGUOUS)
+                torch.addmm(grad, delta.t(), a_aug, beta=0, alpha=1 if alpha is None else alpha, out=grad)
             grads[l] = grad
         if l == stop or (l == 0 and not needs_x):
             break
-        weight = weights[l] if augmented else thetas[l][:, 1:]  # Θ^(l)_{:,1:} (s_{l+1}, s_l)
+        weight = weights[l] if weights is not None else thetas[l][:, 1:]  # Θ^(l)_{:,1:} (s_{l+1}, s_l)
         delta = torch.mm(delta, weight)  # (n, s_{l+1}) @ (s_{l+1}, s_l) -> (n, s_l)
         if l == 0:
             grad_x = delta  # the input layer has no g'
         else:  # δ^(l) = (Θ_{:,1:})ᵀ δ^(l+1) .* g'(z^(l)), g' from the saved a^(l)
+            a = kept[1] if isinstance(kept, tuple) else kept[:, 1:]  # a^(l) (n, s_l)
             delta = activation.backward(delta, a)
     return grad_x, grads
 
@@ -302,7 +303,7 @@ def cost_and_gradient(
         check_weight_shape(weight, X.shape[0])
     if workspace is not None and any(a is not b for a, b in zip(thetas, workspace.thetas)):
         raise ValueError("cost_and_gradient: thetas are not the tensors the workspace was built on")
-    z_out, hidden = forward_layers(X, thetas, activation, True, workspace)
+    z_out, activations = forward_layers(X, thetas, activation, True, workspace)
     flat = None if workspace is None else workspace.flat
     if workspace is not None:
         out = workspace.grads
@@ -329,7 +330,6 @@ def cost_and_gradient(
             J.add_(ridge, alpha=lam / (2 * W))
         else:
             J = J + (lam / (2 * W)) * ridge
-    activations = [X, *hidden]
     needs = [True] * len(thetas)
     _, grads = backward_layers(delta, activations, thetas, activation, False, needs, out, workspace, alpha)
     if masked is not None:  # D += (λ/W) [0 | Θ_{:,1:}], all layers in one call
@@ -360,8 +360,9 @@ class ThetaForward(torch.autograd.Function):
     """z^(L+1) from x through Θ^(1..L); backward is the δ-recursion.
 
     Inputs: ``x`` (n, s_1), the hidden :class:`Activation`, ``keep`` (save activations for
-    backward?), then Θ^(1), …, Θ^(L). Outputs: z^(L+1) (n, s_{L+1}) and the hidden activations
-    a^(2..L) as non-differentiable extras (the ``setup_context`` idiom for saving intermediates);
+    backward?), then Θ^(1), …, Θ^(L). Outputs: z^(L+1) (n, s_{L+1}) and, with ``keep``, the
+    bias-augmented activations [1, X], [1, a^(2..L)] as non-differentiable extras (the
+    ``setup_context`` idiom for saving intermediates; :func:`forward_layers`);
     :func:`theta_forward` returns only z^(L+1). Double backward (``create_graph=True``) recomputes
     the forward in plain ops and lets autograd differentiate it; under torch.func transforms
     :func:`theta_forward` runs those plain ops instead; ``torch.autograd.forward_ad`` raises.
@@ -369,8 +370,8 @@ class ThetaForward(torch.autograd.Function):
 
     @staticmethod
     def forward(x: Tensor, activation: Activation, keep: bool, *thetas: Tensor):
-        z_out, hidden = forward_layers(x, thetas, activation, keep)
-        return (z_out, *hidden)
+        z_out, activations = forward_layers(x, thetas, activation, keep)
+        return (z_out, *activations)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -379,21 +380,22 @@ class ThetaForward(torch.autograd.Function):
         ctx.num_layers = len(thetas)
         ctx.set_materialize_grads(False)  # the extras get no gradient: no zero tensors made for them
         if keep:
-            hidden = output[1:]
-            ctx.mark_non_differentiable(*hidden)
-            ctx.save_for_backward(x, *hidden, *thetas)
+            activations = output[1:]
+            ctx.mark_non_differentiable(*activations)
+            ctx.save_for_backward(x, *activations, *thetas)  # x itself for the double-backward twin
 
     @staticmethod
     def backward(ctx, grad_z, *_unused_hidden_grads):
         if grad_z is None:  # no gradient reached z^(L+1) (grads are not materialised)
             return (None,) * (3 + ctx.num_layers)
         L, saved = ctx.num_layers, ctx.saved_tensors
-        x, thetas, needs = saved[0], saved[L:], (ctx.needs_input_grad[0], *ctx.needs_input_grad[3:])
+        x, thetas, needs = saved[0], saved[L + 1 :], (ctx.needs_input_grad[0], *ctx.needs_input_grad[3:])
         z = twin(lambda: forward_layers(x, thetas, ctx.activation, keep=False)[0], x, thetas)
         if z is not None:  # create_graph=True: a gradient that is itself differentiable
             grad_x, *grads = graph_gradient(z, grad_z, [x, *thetas], needs)
             return (grad_x, None, None, *grads)
-        grad_x, grads = backward_layers(grad_z, saved[:L], thetas, ctx.activation, needs[0], needs[1:])
+        activations = saved[1 : L + 1]
+        grad_x, grads = backward_layers(grad_z, activations, thetas, ctx.activation, needs[0], needs[1:])
         return (grad_x, None, None, *grads)
 
     @staticmethod
@@ -417,8 +419,9 @@ class ThetaCost(torch.autograd.Function):
                                                                   w_i = 1, W = n: D = Δ/n + (λ/n)Θ)
 
     Inputs: X (n, s_1), prepared targets Y, sample weights (n,) or None, the :class:`Activation`,
-    the :class:`Head`, λ, ``keep``, then Θ^(1..L). Outputs: J (0-d), then z^(L+1) and a^(2..L) as
-    saved extras. The weights are constants (no gradient flows to them).
+    the :class:`Head`, λ, ``keep``, then Θ^(1..L). Outputs: J (0-d), then z^(L+1) and, with ``keep``,
+    [1, X], [1, a^(2..L)] (:func:`forward_layers`) as saved extras. The weights are constants (no
+    gradient flows to them).
 
     Transforms: first-order ``backward()``/``autograd.grad`` run the δ-recursion; with
     ``create_graph=True`` (gradient penalties, ``gradgradcheck``) the backward recomputes J in
@@ -430,12 +433,12 @@ class ThetaCost(torch.autograd.Function):
 
     @staticmethod
     def forward(X, Y, weight, activation: Activation, head: Head, lam: float, keep: bool, *thetas):
-        z_out, hidden = forward_layers(X, thetas, activation, keep)
+        z_out, activations = forward_layers(X, thetas, activation, keep)
         W = _total(weight, X.shape[0])
         J = _data_cost(head, z_out, Y, weight) / W
         if lam > 0:
             J = J + ridge_penalty(thetas, lam, W, J.dtype)
-        return (J, z_out, *hidden)
+        return (J, z_out, *activations)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -443,18 +446,18 @@ class ThetaCost(torch.autograd.Function):
         ctx.activation, ctx.head, ctx.lam, ctx.num_layers = activation, head, lam, len(thetas)
         ctx.set_materialize_grads(False)  # z^(L+1) and a^(l) get no gradient: no zero tensors for them
         if keep:
-            z_out, *hidden = output[1:]
-            ctx.mark_non_differentiable(z_out, *hidden)
-            ctx.save_for_backward(X, *hidden, *thetas, z_out, Y, weight)
+            z_out, *activations = output[1:]
+            ctx.mark_non_differentiable(z_out, *activations)
+            ctx.save_for_backward(X, *activations, *thetas, z_out, Y, weight)  # X for the twin
 
     @staticmethod
     def backward(ctx, grad_J, *_unused):
         if grad_J is None:  # no gradient reached J (grads are not materialised)
             return (None,) * (7 + ctx.num_layers)
         L, saved = ctx.num_layers, ctx.saved_tensors
-        activations, thetas, (z_out, Y, weight) = saved[:L], saved[L : 2 * L], saved[2 * L :]
+        X, activations, thetas = saved[0], saved[1 : L + 1], saved[L + 1 : 2 * L + 1]
+        z_out, Y, weight = saved[2 * L + 1 :]
         needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[7:])
-        X = activations[0]
         J = twin(
             lambda: differentiable_cost(X, Y, weight, thetas, ctx.activation, ctx.head, ctx.lam)[0], X, thetas
         )

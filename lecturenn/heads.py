@@ -208,12 +208,20 @@ class Head:
             return ((Y >= 0) & (Y < K)).all()
         return self.valid(Y)
 
-    def safe_targets(self, Y: Tensor, K: int) -> tuple[Tensor, Tensor]:
-        """(Y safe to compute with, 0-d bool "Y was valid"): class indices are clamped to [0, K)."""
+    def safe_targets(self, Y: Tensor, K: int, read_now: bool = False) -> tuple[Tensor, bool | Tensor]:
+        """(Y safe to compute with, "Y is valid"). ``read_now`` (where reads cost no host sync, the
+        CPU): the verdict is a Python bool, read at once (class indices by one min/max pass);
+        otherwise it is a 0-d bool tensor (no host sync) and class indices are clamped to [0, K), so
+        that a bad label cannot index out of bounds (a device-side assert) before it is read."""
+        if read_now:
+            if _is_index_target(Y):
+                extremes = torch.aminmax(Y)
+                return Y, extremes.min.item() >= 0 and extremes.max.item() < K
+            return Y, bool(self.valid(Y))
         if _is_index_target(Y):
             safe = Y.clamp(0, K - 1)
             return safe, (safe == Y).all()
-        return Y, self.targets_valid(Y, K)
+        return Y, self.valid(Y)
 
     def describe_bad_targets(self, Y: Tensor) -> str:
         """Human-readable reason why :meth:`targets_valid` failed."""
@@ -268,7 +276,7 @@ def _squared_cost(z: Tensor, Y: Tensor, weight: Tensor | None = None) -> Tensor:
 def _h_minus_y(h: Tensor, Y: Tensor, inplace: bool = False) -> Tensor:
     if _is_index_target(Y):  # h − onehot(y) without building the one-hot matrix
         delta = h if inplace else h.clone()
-        return delta.scatter_add_(1, Y.unsqueeze(1), delta.new_full((delta.shape[0], 1), -1.0))
+        return delta.scatter_(1, Y.unsqueeze(1), -1.0, reduce="add")  # δ_{i, y_i} −= 1
     return h.sub_(Y) if inplace else h - Y
 
 

@@ -25,7 +25,7 @@ from .activations import get_activation
 from .arrays import to_tensor
 from .validation import check_integer, check_number, is_integer
 
-__all__ = ["INITS", "check_input", "init_theta", "make_generator", "ThetaLinear"]
+__all__ = ["INITS", "check_input", "init_theta", "make_generator", "with_bias_unit", "layer_z", "ThetaLinear"]
 
 INITS = ("glorot", "he", "epsilon", "zeros")
 
@@ -108,6 +108,43 @@ def check_input(X, s_in: int, ref: Tensor, name: str = "X", units: str = "s_1") 
     return X
 
 
+_ONES: dict[tuple, Tensor] = {}
+
+
+def _ones_column(a: Tensor) -> Tensor:
+    """A (n, 1) column of ones in a's dtype and device, kept for the last few (n, dtype, device)
+    seen, so that [1, a] costs one kernel (the ``cat``) instead of two. Read only (``cat`` copies
+    it). Made fresh, not kept, while torch.compile traces or a CUDA graph is being captured (a
+    captured fill would run only on replay)."""
+    if torch.compiler.is_compiling():
+        return torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)
+    key = (a.shape[0], a.dtype, a.device)
+    ones = _ONES.get(key)
+    if ones is None:
+        with torch.inference_mode(False):  # a normal tensor even when first made in inference mode
+            ones = torch.ones(a.shape[0], 1, dtype=a.dtype, device=a.device)
+        if not (a.is_cuda and torch.cuda.is_current_stream_capturing()):
+            if len(_ONES) >= 8:
+                _ONES.clear()
+            _ONES[key] = ones
+    return ones
+
+
+def with_bias_unit(a: Tensor) -> Tensor:
+    """[1, a] (n, s + 1): the activations a (n, s) with the bias unit a_0 = 1 prepended as column 0,
+    the lecture's "add a_0^(l) = 1". Differentiable with respect to a."""
+    return torch.cat((_ones_column(a), a), 1)
+
+
+def layer_z(a: Tensor, theta: Tensor) -> Tensor:
+    """z = Θ [1; a] for the rows of a: [1, a] Θᵀ, (n, s_l) -> (n, s_{l+1}) for Θ (s_{l+1}, s_l + 1).
+
+    The one way every path computes a layer (the manual δ-recursion's forward, the autograd twin,
+    ``propagate``, ``ThetaLinear``), so they agree bitwise: one matmul with the bias unit as the
+    first column, as on the slides; the manual path keeps [1, a] for its one-matmul Δ^(l)."""
+    return torch.mm(with_bias_unit(a), theta.t())  # (n, s_l + 1) @ (s_l + 1, s_{l+1})
+
+
 class ThetaLinear(nn.Module):
     r"""One layer in the lecture's notation: :math:`a' = g(z),\ z = Θ [1; a]`.
 
@@ -150,8 +187,7 @@ class ThetaLinear(nn.Module):
 
     def forward(self, a: Tensor) -> Tensor:
         a = check_input(a, self.in_features, self.theta, name="input", units="s_l")
-        z = torch.addmm(self.theta[:, 0], a, self.theta[:, 1:].t())  # (n, s_{l+1})
-        return self.activation.g(z)
+        return self.activation.g(layer_z(a, self.theta))  # z (n, s_{l+1})
 
     def extra_repr(self) -> str:
         return (

@@ -145,7 +145,11 @@ def test_nothing_saved_without_grad():
     out = ln.backprop.ThetaForward.apply(x, net.activation, False, *[t.detach() for t in net.thetas])
     assert len(out) == 1  # no hidden activations returned to be saved
     z = net.logits(x)
-    assert z.grad_fn is not None and len(z.grad_fn.saved_tensors) == 1 + 1 + 2  # x, a^(2), Θ's
+    saved = z.grad_fn.saved_tensors
+    assert len(saved) == 1 + 2 + 2  # x (for the double-backward twin), [1, x], [1, a^(2)], Θ's
+    assert saved[0] is x or saved[0].data_ptr() == x.data_ptr()
+    torch.testing.assert_close(saved[1], torch.cat([torch.ones(2, 1), x], 1), rtol=0, atol=0)
+    assert saved[2].shape == (2, 7) and bool((saved[2][:, 0] == 1).all())
 
 
 @pytest.mark.parametrize("backprop", ["manual", "autograd"])
