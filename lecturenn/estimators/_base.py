@@ -20,8 +20,8 @@ from ..heads import HEADS
 from ..network import ThetaMLP
 from ..regularization import check_lam
 from ..sample_weight import check_weight_values, prepare_sample_weight
-from ..validation import is_integer, is_number
 from ..step_graph import check_cuda_graph_device
+from ..validation import is_integer, is_number
 from ._engine import (
     GRAPH_SOLVERS,
     Engine,

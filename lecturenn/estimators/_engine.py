@@ -249,7 +249,8 @@ class Engine:
         self.optimizer = make_optimizer(solver, self.params if solver == "lamb" else [self.param], est)
         self.step = fast_step(self.optimizer)  # optimizer.step() minus its wrapper (see _fast_step)
         self.loss_sum = torch.zeros((), dtype=self.thetas[0].dtype, device=self.thetas[0].device)
-        self.graph = None if graph is None else StepGraph(self.train_step, self.loss_sum.device, backend=graph)
+        device = self.loss_sum.device
+        self.graph = None if graph is None else StepGraph(self.train_step, device, backend=graph)
 
     def drives(self, net: ThetaMLP, solver: str) -> bool:
         """Is this engine still training ``net`` (its very parameters, still views of ``param``)?"""
