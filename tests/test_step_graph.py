@@ -46,11 +46,11 @@ def _engine(solver, graph, sizes=(64, 100, 10), backprop="manual"):
     return Engine(net, solver, _Est(graph is not None), backprop, graph)
 
 
-def _train(engine, steps, N=64 * 4 + 37, batch=64, lam=1e-3):
+def _train(engine, steps, N=64 * 4 + 37, batch=64, lam=1e-3, device="cpu"):
     """``steps`` mini-batch steps over N rows (reshuffled every epoch, a short last batch of 37)."""
     gen = torch.Generator().manual_seed(5)
-    X = torch.randn(N, 64, generator=gen)
-    Y = torch.nn.functional.one_hot(torch.randint(0, 10, (N,), generator=gen), 10).float()
+    X = torch.randn(N, 64, generator=gen).to(device)
+    Y = torch.nn.functional.one_hot(torch.randint(0, 10, (N,), generator=gen), 10).float().to(device)
     data, shuffle, done = Batches(with_ones(X), Y, batch, True), torch.Generator().manual_seed(9), 0
     while done < steps:
         for Xb, Yb in data.epoch(shuffle):
