@@ -101,7 +101,9 @@ class StepGraph:
     the signature's static tensors and runs the step on them: eagerly during warm-up, then by
     replay. ``args`` are Python values passed to the step after the tensors, ``key`` values the
     step reads from elsewhere (e.g. the learning rate in the optimizer's param group); both select
-    the graph, since a capture freezes them. Returns None: read the step's in-place outputs.
+    the graph, since a capture freezes them. Returns what the step returned: its fresh result
+    during warm-up, and once captured the capture's outputs — static tensors that the next replay
+    overwrites (clone what you keep).
 
     Attributes: ``captures`` (graphs captured so far), ``replays``, ``eager_steps`` (warm-up calls).
     """
@@ -133,7 +135,7 @@ class StepGraph:
         self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
         self.captures = self.replays = self.eager_steps = 0
 
-    def __call__(self, tensors: tuple, args: tuple = (), key: tuple = ()) -> None:
+    def __call__(self, tensors: tuple, args: tuple = (), key: tuple = ()):
         signature = (tuple((t.shape, t.dtype, t.device) for t in tensors), tuple(args), tuple(key))
         entry = self._entries.get(signature)
         if entry is None:
@@ -145,19 +147,17 @@ class StepGraph:
         for static, t in zip(entry.static, tensors):
             static.copy_(t)  # the batch into the graph's fixed input addresses
         if entry.graph is not None:
-            self._backend.replay(entry.graph)
             self.replays += 1
-            return
+            return self._backend.replay(entry.graph, entry.kept)
         run = (lambda: self.step(*entry.static, *args)) if args else (lambda: self.step(*entry.static))
         if entry.warm < self.warmup:
-            self._backend.eager(run)
             entry.warm += 1
             self.eager_steps += 1
-            return
+            return self._backend.eager(run)
         entry.graph, entry.kept = self._backend.capture(run)
         self.captures += 1
-        self._backend.replay(entry.graph)  # the capture recorded this batch's step without running it
         self.replays += 1
+        return self._backend.replay(entry.graph, entry.kept)  # the capture recorded, did not run, the step
 
     def static_inputs(self, tensors: tuple, args: tuple = (), key: tuple = ()) -> list[Tensor] | None:
         """The static tensors of a signature (None if it has none): for tests and benchmarks."""
@@ -178,14 +178,15 @@ class _CudaBackend:
         self.device = device
         self.stream = torch.cuda.Stream(device)
 
-    def eager(self, run: Callable) -> None:
+    def eager(self, run: Callable):
         current = torch.cuda.current_stream(self.device)
         self.stream.wait_stream(current)  # the static inputs were filled on the current stream
         with torch.cuda.stream(self.stream), warnings.catch_warnings():
             # Adam(capturable=True) warns once when stepped outside a capture: expected in warm-up
             warnings.filterwarnings("ignore", message=_CAPTURABLE_WARNING)
-            run()
+            out = run()
         current.wait_stream(self.stream)
+        return out
 
     def capture(self, run: Callable):
         graph = torch.cuda.CUDAGraph()
@@ -204,8 +205,9 @@ class _CudaBackend:
         return graph, kept
 
     @staticmethod
-    def replay(graph) -> None:
-        graph.replay()
+    def replay(graph, kept):
+        graph.replay()  # on the current stream, after the copies into the static inputs
+        return kept
 
 
 class _RecordBackend:
@@ -213,18 +215,18 @@ class _RecordBackend:
     both warm-up and replay under :class:`_NoHostSync`."""
 
     @staticmethod
-    def eager(run: Callable) -> None:
+    def eager(run: Callable):
         with _NoHostSync():
-            run()
+            return run()
 
     @staticmethod
     def capture(run: Callable):
         return run, None  # recorded, not run (a CUDA capture does not run the kernels either)
 
     @staticmethod
-    def replay(run: Callable) -> None:
+    def replay(run: Callable, kept):
         with _NoHostSync():
-            run()
+            return run()
 
 
 class _NoHostSync(TorchDispatchMode):
