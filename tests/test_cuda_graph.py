@@ -11,6 +11,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 from test_step_graph import _Est, _train
+from test_step_graph_app import OPTIMIZERS, KeepGraph, fit
 
 from lecturenn import ThetaMLP
 from lecturenn.estimators import ThetaMLPClassifier
@@ -69,3 +70,14 @@ def test_estimator_cuda_graph_end_to_end_equals_eager_bitwise(solver):
     graph = graphed._engine.graph
     assert graph.captures == 2 and graph.replays > 100  # 1797 rows: 28 batches of 64 and one of 5
     np.testing.assert_array_equal(eager.predict(X / 16), graphed.predict(X / 16))
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_app_module_cuda_graph_equals_the_direct_path_bitwise(name):
+    _, ref, ref_losses = fit(False, OPTIMIZERS[name], accelerator="cuda")
+    keep = KeepGraph()
+    trainer, model, losses = fit(True, OPTIMIZERS[name], backend="cuda", accelerator="cuda", callbacks=[keep])
+    assert model.net.thetas[0].is_cuda and model.fast_path_in_use == "direct"
+    assert all(torch.equal(a, b) for a, b in zip(model.net.thetas, ref.net.thetas))
+    assert all(torch.equal(a, b) for a, b in zip(losses, ref_losses))
+    assert keep.graph.captures == 1 and keep.graph.replays == 42 - 3 - 3  # iris: the 1-row batch stays eager

@@ -46,7 +46,7 @@ class Losses(L.Callback):
         self.seen.append(loss.detach().clone())
 
 
-def fit(graph, optimizer, epochs=EPOCHS, backend="record", callbacks=(), **kw):
+def fit(graph, optimizer, epochs=EPOCHS, backend="record", callbacks=(), accelerator="cpu", **kw):
     torch.manual_seed(0)
     dm = SklearnDataModule("iris", batch_size=8, seed=0)
     dm.setup()
@@ -69,7 +69,7 @@ def fit(graph, optimizer, epochs=EPOCHS, backend="record", callbacks=(), **kw):
     losses = Losses()
     trainer = L.Trainer(
         max_epochs=epochs,
-        accelerator="cpu",
+        accelerator=accelerator,
         devices=1,
         logger=False,
         enable_checkpointing=False,
