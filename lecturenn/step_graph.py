@@ -140,8 +140,8 @@ class StepGraph:
         entry = self._entries.get(signature)
         if entry is None:
             entry = self._entries[signature] = _Entry([torch.empty_like(t) for t in tensors])
-            while len(self._entries) > self.max_graphs:
-                self._entries.popitem(last=False)  # the least recently used graph and its buffers
+            while len(self._entries) > self.max_graphs:  # the least recently used graph and its buffers
+                self._backend.release(self._entries.popitem(last=False)[1])
         else:
             self._entries.move_to_end(signature)
         for static, t in zip(entry.static, tensors):
@@ -209,6 +209,11 @@ class _CudaBackend:
         graph.replay()  # on the current stream, after the copies into the static inputs
         return kept
 
+    def release(self, entry: _Entry) -> None:
+        """Before a graph and its static tensors are dropped: no replay of it may still be running."""
+        if entry.graph is not None:
+            torch.cuda.current_stream(self.device).synchronize()
+
 
 class _RecordBackend:
     """Tests on the CPU: "capture" records the call, "replay" runs it on the same static tensors,
@@ -227,6 +232,10 @@ class _RecordBackend:
     def replay(run: Callable, kept):
         with _NoHostSync():
             return run()
+
+    @staticmethod
+    def release(entry: _Entry) -> None:
+        pass
 
 
 class _NoHostSync(TorchDispatchMode):
