@@ -20,10 +20,13 @@ from lecturenn.step_graph import HostSyncError, StepGraph
 
 
 @pytest.fixture(autouse=True)
-def _quiet():
+def _quiet_one_thread():
+    threads = torch.get_num_threads()  # small steps: one thread (OpenMP threads spin on a busy machine)
+    torch.set_num_threads(1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+    torch.set_num_threads(threads)
 
 
 class _Est:  # the hyperparameters make_optimizer reads (scikit-learn's defaults)
