@@ -234,6 +234,7 @@ RULES: dict[str, Rule] = {
     "model.steps_per_execution": POSITIVE,
     "model.fast_path": _registry("lecturenn.training.fast_path", "FAST_PATHS"),
     "model.auroc_thresholds": maybe(integer(2)),  # null: the exact AUROC
+    "model.cuda_graph": BOOL,  # its combinations: check_cuda_graph
     # -- conf/data: every data module's arguments -------------------------------------------------
     "data.name": TEXT,  # the bundled set: checked by SklearnDataModule
     "data.dataset": TEXT,  # the Playground set: checked by PlaygroundDataModule
@@ -479,6 +480,57 @@ def check_combinations(cfg: dict) -> None:
             "their sum must be below 1"
         )
     check_tuner(cfg)
+    check_cuda_graph(cfg)
+
+
+#: the optimizers whose step model.cuda_graph captures (lecturenn.training.fast_path.GRAPH_OPTIMIZERS)
+GRAPH_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
+
+
+def check_cuda_graph(cfg: dict) -> None:
+    """``model.cuda_graph=true``: what a captured step cannot do, refused before any work (the
+    module checks the Trainer again when training starts: lecturenn.training.fast_path.graph_reason)."""
+    model = cfg.get("model") or {}
+    if model.get("cuda_graph") is not True:
+        return
+    refuse = "config: model.cuda_graph=true "
+    trainer = cfg.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator not in ("auto", "gpu", "cuda"):
+        raise ConfigError(refuse + f"needs a CUDA GPU, not trainer.accelerator={accelerator}: drop one")
+    import torch  # only here: the check of every other key needs no torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(refuse + "needs a CUDA GPU and none is available here: set model.cuda_graph=false")
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    strategy = str(trainer.get("strategy") or "auto")
+    one = devices == 1 or (isinstance(devices, (list, tuple)) and len(devices) == 1)
+    if not one or nodes != 1 or any(s in strategy for s in ("ddp", "fsdp", "deepspeed")):
+        raise ConfigError(
+            refuse + f"captures one process's step, not trainer.devices={_show(devices)} "
+            f"trainer.num_nodes={nodes} trainer.strategy={strategy}: set model.cuda_graph=false"
+        )
+    optimizer = str((cfg.get("optimizer") or {}).get("_target_", ""))
+    if optimizer not in GRAPH_OPTIMIZERS:
+        raise ConfigError(
+            refuse + f"captures the step of {', '.join(GRAPH_OPTIMIZERS)}, not optimizer {optimizer} "
+            "(L-BFGS and LAMB read numbers on the host during their step): pick one or set "
+            "model.cuda_graph=false"
+        )
+    accumulate, clip = trainer.get("accumulate_grad_batches", 1), trainer.get("gradient_clip_val")
+    for key, value, plain in (("accumulate_grad_batches", accumulate, 1), ("gradient_clip_val", clip, 0)):
+        if value is not None and value != plain:  # Lightning's own loop only: no direct path
+            raise ConfigError(refuse + f"replays whole steps, not trainer.{key}={_show(value)}: drop one")
+    precision = str(trainer.get("precision", "32-true"))
+    if precision not in ("32-true", "32", "64-true", "64"):
+        raise ConfigError(refuse + f"needs trainer.precision=32-true or 64-true, not {precision}: drop one")
+    path = model.get("fast_path", "direct")
+    if path != "direct":
+        raise ConfigError(refuse + f"replays the direct path's step, not model.fast_path={path}")
+    if model.get("dropout"):
+        raise ConfigError(refuse + "does not capture dropout (random numbers in the step): drop one")
+    if (cfg.get("tuner") or {}).get("name"):
+        raise ConfigError(refuse + "does not run with tuner=lr_find (a new rate every step): drop one")
 
 
 TUNER_KEYS = sorted(k.split(".", 1)[1] for k in RULES if k.startswith("tuner."))

@@ -454,3 +454,45 @@ def test_a_key_without_a_rule_is_named_before_the_run(capsys):
     app.validate_config(cfg)
     out = capsys.readouterr().out
     assert "note: config: no rule in scripts/schema.py checks optimizer.lambd, optimizer.t0" in out
+
+
+# -- model.cuda_graph (issue 13 §4): what a captured step cannot do, refused before any work ----------
+CUDA_GRAPH = [
+    (["trainer=cpu"], "needs a CUDA GPU, not trainer.accelerator=cpu"),
+    (["optimizer=lbfgs"], "not optimizer torch.optim.LBFGS"),
+    (["optimizer=lamb"], "not optimizer lecturenn.optim.LAMB"),
+    (["optimizer=adagrad"], "not optimizer torch.optim.Adagrad"),
+    (["+trainer.accumulate_grad_batches=2"], "not trainer.accumulate_grad_batches=2"),
+    (["+trainer.gradient_clip_val=1.0"], "not trainer.gradient_clip_val=1.0"),
+    (["trainer.devices=2"], "not trainer.devices=2"),
+    (["trainer=ddp"], "trainer.strategy=ddp"),
+    (["trainer.precision=bf16-mixed"], "not bf16-mixed"),
+    (["model.fast_path=groups"], "not model.fast_path=groups"),
+    (["model.dropout=0.1"], "does not capture dropout"),
+    (["tuner=lr_find"], "does not run with tuner=lr_find"),
+]
+
+
+@pytest.mark.parametrize("overrides,fragment", CUDA_GRAPH, ids=[" ".join(o) for o, _ in CUDA_GRAPH])
+def test_cuda_graph_refuses_what_a_captured_step_cannot_do(monkeypatch, overrides, fragment):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU: the rules after that one
+    cfg = OmegaConf.create(_raw(("model.cuda_graph=true", *overrides)))
+    with pytest.raises(schema.ConfigError) as err:
+        schema.check(cfg)
+    message = str(err.value)
+    assert message.startswith("config: model.cuda_graph=true ") and fragment in message, message
+    assert "\n" not in message
+    for ok in (["optimizer=adam"], ["optimizer=sgd"], ["optimizer=adamw"], ["trainer=gpu"]):
+        schema.check(OmegaConf.create(_raw(("model.cuda_graph=true", *ok))))  # what it captures passes
+
+
+@pytest.mark.slow
+def test_cli_refuses_cuda_graph_without_a_gpu_with_exit_2(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU machine, also on a GPU
+    result = train_in_process(tmp_path, capsys, "model.cuda_graph=true")
+    one_error_line(result, "config: model.cuda_graph=true needs a CUDA GPU and none is available here")
+    assert not (tmp_path / "run" / "checkpoints").exists()

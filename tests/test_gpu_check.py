@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import bench_graph  # benchmarks/bench_graph.py
 import gpu_check  # benchmarks/gpu_check.py (tests/conftest.py puts benchmarks/ on sys.path)
 import pytest
 import torch
@@ -93,6 +94,9 @@ def test_dry_run_runs_every_stage_without_hydra(bare_env, tmp_path):
     by_precision = s["precision"]["result"]["by_precision"]
     assert [r["precision"] for r in by_precision] == list(gpu_check.PRECISIONS)
     assert all(r["seeds"] == 1 and 0 < r["acc_mean"] <= 1 for r in by_precision)
+    graph = s["graph"]["result"]  # the captured step with the CPU "record" backend (issue 13 §4)
+    assert graph["bitwise_equal"] is True and graph["graph_backend"] == "record"
+    assert [r["path"] for r in graph["rows"]] == list(bench_graph.PATHS)
     (epoch,) = s["epoch"]["result"]["runs"]
     assert [r["key"] for r in epoch["rows"]] == gpu_check.EPOCH_PATHS.split(",")
 
@@ -270,3 +274,23 @@ def test_the_tables_of_a_gpu_run(tmp_path):
     assert any(line.startswith("app bf16-mixed") and " 44.0 " in line for line in lines)
     assert any(line.startswith("tf32 ") and "-0.0100" in line for line in lines)
     assert any(line.startswith("bf16-mixed ") and "no bf16 on this GPU" in line for line in lines)
+
+
+def test_the_graph_table_of_a_gpu_run_with_a_failed_compile():
+    """The graph stage's GPU-shaped result (issue 13 §4): speed-ups over nn.Linear per path, the
+    compile error as text, the headline in the stage table."""
+    paths = bench_graph.PATHS
+    rows = [
+        {"path": p, "us_per_step": us, "steps_per_s": 1e6 / us, "speedup": 300 / us}
+        for p, us in zip(paths[:4], (300.0, 900.0, 400.0, 80.0))
+    ]
+    rows.append({"path": paths[4], "error": "BackendCompilerFailed: ThetaCost is not traceable"})
+    result = {"sizes": [64, 100, 10], "batch": 64, "rows": rows, "bitwise_equal": True}
+    result.update(bitwise_steps=100, graph_vs_engine_eager=5.0)
+    summary = {"dry_run": False, "budget_s": 400, "files": ["summary.json"], "wall_s": 30.0}
+    summary["stages"] = [{"stage": "graph", "status": "ok", "seconds": 20.0, "result": result}]
+    text = gpu_check.format_summary(summary)
+    assert "engine graph            80.0     12500      3.75" in text
+    assert "manual compiled            -         -         -  BackendCompilerFailed: ThetaCost" in text
+    assert "64-100-10 b64: captured 3.75x, compiled -x nn.Linear; bitwise = eager: True" in text
+    assert text.splitlines()[-1].startswith("total ")

@@ -20,8 +20,18 @@ from ..heads import HEADS
 from ..network import ThetaMLP
 from ..regularization import check_lam
 from ..sample_weight import check_weight_values, prepare_sample_weight
+from ..step_graph import check_cuda_graph_device
 from ..validation import is_integer, is_number
-from ._engine import Engine, as_tensor, copy_net, cpu_threads, resolve_device, resolve_dtype, to_cpu
+from ._engine import (
+    GRAPH_SOLVERS,
+    Engine,
+    as_tensor,
+    copy_net,
+    cpu_threads,
+    resolve_device,
+    resolve_dtype,
+    to_cpu,
+)
 from ._fitting import NON_FINITE, FitLoops
 
 #: Every registered activation's name and scikit-learn name ("logistic") -> its registered name (live).
@@ -90,6 +100,7 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         backprop="manual",
         device="auto",
         dtype="float32",
+        cuda_graph=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -117,6 +128,7 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         self.backprop = backprop
         self.device = device
         self.dtype = dtype
+        self.cuda_graph = cuda_graph
 
     # -- parameters -----------------------------------------------------------------------------
     def _hidden_sizes(self) -> list[int]:
@@ -188,7 +200,7 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
             "an int >= 1 or np.inf (never stop early)",
         )
         need(is_integer(self.max_fun) and self.max_fun >= 1, "max_fun", "an int >= 1")
-        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping", "cuda_graph"):
             need(isinstance(getattr(self, name), (bool, np.bool_)), name, "True or False")
         need(isinstance(self.verbose, (bool, np.bool_, Integral)), "verbose", "a bool or an int")
         need(self.backprop in ("manual", "autograd"), "backprop", "'manual' or 'autograd'")
@@ -254,6 +266,7 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         tdtype, npdtype = resolve_dtype(X.dtype)
         self._check_alpha(tdtype)
         w = self._row_weights(y, sample_weight, incremental)  # None, or float64 (n,), checked
+        graph = self._graph_backend(device, w)  # cuda_graph=True: refused here, before any work
         Y = self._encode_targets(y, incremental, first_pass, classes, npdtype)  # (n, K) floats
         n_outputs = Y.shape[1]
         sizes = [X.shape[1], *hidden, n_outputs]
@@ -295,9 +308,12 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         self.out_activation_ = SK_OUT[self.net_.head.name]
 
         engine = getattr(self, "_engine", None)
-        if engine is None or not engine.drives(self.net_, self.solver) or not incremental:
+        rebuild = engine is None or not engine.drives(self.net_, self.solver) or not incremental
+        if rebuild or (engine.graph is None) != (graph is None):
             saved = getattr(self, "_optimizer_state", None) if incremental else None
-            engine = self._engine = Engine(self.net_, self.solver, self, self.backprop)
+            if not rebuild:  # partial_fit after cuda_graph was switched: same state, new optimizer flags
+                saved = engine.optimizer.state_dict()
+            engine = self._engine = Engine(self.net_, self.solver, self, self.backprop, graph)
             if saved is not None:
                 with contextlib.suppress(ValueError, KeyError, RuntimeError):
                     engine.optimizer.load_state_dict(saved)
@@ -316,6 +332,28 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         # a new holder: the optimizer wrote Θ through the flat parameter, unseen by Θ's version
         self._predict_cache = {}
         return self
+
+    def _graph_backend(self, device: torch.device, w) -> str | None:
+        """None for ``cuda_graph=False``; else the StepGraph backend, once the option is checked:
+        ``ValueError`` (one line) off CUDA, for a solver whose step cannot be captured, or with
+        sample/class weights (each batch's λ_B = λ·W_B/W is a host number a capture would freeze).
+        Tests on the CPU set ``_cuda_graph_backend = "record"`` (:mod:`lecturenn.step_graph`)."""
+        if not self.cuda_graph:
+            return None
+        backend = getattr(self, "_cuda_graph_backend", "cuda")
+        if backend == "cuda":
+            check_cuda_graph_device(device)
+        if self.solver not in GRAPH_SOLVERS:
+            raise ValueError(
+                f"cuda_graph=True captures the mini-batch step of solver {list(GRAPH_SOLVERS)}, not "
+                f"solver={self.solver!r}: set cuda_graph=False or choose one of those"
+            )
+        if w is not None:
+            raise ValueError(
+                "cuda_graph=True does not support sample_weight or class_weight (each batch's λ_B "
+                "depends on its weights, a number a captured step would freeze): set cuda_graph=False"
+            )
+        return backend
 
     def _check_continuation(self, sizes: list[int], tdtype: torch.dtype) -> None:
         """warm_start / partial_fit continue from net_: the architecture must not have changed."""

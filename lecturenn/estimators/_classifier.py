@@ -74,6 +74,7 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
         backprop="manual",
         device="auto",
         dtype="float32",
+        cuda_graph=False,
         class_weight=None,
     ):
         super().__init__(
@@ -103,6 +104,7 @@ class ThetaMLPClassifier(ClassifierMixin, BaseThetaMLP):
             backprop=backprop,
             device=device,
             dtype=dtype,
+            cuda_graph=cuda_graph,
         )
         self.class_weight = class_weight
 

@@ -6,6 +6,9 @@ same forward propagation, output error and δ-recursion as ``net.cost(X, Y, lam)
 run back to back without an autograd tape and written straight into the Θ's ``.grad`` tensors —
 and one optimizer step (:func:`._fast_step.fast_step`) on one flat parameter behind every Θ^(l)
 (:func:`_flatten`); the epoch's loss is summed on the device (no host sync per batch).
+
+With ``cuda_graph=True`` that same step (:meth:`Engine.train_step`) is captured in a CUDA graph
+per batch size and replayed (:class:`lecturenn.step_graph.StepGraph`, ``Engine.graph``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from torch import Tensor, nn
 from ..backprop import Workspace, cost_and_gradient, forward_layers
 from ..network import ThetaMLP, as_array
 from ..optim import LAMB
+from ..step_graph import StepGraph
 from ._fast_step import fast_step
 
 _DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np.float64)}
@@ -31,6 +35,11 @@ _DTYPES = {"float32": (torch.float32, np.float32), "float64": (torch.float64, np
 #: slower and a (1347 × 65) @ (65 × 100) product 40× slower than 1 thread. Large steps (e.g.
 #: 784-256-256-10 at batch 256, 69 M) keep torch's thread count.
 ONE_THREAD_BELOW = 50_000_000
+#: the solvers whose step a CUDA graph can capture: Adam/AdamW with ``capturable=True`` (their step
+#: count lives on the device), SGD (no step count). LAMB reads its step count on the host
+#: (``float(state["step"])``), Adagrad/RMSprop are not offered capturable here, L-BFGS runs a
+#: Python line search with host reads.
+GRAPH_SOLVERS = ("adam", "adamw", "sgd", "gd")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,6 +162,9 @@ def make_optimizer(solver: str, params: list[Tensor], est) -> torch.optim.Optimi
         def make(**kw):
             return optimizer(params, lr=lr, betas=betas, eps=eps, **kw)
 
+        if getattr(est, "cuda_graph", False):  # the device-side step count a graph can replay
+            make = _with(make, capturable=True)
+
     elif solver == "adagrad":
 
         def make(**kw):
@@ -177,6 +189,11 @@ def make_optimizer(solver: str, params: list[Tensor], est) -> torch.optim.Optimi
         except (RuntimeError, ValueError, TypeError):
             continue
     return make()
+
+
+def _with(make, **fixed):
+    """``make`` with ``fixed`` keyword arguments added."""
+    return lambda **kw: make(**fixed, **kw)
 
 
 def _flatten(params: list[nn.Parameter]) -> tuple[nn.Parameter, list[Tensor]]:
@@ -216,9 +233,12 @@ class Engine:
     epoch's batches of n_B · J_B, on the device).
 
     Kept between ``partial_fit`` calls together with the optimizer, whose state belongs to Θ.
+
+    ``graph``: ``"cuda"`` (or ``"record"``, the CPU test backend) to capture :meth:`train_step` in
+    a :class:`~lecturenn.step_graph.StepGraph` (``self.graph``), None (default) for the eager step.
     """
 
-    def __init__(self, net: ThetaMLP, solver: str, est, backprop: str):
+    def __init__(self, net: ThetaMLP, solver: str, est, backprop: str, graph: str | None = None):
         self.net, self.backprop, self.solver = net, backprop, solver
         self.params = list(net.thetas)
         self.param, self.grads = _flatten(self.params)
@@ -229,6 +249,8 @@ class Engine:
         self.optimizer = make_optimizer(solver, self.params if solver == "lamb" else [self.param], est)
         self.step = fast_step(self.optimizer)  # optimizer.step() minus its wrapper (see _fast_step)
         self.loss_sum = torch.zeros((), dtype=self.thetas[0].dtype, device=self.thetas[0].device)
+        device = self.loss_sum.device
+        self.graph = None if graph is None else StepGraph(self.train_step, device, backend=graph)
 
     def drives(self, net: ThetaMLP, solver: str) -> bool:
         """Is this engine still training ``net`` (its very parameters, still views of ``param``)?"""
@@ -252,6 +274,14 @@ class Engine:
         for grad, d in zip(self.grads, torch.autograd.grad(J, self.params)):
             grad.copy_(d)
         self.loss_sum.add_(J.detach() * (X1.shape[0] if weight is None else weight.sum()))
+
+    def train_step(self, X1: Tensor, Y: Tensor, lam: float):
+        """One mini-batch step — :meth:`accumulate` then the optimizer update — the eager loop's two
+        calls, and what :attr:`graph` captures. Returns the [1, a^(l)] buffers of this batch size,
+        which a captured graph keeps alive (the workspace may drop them from its cache)."""
+        self.accumulate(X1, Y, lam)
+        self.step()
+        return self.workspace.buffers(X1.shape[0]) if self.backprop == "manual" else None
 
     @torch.no_grad()
     def logits(self, X1: Tensor) -> Tensor:

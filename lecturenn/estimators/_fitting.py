@@ -63,7 +63,7 @@ class FitLoops:
         # each batch B of n_B rows is charged λ_B = λ·n_B/N (the one mini-batch rule)
         batches = [(b[0], b[1], batch_lam(lam, b[0].shape[0], N)) for b in data.batches]
         W = N if wt is None else float(wt.sum(dtype=torch.float64))  # the training set's weight
-        loss_sum, step, accumulate = engine.loss_sum, engine.step, engine.accumulate
+        loss_sum, step, accumulate, graph = engine.loss_sum, engine.step, engine.accumulate, engine.graph
         best = None
         self.n_iter_ = 0  # this call's epochs (scikit-learn's n_iter_; t_ keeps counting rows)
 
@@ -71,7 +71,11 @@ class FitLoops:
             for _ in range(int(self.max_iter)):
                 loss_sum.zero_()
                 data.epoch(self._generator)  # reshuffles the rows behind the batch views
-                if wt is None:
+                if graph is not None:  # the same step, captured per batch size and replayed
+                    key = (engine.optimizer.param_groups[0]["lr"],)  # a schedule's new η: a new graph
+                    for Xb, Yb, lam_b in batches:
+                        graph((Xb, Yb), (lam_b,), key)
+                elif wt is None:
                     for Xb, Yb, lam_b in batches:
                         accumulate(Xb, Yb, lam_b)
                         step()

@@ -55,6 +55,8 @@ _COMMON = {  # fitted attribute -> the JSON types it may have
     "_no_improvement_count": (int,),
     "dtype": (str,),
 }
+#: parameters added since format version 1 -> the value a file without them means
+ADDED_PARAMS = {"cuda_graph": False}
 _LABEL_KINDS = "biufUS"  # bool, integers, floats, unicode and byte strings: plain arrays
 #: optimizer state that is a count or a sum of squares (Adam, AdamW, LAMB, Adagrad, RMSprop)
 _NON_NEGATIVE = {"step", "exp_avg_sq", "max_exp_avg_sq", "sum", "square_avg"}
@@ -261,8 +263,10 @@ def _document(arrays: dict, cls, where: str, bad) -> dict:
 
 
 def _estimator(cls, params: dict, bad):
-    """A new ``cls`` with the stored parameters, validated as ``fit`` would."""
+    """A new ``cls`` with the stored parameters, validated as ``fit`` would; a parameter added after
+    a file was written (:data:`ADDED_PARAMS`) gets its default."""
     names = set(cls._get_param_names())
+    params = {**{k: v for k, v in ADDED_PARAMS.items() if k in names}, **params}
     missing, extra = sorted(names - set(params)), sorted(set(params) - names)
     if missing or extra:
         raise bad(f"parameters missing {missing}, unknown {extra}")

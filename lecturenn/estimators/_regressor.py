@@ -83,6 +83,7 @@ class ThetaMLPRegressor(RegressorMixin, BaseThetaMLP):
         backprop="manual",
         device="auto",
         dtype="float32",
+        cuda_graph=False,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -111,6 +112,7 @@ class ThetaMLPRegressor(RegressorMixin, BaseThetaMLP):
             backprop=backprop,
             device=device,
             dtype=dtype,
+            cuda_graph=cuda_graph,
         )
         self.loss = loss
 

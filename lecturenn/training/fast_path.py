@@ -19,6 +19,16 @@ argument) chooses how much of Lightning's per-step machinery runs around each up
             per-step dispatch (its cost: BENCHMARKS.md, "Behind the code").
 ==========  =======================================================================================
 
+**CUDA graphs** (``model.cuda_graph=true``, :func:`make_step_graph`, :func:`replay_group`): on the
+``direct`` path, each mini-batch step — J and z^(L+1) from ``net.cost_and_logits``, ``J.backward()``
+(the δ-recursion), the torch optimizer's ``step()`` and the epoch sums the running means need — is
+captured once per batch size and learning rate in a CUDA graph (:class:`lecturenn.step_graph.StepGraph`)
+and replayed; Lightning's step counting (private API 1) runs around each replay, as around
+:func:`direct_step`. The sums [Σ J·n, Σ n, Σ statistic] are accumulated inside the graph into one
+device tensor, added to the train means at the epoch's end; each step's J is cloned out of the
+graph's static output, so the divergence guard reads every step's loss. :func:`graph_reason` says
+why a training cannot be captured; the module then refuses to start (one line).
+
 **Validation, not detection.** The configured path is checked against the Trainer when training
 starts (:func:`choose`). Where it cannot work, the module trains on the next plainer path and
 logs one INFO line (logger ``lecturenn.training.fast_path``) naming the setting that forced it —
@@ -83,12 +93,16 @@ from torch import Tensor
 
 __all__ = [
     "FAST_PATHS",
+    "GRAPH_OPTIMIZERS",
     "QuickSetattr",
     "attached_trainer",
     "automatic_reason",
     "choose",
     "direct_reason",
     "direct_step",
+    "graph_reason",
+    "make_step_graph",
+    "replay_group",
     "step_epoch_schedulers",
     "train_group",
 ]
@@ -99,6 +113,10 @@ FAST_PATHS = ("direct", "groups", "none")  # model.fast_path: fastest first (mod
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 PLAIN_PRECISIONS = (Precision, MixedPrecision, HalfPrecision, DoublePrecision)
 _PLAIN_VALUES = (str, int, float, bool, type(None))
+#: the optimizers whose step a CUDA graph can replay: Adam/AdamW (made ``capturable``: the step count
+#: on the device) and SGD; LAMB and L-BFGS read numbers on the host during their step
+GRAPH_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+GRAPH_PRECISIONS = ("32-true", "64-true", "32", "64")
 
 
 def attached_trainer(module: L.LightningModule) -> L.Trainer | None:
@@ -226,6 +244,74 @@ def train_group(module, group, direct: bool) -> Tensor:
             backward(J)
             step(optimizer)
             losses.append(J.detach())
+    return torch.stack(losses) if losses else torch.zeros(0, device=module.device)
+
+
+# -- the captured step (model.cuda_graph) ------------------------------------------------------------
+def graph_reason(module, trainer, backend: str = "cuda") -> str | None:
+    """Why this training's step cannot be captured in a CUDA graph, or None (call in
+    ``on_train_start``, once the path is chosen and the module is on its device)."""
+    if backend == "cuda" and module.device.type != "cuda":
+        return f"needs a CUDA device, but the module trains on {module.device.type!r}"
+    if not module._direct:
+        return f"needs model.fast_path=direct, but this training runs on fast_path={module.fast_path_in_use}"
+    if trainer.world_size > 1:
+        return f"runs in one process, not {trainer.world_size}"
+    if str(trainer.precision) not in GRAPH_PRECISIONS:
+        return f"needs trainer.precision=32-true or 64-true, not {trainer.precision}"
+    optimizers = module.optimizers(use_pl_optimizer=False)
+    optimizer = optimizers[0] if isinstance(optimizers, list) else optimizers
+    if type(optimizer) not in GRAPH_OPTIMIZERS:
+        names = ", ".join(f"torch.optim.{o.__name__}" for o in GRAPH_OPTIMIZERS)
+        return f"captures the step of {names}, not {type(optimizer).__name__}"
+    if module.net.dropout:
+        return "does not capture dropout (random numbers in the step); set model.dropout=0"
+    return None
+
+
+def make_step_graph(module, backend: str = "cuda") -> tuple:
+    """(a :class:`~lecturenn.step_graph.StepGraph` of ``module``'s training step, the (3,) float64
+    device tensor its steps add [J·n, n, statistic] to). Adam/AdamW are switched to
+    ``capturable=True`` (their step count then lives on the device; a count restored from a
+    checkpoint on the CPU is moved there)."""
+    from ..step_graph import StepGraph
+
+    optimizer = module.optimizers(use_pl_optimizer=False)
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+        for group in optimizer.param_groups:
+            group["capturable"] = True
+            for p in group["params"]:
+                state = optimizer.state.get(p, {})
+                if "step" in state and state["step"].device != p.device:
+                    state["step"] = state["step"].to(p.device, torch.float32)
+    net, statistic = module.net, module._train_statistic
+    sums = torch.zeros(3, dtype=torch.float64, device=module.device)
+
+    def step(X: Tensor, Y: Tensor, lam: float) -> Tensor:  # what the graph holds, all on the device
+        optimizer.zero_grad(set_to_none=True)  # captured: backward writes .grad into the graph's pool
+        J, z = net.cost_and_logits(X, Y, lam)
+        J.backward()
+        optimizer.step()
+        n = X.shape[0]
+        sums[0].add_(J.detach().to(torch.float64), alpha=n)
+        sums[1].add_(n)
+        sums[2].add_(statistic(z, Y).to(torch.float64))
+        return J.detach()
+
+    return StepGraph(step, module.device, backend=backend), sums
+
+
+def replay_group(module, group, graph) -> Tensor:
+    """:func:`train_group` with each step replayed by ``graph`` (:func:`make_step_graph`); J (k,)."""
+    optimizer = module.optimizers()
+    groups, trainer, losses = optimizer.optimizer.param_groups, module.trainer, []
+    for X, Y in group:
+        if 0 <= trainer.max_steps <= trainer.global_step:
+            break
+        optimizer._on_before_step()
+        J = graph((X, Y), (module.batch_lam(X.shape[0]),), (groups[0]["lr"],))
+        optimizer._on_after_step()
+        losses.append(J.clone())  # a replay's J is the graph's static output: the next one overwrites it
     return torch.stack(losses) if losses else torch.zeros(0, device=module.device)
 
 

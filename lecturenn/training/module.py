@@ -55,6 +55,9 @@ from .fast_path import (
     attached_trainer,
     automatic_reason,
     choose,
+    graph_reason,
+    make_step_graph,
+    replay_group,
     step_epoch_schedulers,
     train_group,
 )
@@ -90,6 +93,11 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         auroc_thresholds: None (default): the exact AUROC; an int T ≥ 2: binned over T thresholds
             in [0, 1] (error ~1/(T−1), constant memory, no host syncs at the epoch's end; see
             :class:`~lecturenn.training.metrics.MacroAUROC`).
+        cuda_graph: capture each training step in a CUDA graph and replay it (:mod:`.fast_path`,
+            "CUDA graphs"): the same updates with one launch per step, for small launch-bound
+            networks on a GPU. Needs CUDA, ``fast_path="direct"`` (and a Trainer that keeps it),
+            one device, 32/64-bit precision, SGD/Adam/AdamW, no dropout; else training refuses
+            to start with one ``ValueError`` line. Not yet measured on a GPU.
 
     Raises:
         ValueError / TypeError: an unknown task or fast path, λ < 0 or not a number,
@@ -119,6 +127,7 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         head: str | None = None,
         fast_path: str = "direct",
         auroc_thresholds: int | None = None,
+        cuda_graph: bool = False,
     ) -> None:
         super().__init__()
         if task not in TASK_HEADS:
@@ -127,6 +136,8 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
             raise ValueError(f"model.fast_path must be one of {', '.join(FAST_PATHS)}, got {fast_path!r}")
         lam = check_lam(lam, "model.lam (λ)")
         steps_per_execution = check_integer(steps_per_execution, "model.steps_per_execution", low=1)
+        if not isinstance(cuda_graph, bool):
+            raise ValueError(f"model.cuda_graph must be true or false, got {cuda_graph!r}")
         if auroc_thresholds is not None:
             auroc_thresholds = check_integer(auroc_thresholds, "model.auroc_thresholds", low=2)
         hidden_sizes = [int(s) for s in hidden_sizes]  # plain lists and dicts (not OmegaConf's):
@@ -138,6 +149,8 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         own_step = type(self).training_step is not ThetaMLPModule.training_step
         self.fast_path = "none" if own_step else fast_path
         self._direct = False  # the direct steps run (decided in on_train_start)
+        self.cuda_graph = cuda_graph
+        self._step_graph = self._graph_sums = None  # made in on_train_start when cuda_graph
         self.n_train = int((data_info or {}).get("n_train") or 0)  # N in λ/(2N); 0: the batch size
         self.net = ThetaMLP(
             [n_features, *hidden_sizes, n_outputs],
@@ -246,6 +259,15 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
 
     def on_train_start(self) -> None:
         self._direct = choose(self.fast_path, self, self.trainer) == "direct"
+        if self.cuda_graph:
+            backend = getattr(self, "_cuda_graph_backend", "cuda")  # "record": CPU tests only
+            reason = graph_reason(self, self.trainer, backend)
+            if reason is not None:
+                raise ValueError(f"model.cuda_graph=true {reason}; or set model.cuda_graph=false")
+            self._step_graph, self._graph_sums = make_step_graph(self, backend)
+
+    def on_train_end(self) -> None:
+        self._step_graph = self._graph_sums = None  # the graphs' memory goes back
 
     def on_train_epoch_start(self) -> None:
         self._validated_this_epoch = False
@@ -259,12 +281,18 @@ class ThetaMLPModule(QuickSetattr, L.LightningModule):
         """``none``: J on one mini-batch, for Lightning to optimise. Else :func:`.fast_path.train_group`:
         one optimizer step per mini-batch of the batch group; the steps' losses J (k,)."""
         if not self.automatic_optimization:
-            return train_group(self, batch if isinstance(batch, BatchGroup) else [batch], self._direct)
+            group = batch if isinstance(batch, BatchGroup) else [batch]
+            if self._step_graph is not None:
+                return replay_group(self, group, self._step_graph)
+            return train_group(self, group, self._direct)
         if isinstance(batch, BatchGroup):
             raise ValueError("a BatchGroup of several mini-batches needs manual optimisation")
         return self.training_loss(batch)
 
     def on_train_epoch_end(self) -> None:
+        if self._graph_sums is not None:  # the captured steps' sums, read after their replays
+            self._means.add_sums("train", self._graph_sums)
+            self._graph_sums.zero_()
         loss, statistic = self._means.pop("train", self.device)
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         self.log("train/mse" if self.task == "regression" else "train/acc", statistic, sync_dist=True)

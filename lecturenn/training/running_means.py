@@ -65,6 +65,13 @@ class RunningMeans:
         if len(self._n) >= self.FOLD or self._elements >= self.FOLD_ELEMENTS:
             self._fold()
 
+    def add_sums(self, total: Tensor) -> None:
+        """Add sums made elsewhere: ``total`` = [Σ J·n, Σ n, Σ statistic] (3,), float64 — what a
+        captured training step accumulates on the device (:func:`.fast_path.make_step_graph`)."""
+        self._fold()
+        total = total.detach().to(torch.float64).clone()
+        self._total = total if self._total is None else self._total + total
+
     def _fold(self) -> None:
         if not self._n:
             return
@@ -112,6 +119,14 @@ class StageMeans:
             statistic = self.train_statistic if stage == "train" else None
             means = self._stages[stage] = RunningMeans(statistic)
         means.add(J, n, z, Y)
+
+    def add_sums(self, stage: str, total: Tensor) -> None:
+        """:meth:`RunningMeans.add_sums` for ``stage`` (started if needed)."""
+        means = self._stages.get(stage)
+        if means is None:
+            statistic = self.train_statistic if stage == "train" else None
+            means = self._stages[stage] = RunningMeans(statistic)
+        means.add_sums(total)
 
     def reset(self, stage: str) -> None:
         self._stages.pop(stage, None)
