@@ -405,10 +405,10 @@ class ThetaMLP(nn.Module):
             # 0-d tensor read with the check below, class indices clamped so a bad label cannot
             # index out of bounds (a CUDA device-side assert) before it is reported
             Y, targets_ok = self.head.safe_targets(Y, K, read_now=self._reads_are_free(X))
+            if targets_ok is False:  # known now, nothing computed yet (before the weights join in)
+                self._diagnose(X, Y_raw)
             if weight is not None:
                 targets_ok = targets_ok & weights_valid(weight)
-            if targets_ok is False:  # nothing computed yet
-                self._diagnose(X, Y_raw)
         if self.backprop_used == "manual":
             J, z = self._manual_cost(X, Y, lam, weight)
         else:

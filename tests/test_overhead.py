@@ -278,3 +278,15 @@ def test_a_sum_that_overflows_is_no_false_alarm(backprop):
     J2 = net.cost(X, Y)
     J2.backward()
     assert torch.equal(J, J2) and all(torch.equal(a, t.grad) for a, t in zip(grads, net.thetas))
+
+
+@pytest.mark.parametrize("backprop", ["manual", "autograd"])
+@pytest.mark.parametrize("label", [-1, 3, 2**40])
+def test_cpu_label_check_holds_with_sample_weights(backprop, label):
+    """Hostile round, session 8: a bad label with sample weights gave torch's raw IndexError."""
+    net = ln.ThetaMLP([3, 4, 3], "sigmoid", "softmax", backprop, generator=0)
+    X, Y = torch.randn(5, 3), torch.tensor([0, 1, 2, 0, label])
+    for weight in (torch.ones(5), torch.tensor([1.0, -1, 1, 1, 1])):
+        with pytest.raises(ValueError, match="label"):
+            net.cost(X, Y, sample_weight=weight)
+        assert all(t.grad is None for t in net.thetas)
