@@ -65,11 +65,12 @@ def _compiled(sizes, device, dry_run: bool):
 
 def bitwise_check(sizes, device, backend: str, steps: int = 100, batch: int = 64) -> dict:
     """100 steps eager vs captured over N = 4·batch + 37 rows, reshuffled per epoch (a short last batch)."""
-    from lecturenn.estimators._engine import Batches, with_ones
+    from lecturenn.estimators._engine import Batches
+    from lecturenn.theta import with_bias_unit
 
     N = 4 * batch + 37
     gen = torch.Generator().manual_seed(1)
-    X1 = with_ones(torch.randn(N, sizes[0], generator=gen).to(device))
+    X1 = with_bias_unit(torch.randn(N, sizes[0], generator=gen).to(device))
     Y = torch.nn.functional.one_hot(torch.randint(0, sizes[-1], (N,), generator=gen), sizes[-1])
     Y = Y.float().to(device)
     thetas = []
@@ -93,7 +94,7 @@ def bitwise_check(sizes, device, backend: str, steps: int = 100, batch: int = 64
 
 def measure(device, dry_run: bool, emit=lambda **kw: None, sizes=None, batch=None, rounds=None, steps=None):
     """Time the paths (module docstring), emitting partial results as it goes; returns the result."""
-    from lecturenn.estimators._engine import with_ones
+    from lecturenn.theta import with_bias_unit
 
     sizes = sizes or ([8, 6, 3] if dry_run else [64, 100, 10])
     batch = batch or (4 if dry_run else 64)
@@ -109,7 +110,7 @@ def measure(device, dry_run: bool, emit=lambda **kw: None, sizes=None, batch=Non
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, sizes[0], generator=gen).to(device)
     y = torch.randint(0, sizes[-1], (batch,), generator=gen).to(device)
-    X1, Y1 = with_ones(x), torch.nn.functional.one_hot(y, sizes[-1]).float()
+    X1, Y1 = with_bias_unit(x), torch.nn.functional.one_hot(y, sizes[-1]).float()
     steps_of = {
         "nn.Linear eager": (bench.make_baseline(sizes, device, torch.float32, 0), (x, y)),
         "manual eager": (bench.make_theta(sizes, "manual", device, torch.float32, 0), (x, y)),

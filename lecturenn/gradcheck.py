@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .theta import layer_z
 from .validation import check_integer, check_number
 
 __all__ = ["GradientCheck", "LayerCheck", "gradient_check"]
@@ -124,7 +125,7 @@ def gradient_check(
     if work.num_layers > 1:  # the hidden activation's g_out / fused_backward on real z^(2) values
         with torch.no_grad():
             theta = work.thetas[0]
-            work.activation.check_speed_forms(torch.addmm(theta[:, 0], X, theta[:, 1:].t()))
+            work.activation.check_speed_forms(layer_z(X, theta))
     work.zero_grad(set_to_none=True)
     work.cost(X, Y, lam, weight).backward()  # analytic D^(l) through the net's own backprop
 

@@ -19,8 +19,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import lecturenn as ln
 from lecturenn.estimators import ThetaMLPClassifier, ThetaMLPRegressor
-from lecturenn.estimators._engine import Engine, with_ones
+from lecturenn.estimators._engine import Engine
 from lecturenn.regularization import batch_lam
+from lecturenn.theta import with_bias_unit
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -114,7 +115,7 @@ def test_engine_gradient_is_dcost(head, activation, hidden):
         J.backward()
         net = ln.ThetaMLP(sizes, hidden=activation, output=head, generator=3, dtype=torch.float64)
         engine = Engine(net, "adam", ThetaMLPClassifier(), "manual")
-        engine.accumulate(with_ones(X), Y, batch_lam(lam, n, N))
+        engine.accumulate(with_bias_unit(X), Y, batch_lam(lam, n, N))
         assert engine.loss_sum.item() == pytest.approx(n * J.item(), rel=1e-12)
         for l, (grad, theta) in enumerate(zip(engine.grads, ref.thetas), start=1):
             torch.testing.assert_close(grad, theta.grad, rtol=1e-10, atol=1e-12, msg=f"D^({l})")
@@ -130,7 +131,7 @@ def test_engine_trains_the_networks_own_parameters():
     params = list(net.thetas)
     engine = Engine(net, "sgd", ThetaMLPClassifier(learning_rate_init=0.5), "manual")
     before = net.cost(X, Y).item()
-    engine.accumulate(with_ones(X), Y, 0.0)
+    engine.accumulate(with_bias_unit(X), Y, 0.0)
     engine.step()
     assert all(p is q for p, q in zip(net.thetas, params)) and engine.drives(net, "sgd")
     assert net.cost(X, Y).item() < before
@@ -146,7 +147,7 @@ def test_minibatch_gradients_average_to_the_full_batch_D():
     Y = _targets("softmax", N, 3, gen)
     net = ln.ThetaMLP([5, 6, 3], hidden="tanh", output="softmax", generator=0, dtype=torch.float64)
     engine = Engine(net, "sgd", ThetaMLPClassifier(), "manual")
-    X1 = with_ones(X)
+    X1 = with_bias_unit(X)
     total = torch.zeros_like(engine.param)
     for i in range(0, N, 5):
         n = min(i + 5, N) - i

@@ -200,13 +200,14 @@ def test_cpu_checks_are_read_at_once():
 def test_estimator_batch_launches_no_more_ops_than_measured(bench_module, lam):
     """One mini-batch of the estimators (Engine.accumulate: cost_and_gradient with a Workspace)."""
     from lecturenn.estimators import ThetaMLPClassifier
-    from lecturenn.estimators._engine import Engine, with_ones
+    from lecturenn.estimators._engine import Engine
+    from lecturenn.theta import with_bias_unit
 
     net = _net([64, 100, 10])
     X, Y = _batch(net, 64)
     engine = Engine(net, "sgd", ThetaMLPClassifier(), "manual")
     counts = bench_module.launches_per_step(
-        lambda X1, Y: engine.accumulate(X1, Y, lam), with_ones(X), Y, torch.device("cpu")
+        lambda X1, Y: engine.accumulate(X1, Y, lam), with_bias_unit(X), Y, torch.device("cpu")
     )
     assert counts["launches_per_step"] <= ENGINE_CEILING[lam], counts
     assert counts["syncs"] == 0, counts  # the epoch's loss stays on the device

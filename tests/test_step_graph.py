@@ -14,9 +14,10 @@ from sklearn.datasets import load_digits
 
 from lecturenn import ThetaMLP
 from lecturenn.estimators import ThetaMLPClassifier, ThetaMLPRegressor
-from lecturenn.estimators._engine import Batches, Engine, with_ones
+from lecturenn.estimators._engine import Batches, Engine
 from lecturenn.regularization import batch_lam
 from lecturenn.step_graph import HostSyncError, StepGraph
+from lecturenn.theta import with_bias_unit
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +55,7 @@ def _train(engine, steps, N=64 * 4 + 37, batch=64, lam=1e-3, device="cpu"):
     gen = torch.Generator().manual_seed(5)
     X = torch.randn(N, 64, generator=gen).to(device)
     Y = torch.nn.functional.one_hot(torch.randint(0, 10, (N,), generator=gen), 10).float().to(device)
-    data, shuffle, done = Batches(with_ones(X), Y, batch, True), torch.Generator().manual_seed(9), 0
+    data, shuffle, done = Batches(with_bias_unit(X), Y, batch, True), torch.Generator().manual_seed(9), 0
     while done < steps:
         for Xb, Yb in data.epoch(shuffle):
             lam_b = batch_lam(lam, Xb.shape[0], N)
@@ -149,7 +150,7 @@ def test_a_step_that_reads_a_tensor_on_the_host_is_refused():
 def test_lamb_reads_its_step_count_on_the_host_so_it_cannot_be_captured():
     engine = _engine("lamb", "record", sizes=(4, 5, 3))
     with pytest.raises(HostSyncError):
-        engine.graph((with_ones(torch.randn(6, 4)), torch.eye(3)[[0, 1, 2, 0, 1, 2]]), (0.0,))
+        engine.graph((with_bias_unit(torch.randn(6, 4)), torch.eye(3)[[0, 1, 2, 0, 1, 2]]), (0.0,))
 
 
 @pytest.mark.parametrize(

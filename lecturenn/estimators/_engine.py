@@ -101,14 +101,6 @@ def as_tensor(X, device: torch.device, dtype: torch.dtype) -> Tensor:
     return torch.from_numpy(X).to(device=device, dtype=dtype)
 
 
-def with_ones(X: Tensor) -> Tensor:
-    """[1, X]: the bias unit a_0 = 1 as column 0 (the bias-augmented layout), written once per fit."""
-    out = torch.empty(X.shape[0], X.shape[1] + 1, dtype=X.dtype, device=X.device)
-    out[:, 0] = 1
-    out[:, 1:] = X
-    return out
-
-
 def copy_net(net: ThetaMLP, device=None, dtype=None) -> ThetaMLP:
     """A ThetaMLP with the same architecture and a contiguous copy of Θ (on ``device``, in ``dtype``)."""
     theta = net.thetas[0]
@@ -262,7 +254,8 @@ class Engine:
     def accumulate(self, X1: Tensor, Y: Tensor, lam: float, weight: Tensor | None = None) -> None:
         """Write D^(l) of J_B = ``net.cost(X, Y, lam, sample_weight=weight)`` into the Θ's ``.grad``
         and add W_B·J_B to ``loss_sum`` (W_B = n, or Σ w over the batch). ``X1`` is [1, X]
-        (:func:`with_ones`); ``lam`` the batch's λ_B = ``regularization.batch_lam(λ, W_B, W)``."""
+        (:func:`lecturenn.theta.with_bias_unit`); ``lam`` the batch's λ_B =
+        ``regularization.batch_lam(λ, W_B, W)``."""
         if self.backprop == "manual":
             net, ws, total = self.net, self.workspace, self.loss_sum
             cost_and_gradient(

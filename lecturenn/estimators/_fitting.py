@@ -17,7 +17,8 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from ..regularization import batch_lam, check_lam
-from ._engine import Batches, as_tensor, with_ones
+from ..theta import with_bias_unit
+from ._engine import Batches, as_tensor
 
 NON_FINITE = (
     "Solver produced non-finite parameter weights. The input data may contain large values and "
@@ -51,12 +52,12 @@ class FitLoops:
                     "The validation set is too small. Increase 'validation_fraction' or the size of "
                     "your dataset."
                 )
-            X1_val = with_ones(as_tensor(X_val, device, tdtype))
+            X1_val = with_bias_unit(as_tensor(X_val, device, tdtype))
             Y_val = as_tensor(Y_val, device, tdtype)
         N = X.shape[0]
         offset = self._loss_offset(Y, w)  # loss_ = J + offset (0 but for the Poisson deviance)
         batch = min(batch, N)
-        X1 = with_ones(as_tensor(X, device, tdtype))  # [1, X]: the bias-augmented layout
+        X1 = with_bias_unit(as_tensor(X, device, tdtype))  # [1, X]: the bias-augmented layout
         wt = None if w is None else as_tensor(w, device, tdtype)
         data = Batches(X1, as_tensor(Y, device, tdtype), batch, self.shuffle, wt)
         lam = check_lam(self.alpha, "alpha")  # a float also for a 1-element array or tensor
@@ -184,7 +185,7 @@ class FitLoops:
 
     def _fit_lbfgs(self, engine, X, Y, device, tdtype, w=None):
         offset = self._loss_offset(Y, w)  # loss_ = J + offset (0 but for the Poisson deviance)
-        Xt, Yt = with_ones(as_tensor(X, device, tdtype)), as_tensor(Y, device, tdtype)
+        Xt, Yt = with_bias_unit(as_tensor(X, device, tdtype)), as_tensor(Y, device, tdtype)
         wt = None if w is None else as_tensor(w, device, tdtype)
         N = Xt.shape[0] if wt is None else float(wt.sum(dtype=torch.float64))  # W, the set's weight
         lam = batch_lam(check_lam(self.alpha, "alpha"), N, N)  # the full batch: λ itself
