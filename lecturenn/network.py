@@ -12,8 +12,9 @@ differentiate it. Either way ``net.cost(X, Y, lam).backward()`` leaves D^(l) = �
 ``net.thetas[l-1].grad``.
 
 What works on each path (``create_graph=True``, torch.func transforms, forward-mode AD): the table
-in :mod:`lecturenn.autograd_support`. Under ``vmap`` set ``net.validate_inputs = False`` (the value
-checks branch on the data).
+in :mod:`lecturenn.autograd_support`. Under torch.func transforms (``vmap``, ``grad``, ...: e.g.
+per-example gradients) the value checks are skipped — a value cannot be read per example — and
+shapes, dtypes and devices are still checked.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from .activations import ACTIVATIONS, get_activation
 from .arrays import as_array  # re-exported: lecturenn.network.as_array
+from .autograd_support import transforms_active
 from .backprop import checked_theta_cost, ridge_penalty, theta_forward
 from .heads import HEADS, get_head
 from .regularization import check_lam
@@ -76,7 +78,7 @@ class ThetaMLP(nn.Module):
             multiplies the bias unit a_0 = 1. ``net.theta(l)`` is Θ^(l), 1-indexed.
         validate_inputs: check values (NaN/inf, label range) on every call (default True). The
             training loop turns it off after validating its data once; shapes and dtypes are
-            always checked.
+            always checked. Under torch.func transforms the value checks are skipped.
     """
 
     def __init__(
@@ -355,14 +357,14 @@ class ThetaMLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """h_Θ(x) = a^(L+1): (n, s_1) -> (n, s_{L+1})."""
         x = self._check_X(x)
-        if self.validate_inputs and not torch.isfinite(x.sum()):  # one cheap reduction
+        if self._checks_values() and not torch.isfinite(x.sum()):  # one cheap reduction
             self._diagnose(x)
         return self.head.h(self.logits(x))
 
     def propagate(self, x: Tensor) -> Propagation:
         """Forward propagation layer by layer, returning a^(1..L+1) and z^(2..L+1) by layer number."""
         x = self._check_X(x)
-        if self.validate_inputs and not torch.isfinite(x.sum()):
+        if self._checks_values() and not torch.isfinite(x.sum()):
             self._diagnose(x)
         a, z = {1: x}, {}
         for l, theta in enumerate(self.thetas, start=1):
@@ -400,7 +402,7 @@ class ThetaMLP(nn.Module):
         n, K = X.shape[0], self.sizes[-1]
         Y = Y_raw = self.head.prepare_targets(as_array(Y), n, K, X.dtype, X.device)
         weight = prepare_sample_weight(sample_weight, n, X.dtype, X.device)
-        validate = self.validate_inputs
+        validate = self._checks_values()
         if validate:  # "Y is valid": a bool where reads are free (the CPU), known now; elsewhere a
             # 0-d tensor read with the check below, class indices clamped so a bad label cannot
             # index out of bounds (a CUDA device-side assert) before it is reported
@@ -422,6 +424,11 @@ class ThetaMLP(nn.Module):
             check_weight_values(weight)
             self._diagnose(X, Y_raw, J, lam, weight)
         return J, z
+
+    def _checks_values(self) -> bool:
+        """Check values on this call? ``validate_inputs``, except under torch.func transforms, whose
+        tensors cannot be read (``vmap`` refuses ``.item()`` and data-dependent ``if``)."""
+        return self.validate_inputs and not transforms_active()
 
     @staticmethod
     def _reads_are_free(X: Tensor) -> bool:

@@ -63,8 +63,7 @@ def _functional_cost(net):
 
 @pytest.mark.parametrize("backprop", ["manual", "autograd"])
 def test_torch_func_grad_and_vmap_work(backprop):
-    net = _net(backprop)
-    net.validate_inputs = False  # the value checks branch on data, which vmap cannot batch
+    net = _net(backprop)  # validate_inputs stays on: under transforms the value checks are skipped
     params = {k: v.detach() for k, v in net.named_parameters()}
     ref = _net("autograd")
     J = _functional_cost(net)
@@ -77,6 +76,35 @@ def test_torch_func_grad_and_vmap_work(backprop):
     torch.testing.assert_close(per_row["thetas.0"][2], grad(J)(params, X[2:3], Y[2:3])["thetas.0"])
     jac = jacrev(lambda p: functional_call(net, p, (X,)))(params)
     assert jac["thetas.1"].shape == (6, 3, 3, 5)
+
+
+@pytest.mark.parametrize("backprop", ["manual", "autograd"])
+def test_per_example_gradients_of_net_cost_with_the_default_checks(backprop):
+    """vmap(grad(...)) over ``net.cost`` — the per-example-gradient recipe — with validate_inputs left
+    on (the default; the value checks cannot read a batched value, so transforms skip them) equals a
+    loop of one-row ``cost().backward()`` calls; outside a transform the checks still run."""
+    net = _net(backprop)
+    assert net.validate_inputs
+    model = _Cost(net)
+    params = {f"net.{k}": v.detach() for k, v in net.named_parameters()}
+
+    def J(p, x, y):
+        model.batch = (x.unsqueeze(0), y.unsqueeze(0))
+        return functional_call(model, p, ())
+
+    per_row = vmap(grad(J), in_dims=(None, 0, 0))(params, X, Y)
+    h = vmap(
+        lambda p, x: functional_call(net, {k[4:]: v for k, v in p.items()}, (x.unsqueeze(0),)),
+        in_dims=(None, 0),
+    )(params, X)
+    torch.testing.assert_close(h.squeeze(1), net(X).detach(), rtol=1e-14, atol=0)
+    for i in range(X.shape[0]):
+        net.zero_grad()
+        net.cost(X[i : i + 1], Y[i : i + 1]).backward()
+        for l, theta in enumerate(net.thetas):
+            torch.testing.assert_close(per_row[f"net.thetas.{l}"][i], theta.grad, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        net.cost(X.clone().fill_(float("nan")), Y)
 
 
 @pytest.mark.parametrize("transform", [hessian, jacfwd])
@@ -93,8 +121,11 @@ class _Cost(torch.nn.Module):
     def __init__(self, net):
         super().__init__()
         self.net = net
+        self.batch = None  # (X, Y) without λ or weights; None: the module-level X, Y, λ = 0.2, W
 
     def forward(self):
+        if self.batch is not None:
+            return self.net.cost(*self.batch)
         return self.net.cost(X, Y, 0.2, sample_weight=W)
 
 
