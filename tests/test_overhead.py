@@ -292,3 +292,39 @@ def test_cpu_label_check_holds_with_sample_weights(backprop, label):
         with pytest.raises(ValueError, match="label"):
             net.cost(X, Y, sample_weight=weight)
         assert all(t.grad is None for t in net.thetas)
+
+
+def _saved_bytes(cost, exclude) -> int:
+    """Bytes of the storages autograd saves for backward while ``cost()`` runs, less ``exclude``'s."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        cost()
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    return sum(nbytes for ptr, nbytes in storages.items() if ptr not in skip)
+
+
+def test_memory_saved_for_backward_is_nn_linears_plus_one_column_of_ones():
+    """What a step keeps for its backward, besides X, Y and Θ: the manual path saves [1, X] and the
+    [1, a^(l)] (one matmul per Δ^(l)), i.e. nn.Linear's saved activations plus [1, X] (a copy of X with
+    the bias column) and a ones column per layer; autograd's graph of the same forward keeps more
+    (the cat inputs and outputs). Measured at 784-4096-4096-10, batch 1024: manual 35.1 MiB,
+    autograd 67.1, nn.Linear 32.0 (session 9)."""
+    sizes, n = [50, 40, 30, 5], 64
+    X, Y = torch.randn(n, sizes[0]), torch.randint(0, sizes[-1], (n,))
+    saved = {}
+    for backprop in ("manual", "autograd"):
+        net = _net(sizes, backprop)
+        saved[backprop] = _saved_bytes(lambda: net.cost(X, Y), [X, Y, *net.thetas])
+    layers = []
+    for s, t in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(s, t), torch.nn.Sigmoid()]
+    seq = torch.nn.Sequential(*layers[:-1])
+    linear = _saved_bytes(lambda: torch.nn.functional.cross_entropy(seq(X), Y), [X, Y, *seq.parameters()])
+    ones_columns = 4 * n * (len(sizes) - 1)  # float32 bias units, one column per layer input
+    assert saved["manual"] <= linear + 4 * X.numel() + ones_columns, saved
+    assert saved["manual"] < saved["autograd"], saved
