@@ -26,7 +26,14 @@ __all__ = ["NO_FORWARD_AD", "apply_function", "graph_gradient", "keep_saved", "t
 
 def keep_saved(x: Tensor, thetas) -> bool:
     """Save activations only when a gradient can flow (nothing is saved under ``no_grad``)."""
-    return torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in thetas))
+    if not torch.is_grad_enabled():
+        return False
+    if x.requires_grad:
+        return True
+    for theta in thetas:  # a loop, not any(generator): this runs on every training step
+        if theta.requires_grad:
+            return True
+    return False
 
 
 def transforms_active() -> bool:

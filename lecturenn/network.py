@@ -249,13 +249,15 @@ class ThetaMLP(nn.Module):
 
     def _theta_list(self) -> list[Tensor]:
         """[Θ^(1), …, Θ^(L)] as a plain list. ``list(self.thetas)`` goes through ParameterList's
-        string-keyed ``__getitem__`` (~7 µs per layer, a tenth of a small net's step)."""
-        return list(self.thetas._parameters.values())
+        string-keyed ``__getitem__`` (~7 µs per layer, a tenth of a small net's step), and
+        ``self.thetas`` itself through ``nn.Module.__getattr__`` (~2 µs): read the dicts directly."""
+        return list(self._modules["thetas"]._parameters.values())
 
     # -- checks ---------------------------------------------------------------------------------
     def _check_X(self, X) -> Tensor:
         """Structural checks on X (no pass over the data): type, 2-D, s_1 columns, dtype, device."""
-        return check_input(as_array(X), self.sizes[0], self.thetas._parameters["0"], name="X", units="s_1")
+        theta = self._modules["thetas"]._parameters["0"]  # Θ^(1), without nn.Module.__getattr__
+        return check_input(as_array(X), self.sizes[0], theta, name="X", units="s_1")
 
     def check_batch(self, X, Y, lam: float = 0.0) -> tuple[Tensor, Tensor]:
         """Full validation of a batch, values included; returns (X, Y) ready for the cost."""
@@ -339,7 +341,7 @@ class ThetaMLP(nn.Module):
             with torch.autocast(X.device.type, enabled=False) if cast else contextlib.nullcontext():
                 return theta_forward(X, thetas, self.activation)
         a = X
-        for l, theta in enumerate(self.thetas, start=1):
+        for l, theta in enumerate(self._theta_list(), start=1):
             z = layer_z(a, theta)  # Θ^(l) [1; a^(l)] (n, s_{l+1})
             if l < self.num_layers:
                 a = self._hidden(l, z)
@@ -367,7 +369,7 @@ class ThetaMLP(nn.Module):
         if self._checks_values() and not torch.isfinite(x.sum()):
             self._diagnose(x)
         a, z = {1: x}, {}
-        for l, theta in enumerate(self.thetas, start=1):
+        for l, theta in enumerate(self._theta_list(), start=1):
             z[l + 1] = layer_z(a[l], theta)  # Θ^(l) [1; a^(l)] (n, s_{l+1})
             a[l + 1] = self._hidden(l, z[l + 1]) if l < self.num_layers else self.head.h(z[l + 1])
         return Propagation(a=a, z=z)
@@ -376,7 +378,7 @@ class ThetaMLP(nn.Module):
     def penalty(self, lam: float, n) -> Tensor:
         """R = λ/(2n) Σ_l Σ_{i, j≥1} (Θ^(l)_ij)²; the bias column is never regularised (n: the rows'
         weight W)."""
-        return ridge_penalty(self.thetas, lam, n)
+        return ridge_penalty(self._theta_list(), lam, n)
 
     def cost(self, X, Y, lam: float = 0.0, sample_weight=None) -> Tensor:
         """J(Θ) on the rows (X, Y) with regularisation λ (a 0-d tensor):
@@ -435,7 +437,7 @@ class ThetaMLP(nn.Module):
         """Does reading a value of X's device cost nothing (no host sync)? True on the CPU, where the
         checks read each verdict at once (fewer ops); elsewhere they stay on the device until the one
         read of :meth:`_finite` (``tests/test_overhead.py`` counts the syncs of both ways)."""
-        return X.device.type == "cpu"
+        return X.is_cpu
 
     def _finite(self, X: Tensor, J: Tensor, ok: bool | Tensor = True) -> bool:
         """Are X, every Θ^(l) and J finite, and ``ok`` (a bool, or a 0-d bool tensor still on the
