@@ -20,7 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["as_array", "to_tensor"]
+__all__ = ["as_array", "to_class_indices", "to_tensor"]
+
+_INT64 = 2**63  # int64 holds [-2**63, 2**63), uint64 [0, 2**64)
 
 
 def as_array(A):
@@ -39,10 +41,59 @@ def as_array(A):
         with contextlib.suppress(TypeError, ValueError):
             A = to_numpy()
     try:
-        A = np.asarray(A)
+        A = _exact_ints(A, np.asarray(A)) if isinstance(A, (list, tuple)) else np.asarray(A)
     except (TypeError, ValueError, RuntimeError):  # ragged lists, CUDA tensors in a list
         return A
     return A if A.flags.c_contiguous else np.ascontiguousarray(A)
+
+
+def _python_ints(A) -> list[int] | None:
+    """The leaves of the nested list ``A`` if every one is a Python int (no bool), else None."""
+    leaves, stack = [], [A]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            leaves.append(item)
+        else:
+            return None
+    return leaves
+
+
+def _exact_ints(A, array: np.ndarray) -> np.ndarray:
+    """numpy's array of the list ``A``, but Python ints stay exact integers: ints in [0, 2**64) with
+    some ≥ 2**63 (numpy mixes int64 and uint64 into rounded float64) become uint64, as numpy makes
+    them when no smaller int is present. Only a float64 or object result with a value beyond int64
+    is looked at twice, so lists of ordinary numbers cost nothing more."""
+    if array.dtype == np.float64:
+        with np.errstate(invalid="ignore"):
+            if (np.abs(array) < _INT64).all():
+                return array
+    elif array.dtype != object:
+        return array
+    ints = _python_ints(A)
+    if ints and 0 <= min(ints) and max(ints) < 2 * _INT64:
+        return np.array(A, dtype=np.uint64)
+    return array
+
+
+def to_class_indices(Y: Tensor, K: int, head: str, device=None) -> Tensor:
+    """Integer class indices ``Y`` (n,) as int64 on ``device``. A uint64 index ≥ 2**63 would wrap to a
+    negative number in the cast, and the range check would then report a label nobody passed: it
+    is refused here, as given — ``ValueError`` in the words of the heads' range check, for K outputs."""
+    if Y.dtype == torch.uint64 and Y.numel():
+        signed = Y.view(torch.int64)  # the same bits: an index ≥ 2**63 reads negative
+        big = signed < 0
+        if bool(big.any()):
+            small = signed[~big]
+            lo = int(small.min()) if small.numel() else int(signed[big].min()) + 2 * _INT64
+            hi = int(signed[big].max()) + 2 * _INT64
+            raise ValueError(
+                f"class index out of range: Y has labels in [{lo}, {hi}] (dtype uint64) but the {head} "
+                f"head has K = {K} outputs, so labels must lie in [0, {K - 1}]"
+            )
+    return Y.to(device=device, dtype=torch.long)
 
 
 def to_tensor(A, dtype: torch.dtype | None = None, device=None) -> Tensor:
@@ -54,6 +105,14 @@ def to_tensor(A, dtype: torch.dtype | None = None, device=None) -> Tensor:
     (``None``, strings, ragged lists, object columns); callers turn those into their own message.
     """
     A = as_array(A)
+    if isinstance(A, np.ndarray) and A.dtype == object:
+        ints = _python_ints(A.tolist())
+        big = next((v for v in ints or () if not -_INT64 <= v < 2 * _INT64), None)
+        if big is not None:  # a Python int beyond every integer dtype: name it, not numpy's object array
+            raise TypeError(
+                f"it holds the integer {big}, beyond int64 and uint64 ([-2**63, 2**64)); pass numbers "
+                "that fit a tensor (for class labels: 0 .. K-1)"
+            )
     if not (isinstance(A, np.ndarray) and not A.flags.writeable):
         return torch.as_tensor(A, dtype=dtype, device=device)
     with warnings.catch_warnings():

@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .arrays import to_tensor
+from .arrays import to_class_indices, to_tensor
 from .registry import Registry, check_format_names
 from .validation import is_integer
 
@@ -175,7 +175,7 @@ class Head:
             if Y.shape[0] != n:
                 raise ValueError(f"Y has {Y.shape[0]} class indices but X has {n} rows")
             ready = Y.dtype == torch.long and Y.device == device
-            return Y if ready else Y.to(device=device, dtype=torch.long)
+            return Y if ready else to_class_indices(Y, K, self.name, device)
         if self.class_indices and Y.ndim == 1 and K > 1 and Y.shape[0] == n:  # (n,) but not integers
             raise TypeError(
                 f"Y has shape ({n},) but class indices for the {self.name} head must be integers in "

@@ -502,14 +502,9 @@ def check_cuda_graph(cfg: dict) -> None:
 
     if not torch.cuda.is_available():
         raise ConfigError(refuse + "needs a CUDA GPU and none is available here: set model.cuda_graph=false")
-    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
-    strategy = str(trainer.get("strategy") or "auto")
-    one = devices == 1 or (isinstance(devices, (list, tuple)) and len(devices) == 1)
-    if not one or nodes != 1 or any(s in strategy for s in ("ddp", "fsdp", "deepspeed")):
-        raise ConfigError(
-            refuse + f"captures one process's step, not trainer.devices={_show(devices)} "
-            f"trainer.num_nodes={nodes} trainer.strategy={strategy}: set model.cuda_graph=false"
-        )
+    several = _several_processes(trainer)
+    if several:
+        raise ConfigError(refuse + f"captures one process's step, not {several}: set model.cuda_graph=false")
     optimizer = str((cfg.get("optimizer") or {}).get("_target_", ""))
     if optimizer not in GRAPH_OPTIMIZERS:
         raise ConfigError(
@@ -564,13 +559,10 @@ def check_tuner(cfg: dict) -> None:
             "L-BFGS needs no lr search (lr 1 is its scale), or pick another optimizer"
         )
     trainer = cfg.get("trainer") or {}
-    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
-    strategy = str(trainer.get("strategy") or "auto")
-    one = devices == 1 or (isinstance(devices, (list, tuple)) and len(devices) == 1)
-    if not one or nodes != 1 or any(s in strategy for s in ("ddp", "fsdp", "deepspeed")):
+    several = _several_processes(trainer)
+    if several:
         raise ConfigError(
-            refuse + f"runs in one process, not with trainer.devices={_show(devices)} "
-            f"trainer.num_nodes={nodes} trainer.strategy={strategy}: find the rate with trainer=default "
+            refuse + f"runs in one process, not with {several}: find the rate with trainer=default "
             "(one device), then train with the printed optimizer.lr on several"
         )
     if cfg.get("ckpt_path"):
@@ -580,6 +572,17 @@ def check_tuner(cfg: dict) -> None:
         )
     if trainer.get("fast_dev_run"):
         raise ConfigError(refuse + "does not run with trainer.fast_dev_run (Lightning skips it): drop one")
+
+
+def _several_processes(trainer: dict) -> str | None:
+    """None when ``trainer`` runs one process on one device (what model.cuda_graph and tuner=lr_find
+    need), else its keys that say otherwise: ``trainer.devices=… trainer.num_nodes=… trainer.strategy=…``."""
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    strategy = str(trainer.get("strategy") or "auto")
+    one = devices == 1 or (isinstance(devices, (list, tuple)) and len(devices) == 1)
+    if one and nodes == 1 and not any(s in strategy for s in ("ddp", "fsdp", "deepspeed")):
+        return None
+    return f"trainer.devices={_show(devices)} trainer.num_nodes={nodes} trainer.strategy={strategy}"
 
 
 def _show(value) -> str:

@@ -51,3 +51,68 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# -- the app's training runs on iris (test_fast_path, test_training_loop, test_step_graph_app, ...) --------
+@pytest.fixture
+def quiet_lightning():
+    """Lightning's info lines and every warning silenced for one test (use: pytestmark)."""
+    import logging
+    import warnings
+
+    names = ("lightning", "lightning.pytorch", "lightning.fabric")
+    levels = [logging.getLogger(n).level for n in names]
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+    for n, level in zip(names, levels):
+        logging.getLogger(n).setLevel(level)
+
+
+def iris_module(batch_size=8, steps_per_execution=8, optimizer=None, **module_kw):
+    """(model, data module): a 4-6-3 ThetaMLPModule on iris (105 training rows), λ = 0.5, Θ from
+    init_seed 0, SGD (lr 0.2, momentum 0.9) unless ``optimizer`` is given; ``torch.manual_seed(0)``
+    first, so that two calls train bitwise alike."""
+    import functools
+
+    from lecturenn.data import SklearnDataModule
+    from lecturenn.training import ThetaMLPModule
+
+    torch.manual_seed(0)
+    dm = SklearnDataModule("iris", batch_size=batch_size, seed=0)
+    dm.setup()
+    info = dm.info
+    model = ThetaMLPModule(
+        info.n_features,
+        info.n_outputs,
+        info.task,
+        hidden_sizes=[6],
+        lam=0.5,
+        init_seed=0,
+        data_info=info.to_dict(),
+        steps_per_execution=steps_per_execution,
+        optimizer=optimizer or functools.partial(torch.optim.SGD, lr=0.2, momentum=0.9),
+        **module_kw,
+    )
+    return model, dm
+
+
+def bare_trainer(epochs, callbacks=(), accelerator="cpu", **trainer_kw):
+    """A one-device Lightning Trainer with nothing but the loop: no logger, checkpoints, progress bar,
+    model summary or sanity validation."""
+    import lightning as L
+
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=list(callbacks),
+        **trainer_kw,
+    )

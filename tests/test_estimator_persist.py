@@ -248,3 +248,126 @@ def test_a_file_saved_for_cuda_loads_anywhere(good_file, tmp_path):
 def test_a_classifier_file_is_refused_by_the_regressor(good_file):
     with pytest.raises(ValueError, match="holds a ThetaMLPClassifier.*ThetaMLPClassifier.load"):
         ThetaMLPRegressor.load(good_file)
+
+
+# -- save refuses what load would refuse (set_params validates nothing until fit) --------------------------
+def _fitted(**kw):
+    return ThetaMLPClassifier((6,), max_iter=2, random_state=0, **kw).fit(X_IRIS, Y_IRIS)
+
+
+# (parameter, value set after fit, words the refusal must hold): each a value load refuses to read back
+REFUSED_AFTER_FIT = [
+    ("cuda_graph", "bad", "cuda_graph must be True or False, got 'bad'"),
+    ("cuda_graph", None, "cuda_graph must be True or False, got None"),
+    ("cuda_graph", 1, "cuda_graph must be True or False, got 1"),
+    ("hidden_layer_sizes", (0,), "hidden_layer_sizes must be > 0, got [0]"),
+    ("hidden_layer_sizes", "x", "hidden_layer_sizes must be > 0"),
+    ("hidden_layer_sizes", (5,), "hidden_layer_sizes=(5,)"),  # valid, but not the fitted network
+    ("activation", "nope", "activation must be one of"),
+    ("activation", ["relu"], "activation must be a name"),
+    ("activation", "tanh", "activation='tanh'"),  # valid, but not the fitted network's
+    ("solver", "nope", "solver must be one of"),
+    ("solver", "sgd", "solver='sgd'"),  # the saved state is adam's
+    ("alpha", -1, "alpha must be a finite number >= 0, got -1"),
+    ("alpha", float("nan"), "alpha must be a finite number >= 0, got nan"),
+    ("alpha", 1e300, "alpha must be at most"),
+    ("batch_size", 0, "batch_size must be 'auto' or an int >= 1, got 0"),
+    ("batch_size", 2.5, "batch_size must be 'auto' or an int >= 1, got 2.5"),
+    ("learning_rate_init", 0, "learning_rate_init must be a finite number > 0, got 0"),
+    ("learning_rate_init", float("inf"), "learning_rate_init must be a finite number > 0, got inf"),
+    ("max_iter", 0, "max_iter must be an int >= 1, got 0"),
+    ("dtype", "float16", "dtype must be 'float32' or 'float64', got 'float16'"),
+    ("backprop", "x", "backprop must be 'manual' or 'autograd', got 'x'"),
+    ("momentum", 2, "momentum must be a number in [0, 1], got 2"),
+    ("shuffle", None, "shuffle must be True or False, got None"),
+    ("n_iter_no_change", 0, "n_iter_no_change must be an int >= 1"),
+    ("validation_fraction", 1.0, "validation_fraction must be a number in (0, 1), got 1.0"),
+    ("random_state", np.random.RandomState(0), "parameter random_state=RandomState"),
+]
+
+
+@pytest.mark.parametrize("how", ["set_params", "setattr"])
+def test_save_refuses_every_value_load_would_refuse_and_writes_nothing(tmp_path, how):
+    """Property: for each value, either save refuses (one line naming the parameter and its value;
+    the file already at path is untouched, nothing else written) or load reads the file back."""
+    fitted = _fitted()
+    path = tmp_path / "m.npz"
+    for name, value, words in REFUSED_AFTER_FIT:
+        est = pickle.loads(pickle.dumps(fitted))
+        est.set_params(**{name: value}) if how == "set_params" else setattr(est, name, value)
+        path.write_bytes(b"an older file")
+        with pytest.raises(ValueError, match=r"^cannot save: ") as err:
+            est.save(path)
+        message = str(err.value)
+        assert words in message and "\n" not in message, (name, value, message)
+        assert "set_params" in message, message  # what to do
+        assert path.read_bytes() == b"an older file" and [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_save_refuses_a_regressor_loss_load_would_refuse(tmp_path):
+    Xr, yr = make_regression(40, 3, random_state=0)
+    est = ThetaMLPRegressor((4,), max_iter=2, random_state=0).fit(Xr, abs(yr))
+    for value, words in [("bad", "loss must be one of"), ("poisson", "loss='poisson'")]:
+        with pytest.raises(ValueError, match=r"^cannot save: .*set_params") as err:
+            pickle.loads(pickle.dumps(est)).set_params(loss=value).save(tmp_path / "r.npz")
+        assert words in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "fit_kw, after",
+    [
+        ({}, {"cuda_graph": True}),  # valid before a fit on a GPU: it is a parameter, not a requirement
+        ({"hidden_layer_sizes": 6}, {}),
+        ({"hidden_layer_sizes": [6]}, {"batch_size": 16, "verbose": 2, "alpha": 0}),
+        ({"activation": "logistic", "dtype": None}, {"random_state": None, "n_iter_no_change": np.inf}),
+        ({"activation": "leaky_relu:0.2", "class_weight": "balanced"}, {"device": "cpu"}),
+        ({"backprop": "autograd", "solver": "sgd"}, {"learning_rate": "adaptive", "momentum": 0.5}),
+        ({"solver": "adam"}, {"solver": "lbfgs", "max_fun": 7}),  # no optimizer state for L-BFGS
+    ],
+)
+def test_every_valid_kind_of_parameter_value_round_trips(tmp_path, fit_kw, after):
+    kw = {"hidden_layer_sizes": (6,), **fit_kw}
+    est = ThetaMLPClassifier(max_iter=2, random_state=0, **kw).fit(X_IRIS, Y_IRIS).set_params(**after)
+    back = ThetaMLPClassifier.load(est.save(tmp_path / "m.npz"))
+    params, saved = back.get_params(), est.get_params()
+    assert params.keys() == saved.keys()
+    for k in saved:
+        assert type(params[k]) is type(saved[k]) and (params[k] == saved[k] or params[k] != params[k]), k
+    assert np.array_equal(back.predict_proba(X_IRIS), est.predict_proba(X_IRIS))
+
+
+# -- a pickle made before a parameter existed ---------------------------------------------------------------
+def _old_pickle(est) -> bytes:
+    """What pickle.dumps gave before cuda_graph existed: the same state without that attribute."""
+    old = pickle.loads(pickle.dumps(est))
+    del old.cuda_graph
+    blob = pickle.dumps(old)
+    assert b"cuda_graph" not in blob
+    return blob
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+def test_an_old_pickle_gets_the_added_parameters_defaults(fitted):
+    """pickle, joblib and deepcopy of an estimator that lacks an added parameter fill in the value
+    an old save file means (_persist.ADDED_PARAMS): one rule for both."""
+    from lecturenn.estimators._persist import ADDED_PARAMS
+
+    est = _fitted() if fitted else ThetaMLPClassifier((6,), max_iter=2, random_state=0)
+    old = pickle.loads(_old_pickle(est))
+    joblib = pytest.importorskip("joblib")
+    import copy
+    import io
+
+    buffer = io.BytesIO()
+    joblib.dump(old, buffer)
+    buffer.seek(0)
+    for back in (old, joblib.load(buffer), copy.deepcopy(old)):
+        assert back.get_params()["cuda_graph"] is False == ADDED_PARAMS["cuda_graph"]
+        assert "ThetaMLPClassifier" in repr(back)
+        if fitted:
+            assert np.array_equal(back.predict(X_IRIS), est.predict(X_IRIS))
+        back.fit(X_IRIS, Y_IRIS)  # trains as before (cuda_graph=False)
+    # an old pickle that did have a value keeps it
+    est.cuda_graph = True
+    assert pickle.loads(pickle.dumps(est)).cuda_graph is True

@@ -7,17 +7,16 @@ import functools
 import inspect
 import logging
 import os
-import warnings
 from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
+from conftest import bare_trainer, iris_module
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
-from lecturenn.data import SklearnDataModule
 from lecturenn.training import ThetaMLPModule
 from lecturenn.training import fast_path as fp
 from lecturenn.training.checkpoint import load_checkpoint
@@ -26,17 +25,7 @@ from lecturenn.training.running_means import RunningMeans, StageMeans
 EPOCHS, STEPS_PER_EPOCH = 3, 14  # iris: 105 training rows in batches of 8
 
 
-@pytest.fixture(autouse=True)
-def quiet():
-    names = ("lightning", "lightning.pytorch", "lightning.fabric")
-    levels = [logging.getLogger(n).level for n in names]
-    for n in names:
-        logging.getLogger(n).setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-    for n, level in zip(names, levels):
-        logging.getLogger(n).setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_lightning")
 
 
 class BatchRecorder(L.Callback):
@@ -65,40 +54,12 @@ class HookCounter(L.Callback):
 
 
 def make_model(fast_path="direct", optimizer=None, **kw):
-    torch.manual_seed(0)
-    dm = SklearnDataModule("iris", batch_size=8, seed=0)
-    dm.setup()
-    info = dm.info
-    model = ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
-        hidden_sizes=[6],
-        lam=0.5,
-        init_seed=0,
-        data_info=info.to_dict(),
-        steps_per_execution=8,
-        fast_path=fast_path,
-        optimizer=optimizer or functools.partial(torch.optim.SGD, lr=0.2, momentum=0.9),
-        **kw,
-    )
-    return model, dm
+    return iris_module(fast_path=fast_path, optimizer=optimizer, **kw)
 
 
 def fit(fast_path="direct", callbacks=(), optimizer=None, epochs=EPOCHS, **trainer_kw):
     model, dm = make_model(fast_path, optimizer)
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=list(callbacks),
-        **trainer_kw,
-    )
+    trainer = bare_trainer(epochs, callbacks, **trainer_kw)
     trainer.fit(model, datamodule=dm)
     return trainer, model
 

@@ -2,9 +2,7 @@
 can score, checked against scikit-learn; multi-output regression logs scalars; the names a short fit
 logs are exactly ThetaMLPModule.metric_names()."""
 
-import logging
 import math
-import warnings
 
 import lightning as L
 import numpy as np
@@ -17,18 +15,7 @@ from lecturenn.data import ArrayDataModule
 from lecturenn.training import ThetaMLPModule
 from lecturenn.training.metrics import classification_metrics, output_names, regression_metrics
 
-
-@pytest.fixture(autouse=True)
-def quiet():
-    names = ("lightning", "lightning.pytorch", "lightning.fabric")
-    levels = [logging.getLogger(n).level for n in names]
-    for n in names:
-        logging.getLogger(n).setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-    for n, level in zip(names, levels):
-        logging.getLogger(n).setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_lightning")
 
 
 # -- scikit-learn's answer ----------------------------------------------------------------------

@@ -6,15 +6,13 @@ means read from the graph's sums; the refusals. The real capture: test_cuda_grap
 from __future__ import annotations
 
 import functools
-import logging
 import math
-import warnings
 
 import lightning as L
 import pytest
 import torch
+from conftest import bare_trainer, iris_module
 
-from lecturenn.data import SklearnDataModule
 from lecturenn.optim import LAMB
 from lecturenn.training import ThetaMLPModule
 from lecturenn.training.guards import DivergenceGuard
@@ -22,17 +20,7 @@ from lecturenn.training.guards import DivergenceGuard
 EPOCHS = 3  # iris: 105 training rows in batches of 8 -> 13 full batches and one of 1 row
 
 
-@pytest.fixture(autouse=True)
-def quiet():
-    names = ("lightning", "lightning.pytorch", "lightning.fabric")
-    levels = [logging.getLogger(n).level for n in names]
-    for n in names:
-        logging.getLogger(n).setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-    for n, level in zip(names, levels):
-        logging.getLogger(n).setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_lightning")
 
 
 class Losses(L.Callback):
@@ -47,37 +35,11 @@ class Losses(L.Callback):
 
 
 def fit(graph, optimizer, epochs=EPOCHS, backend="record", callbacks=(), accelerator="cpu", **kw):
-    torch.manual_seed(0)
-    dm = SklearnDataModule("iris", batch_size=8, seed=0)
-    dm.setup()
-    info = dm.info
-    model = ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
-        hidden_sizes=[6],
-        lam=0.5,
-        init_seed=0,
-        data_info=info.to_dict(),
-        steps_per_execution=8,
-        optimizer=optimizer,
-        cuda_graph=graph,
-        **kw,
-    )
+    model, dm = iris_module(optimizer=optimizer, cuda_graph=graph, **kw)
     if graph and backend:
         model._cuda_graph_backend = backend
     losses = Losses()
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[losses, DivergenceGuard(), *callbacks],
-    )
+    trainer = bare_trainer(epochs, [losses, DivergenceGuard(), *callbacks], accelerator)
     trainer.fit(model, datamodule=dm)
     return trainer, model, losses.seen
 

@@ -2,12 +2,11 @@
 ``training_step``), the automatic-optimisation fallback, L-BFGS closures, schedulers, max_steps."""
 
 import functools
-import logging
-import warnings
 
 import lightning as L
 import pytest
 import torch
+from conftest import bare_trainer, iris_module
 
 from lecturenn.data import SklearnDataModule, TensorBatches
 from lecturenn.data.batches import BatchGroup
@@ -17,17 +16,7 @@ from lecturenn.training.guards import DivergenceGuard, TrainingDiverged
 EPOCHS = 3
 
 
-@pytest.fixture(autouse=True)
-def quiet():
-    names = ("lightning", "lightning.pytorch", "lightning.fabric")
-    levels = [logging.getLogger(n).level for n in names]
-    for n in names:
-        logging.getLogger(n).setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-    for n, level in zip(names, levels):
-        logging.getLogger(n).setLevel(level)
+pytestmark = pytest.mark.usefixtures("quiet_lightning")
 
 
 def fit(
@@ -36,40 +25,14 @@ def fit(
     optimizer=None,
     scheduler=None,
     epochs=EPOCHS,
-    batch_size=8,
+    batch_size=8,  # 105 training rows: 14 steps per epoch
     callbacks=(),
     **trainer_kw,
 ):
-    torch.manual_seed(0)
-    dm = SklearnDataModule("iris", batch_size=batch_size, seed=0)  # 105 training rows: 14 steps per epoch
-    dm.setup()
-    info = dm.info
-    model = ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
-        hidden_sizes=[6],
-        lam=0.5,
-        init_seed=0,
-        data_info=info.to_dict(),
-        steps_per_execution=steps_per_execution,
-        optimizer=optimizer or functools.partial(torch.optim.SGD, lr=0.2, momentum=0.9),
-        scheduler=scheduler,
-    )
+    model, dm = iris_module(batch_size, steps_per_execution, optimizer, scheduler=scheduler)
     if automatic is not None:
         model.automatic_optimization = automatic
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[DivergenceGuard(), *callbacks],
-        **trainer_kw,
-    )
+    trainer = bare_trainer(epochs, [DivergenceGuard(), *callbacks], **trainer_kw)
     trainer.fit(model, datamodule=dm)
     return trainer, model
 

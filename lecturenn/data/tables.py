@@ -164,8 +164,11 @@ class TableDataModule(ArrayDataModule):
             col = frame[targets[0]]
             if pd.api.types.is_bool_dtype(col):
                 labels = col.to_numpy(dtype=bool)  # classes "False", "True"
-            elif _integral(col) and _numeric(col):
-                labels = col.to_numpy().astype(np.int64)
+            elif _integral(col) and _numeric(col):  # integers as given (uint64 >= 2**63 too: no wrap)
+                labels = col.to_numpy()
+                if labels.dtype.kind not in "iu":  # integral floats as ints, unless int64 cannot hold them
+                    floats = labels.astype(np.float64)
+                    labels = floats.astype(np.int64) if (np.abs(floats) < 2**63).all() else floats
             elif _numeric(col):
                 labels = col.to_numpy(dtype=np.float64)
             else:

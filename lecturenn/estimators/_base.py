@@ -33,6 +33,7 @@ from ._engine import (
     to_cpu,
 )
 from ._fitting import NON_FINITE, FitLoops
+from ._persist import with_added_params
 
 #: Every registered activation's name and scikit-learn name ("logistic") -> its registered name (live).
 ACTIVATIONS = _REGISTERED_ACTIVATIONS.aliases("sklearn")
@@ -476,7 +477,8 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         bitwise-equal predictions and can keep training. See :mod:`lecturenn.estimators._persist`.
 
         Returns the path written. ``ValueError`` (nothing written) for a parameter that is not a plain
-        JSON value, ``NotFittedError`` before fit."""
+        JSON value or that ``load`` would refuse (a bad value set after fit, or one that no longer
+        describes the fitted network), ``NotFittedError`` before fit."""
         from ._persist import save
 
         return save(self, path)
@@ -511,7 +513,8 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         return state
 
     def __setstate__(self, state):
-        state = dict(state)
+        # a pickle from before a parameter existed: that parameter at the value it then meant
+        state = with_added_params(dict(state), self._get_param_names())
         net_state = state.pop("_net_state", None)
         generator_state = state.pop("_generator_state", None)
         super().__setstate__(state)

@@ -21,7 +21,9 @@ so predictions round-trip bitwise, and ``partial_fit`` / a warm-started ``fit`` 
 estimator continue exactly as the saved one would have. The hyperparameters must be plain JSON
 values (None, bool, int, float, str, and tuples, lists and dicts of them — tuples and dicts are
 tagged in the JSON so they come back as tuples and dicts with their key types); ``save`` refuses
-others (a ``RandomState`` instance, a ``torch.device``) with one line before writing anything. ``load``
+others (a ``RandomState`` instance, a ``torch.device``) with one line before writing anything, and so
+is every file ``load`` would refuse (a parameter set to a bad value after fit, or to one that no
+longer describes the fitted network): save runs load's checks on what it is about to write. ``load``
 checks every entry — the format and version, the class, the parameters, Θ's shapes against the
 architecture and the data sizes, finite weights, the labels against the output layer — and refuses
 anything else with one ``ValueError`` line naming the file and the problem.
@@ -61,6 +63,13 @@ _LABEL_KINDS = "biufUS"  # bool, integers, floats, unicode and byte strings: pla
 #: optimizer state that is a count or a sum of squares (Adam, AdamW, LAMB, Adagrad, RMSprop)
 _NON_NEGATIVE = {"step", "exp_avg_sq", "max_exp_avg_sq", "sum", "square_avg"}
 _KERNEL = {"fused", "foreach", "capturable", "differentiable"}  # which kernel: depends on the machine
+
+
+def with_added_params(params: dict, names) -> dict:
+    """``params`` (a file's parameters, or an unpickled estimator's ``__dict__``) with each parameter
+    of :data:`ADDED_PARAMS` that the class has (``names``) and ``params`` lacks at the value an older
+    file or pickle means: one rule for ``load``, ``pickle.loads``, ``joblib.load`` and ``deepcopy``."""
+    return {**{k: v for k, v in ADDED_PARAMS.items() if k in names and k not in params}, **params}
 
 
 # -- JSON values: tuples and dicts tagged, so that they come back as they were -------------------------
@@ -155,6 +164,7 @@ def save(est, path) -> Path:
         arrays.update(tensors)
     doc["fitted"] = fitted
     arrays["estimator"] = np.array(json.dumps(doc))
+    _check_loads(type(est), arrays)
     if path.is_dir():  # else the OSError would name the temporary file
         raise IsADirectoryError(f"cannot save to {str(path)!r}: it is a directory")
     if not path.parent.is_dir():
@@ -169,6 +179,24 @@ def save(est, path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _check_loads(cls, arrays: dict) -> None:
+    """Refuse, before anything is written, what ``cls.load`` would refuse to read back: load's own
+    checks (:func:`_from_arrays`) on the arrays about to be written. Catches a parameter set to a
+    bad value after fit (``set_params`` validates nothing, scikit-learn's convention) and one that no
+    longer describes the fitted network (``hidden_layer_sizes``, ``activation``, the solver of the
+    saved optimizer state). Costs a copy of Θ in memory."""
+
+    def bad(what: str) -> ValueError:
+        return ValueError(
+            f"cannot save: {what}; load would refuse such a file: set the parameter back to a valid "
+            "value (the one it was fitted with) with est.set_params(...), or fit again"
+        )
+
+    stored = dict(arrays)  # _from_arrays pops the JSON entries, not the arrays themselves
+    arch = json.loads(str(stored.pop("architecture")))
+    _from_arrays(cls, stored, arch, "the file", bad)
 
 
 def _optimizer_state(est):
@@ -204,6 +232,13 @@ def load(cls, path):
     def bad(what: str) -> ValueError:
         return ValueError(f"{where}: {what}; not a file written by {cls.__name__}.save (or it was changed)")
 
+    return _from_arrays(cls, arrays, arch, where, bad)
+
+
+def _from_arrays(cls, arrays: dict, arch: dict, where: str, bad):
+    """Every check of :func:`load` on the file's ``arrays`` (``estimator`` is popped) and ``arch``,
+    and the estimator they describe; ``bad(what)`` makes the error. :func:`save` runs it on what it
+    is about to write, so that save refuses (with its own words) whatever load would refuse."""
     doc = _document(arrays, cls, where, bad)
     est = _estimator(cls, doc["params"], bad)
     fitted = doc["fitted"]
@@ -266,7 +301,7 @@ def _estimator(cls, params: dict, bad):
     """A new ``cls`` with the stored parameters, validated as ``fit`` would; a parameter added after
     a file was written (:data:`ADDED_PARAMS`) gets its default."""
     names = set(cls._get_param_names())
-    params = {**{k: v for k, v in ADDED_PARAMS.items() if k in names}, **params}
+    params = with_added_params(params, names)
     missing, extra = sorted(names - set(params)), sorted(set(params) - names)
     if missing or extra:
         raise bad(f"parameters missing {missing}, unknown {extra}")
@@ -289,8 +324,8 @@ def _check_net(est, net, fitted: dict, bad) -> None:
     want = [fitted["n_features_in_"], *est._hidden_sizes(), fitted["n_outputs_"]]
     if list(net.sizes) != want or fitted["n_layers_"] != len(want):
         raise bad(
-            f"Θ's sizes {list(net.sizes)} differ from n_features_in_, hidden_layer_sizes and n_outputs_ "
-            f"{want} (n_layers_ = {fitted['n_layers_']})"
+            f"Θ's sizes {list(net.sizes)} differ from n_features_in_, hidden_layer_sizes="
+            f"{est.hidden_layer_sizes!r} and n_outputs_: {want} (n_layers_ = {fitted['n_layers_']})"
         )
     if net.activation.name != ACTIVATIONS[est.activation]:
         raise bad(f"the hidden activation {net.activation.name!r} is not activation={est.activation!r}")
@@ -410,7 +445,7 @@ def _optimizer_from(est, stored, arrays: dict, bad):
             flags = [k for k, v in f.items() if k not in _KERNEL and isinstance(v, (bool, str, type(None)))]
             changed = sorted(((set(g) ^ set(f)) - {"params"}) | {k for k in flags if g.get(k) != f[k]})
             if changed:
-                raise ValueError(f"param_groups' {changed} differ from the estimator's solver")
+                raise ValueError(f"param_groups' {changed} differ from those of solver={est.solver!r}")
             if not (isinstance(g["lr"], (int, float)) and 0 < g["lr"] < float("inf")):
                 raise ValueError(f"lr = {g['lr']!r}")
             numbers = {k: v for k, v in g.items() if k != "params" and k not in _KERNEL}
