@@ -651,6 +651,7 @@ def stage_step(emit, device, dry_run):
                 "ms_per_step": {r["path"]: r["ms_per_step"] for r in report["rows"]},
                 "ratio": {r["path"]: r["ratio"] for r in report["rows"]},
                 "manual_vs_autograd": report["manual_vs_autograd"],
+                "manual_vs_autograd_no_checks": report["manual_vs_autograd_no_checks"],
             }
         )
         emit(runs=runs)

@@ -95,7 +95,14 @@ def test_step_mode_tiny(bench, tmp_path):
     out = tmp_path / "step.json"
     report = bench.main([*TINY, "--mode", "step", "--steps", "3", "--rounds", "2", "--json", str(out)])
     names = [r["path"] for r in report["rows"]]
-    assert names == ["torch nn.Linear", "lecturenn autograd", "lecturenn manual"]
+    assert names == [
+        "torch nn.Linear",
+        "lecturenn autograd",
+        "lecturenn manual",
+        "autograd, no checks",
+        "manual, no checks",
+    ]
+    assert report["manual_vs_autograd_no_checks"] > 0
     for r in report["rows"]:
         assert _finite_positive(r["ms_per_step"]) and _finite_positive(r["ratio"])
     assert json.loads(out.read_text())["mode"] == "step"

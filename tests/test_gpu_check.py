@@ -86,7 +86,14 @@ def test_dry_run_runs_every_stage_without_hydra(bare_env, tmp_path):
     assert {"tests.test_app", "tests.test_runs"} <= set(tests["skipped_needing_hydra"])  # skipped, no error
     runs = s["step"]["result"]["runs"]
     assert [r["matmul"] for r in runs] == ["fp32"] * 3 + ["tf32"] * 2
-    assert all(set(r["ratio"]) == {"torch nn.Linear", "lecturenn autograd", "lecturenn manual"} for r in runs)
+    paths = {
+        "torch nn.Linear",
+        "lecturenn autograd",
+        "lecturenn manual",
+        "autograd, no checks",
+        "manual, no checks",
+    }
+    assert all(set(r["ratio"]) == paths and r["manual_vs_autograd_no_checks"] > 0 for r in runs)
     rows = s["kernels"]["result"]["rows"]
     assert len(rows) == 3 * 3 + 3 and all(r["ops"] > 0 for r in rows)
     assert [r["path"] for r in rows[-3:]] == [f"app {p}" for p in gpu_check.APP_PRECISIONS]
