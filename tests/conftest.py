@@ -71,6 +71,14 @@ def quiet_lightning():
         logging.getLogger(n).setLevel(level)
 
 
+def module_for(info, **module_kw):
+    """A ThetaMLPModule for a set-up data module's ``info`` (DataInfo): its s_1, K, task and
+    ``data_info`` from it, everything else from ``module_kw``."""
+    from lecturenn.training import ThetaMLPModule
+
+    return ThetaMLPModule(info.n_features, info.n_outputs, info.task, data_info=info.to_dict(), **module_kw)
+
+
 def iris_module(batch_size=8, steps_per_execution=8, optimizer=None, **module_kw):
     """(model, data module): a 4-6-3 ThetaMLPModule on iris (105 training rows), λ = 0.5, Θ from
     init_seed 0, SGD (lr 0.2, momentum 0.9) unless ``optimizer`` is given; ``torch.manual_seed(0)``
@@ -78,20 +86,16 @@ def iris_module(batch_size=8, steps_per_execution=8, optimizer=None, **module_kw
     import functools
 
     from lecturenn.data import SklearnDataModule
-    from lecturenn.training import ThetaMLPModule
 
     torch.manual_seed(0)
     dm = SklearnDataModule("iris", batch_size=batch_size, seed=0)
     dm.setup()
     info = dm.info
-    model = ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
+    model = module_for(
+        info,
         hidden_sizes=[6],
         lam=0.5,
         init_seed=0,
-        data_info=info.to_dict(),
         steps_per_execution=steps_per_execution,
         optimizer=optimizer or functools.partial(torch.optim.SGD, lr=0.2, momentum=0.9),
         **module_kw,

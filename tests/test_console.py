@@ -21,6 +21,7 @@ pytest.importorskip("omegaconf")
 
 import eval as eval_script  # scripts/eval.py (tests/conftest.py puts scripts/ on sys.path)
 import torch
+from conftest import module_for
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
@@ -153,7 +154,6 @@ def checkpoint(tmp_path_factory) -> Path:
     import lightning as L
 
     from lecturenn.data import PlaygroundDataModule
-    from lecturenn.training import ThetaMLPModule
 
     path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
     # conf/data/xor.yaml's data (eval.py refuses data whose standardisation differs from the run's)
@@ -162,13 +162,10 @@ def checkpoint(tmp_path_factory) -> Path:
     )
     dm.setup("fit")
     info = dm.info
-    model = ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
+    model = module_for(
+        info,
         hidden_sizes=[4],
         init_seed=0,
-        data_info=info.to_dict(),
         optimizer=functools.partial(torch.optim.SGD, lr=0.5),
     )
     trainer = L.Trainer(

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import module_for
 
 import lecturenn as ln
 
@@ -65,19 +66,15 @@ def test_app_module_trains_in_batch_groups_on_cuda(precision, direct):
     import lightning as L
 
     from lecturenn.data import SklearnDataModule
-    from lecturenn.training import ThetaMLPModule
 
     if precision == "bf16-mixed" and not torch.cuda.is_bf16_supported():
         pytest.skip("no bf16 on this GPU")
     dm = SklearnDataModule("digits", batch_size=64, seed=0)
     dm.setup()
     info = dm.info
-    model = ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
+    model = module_for(
+        info,
         hidden_sizes=[64],
-        data_info=info.to_dict(),
         init_seed=0,
         optimizer=functools.partial(torch.optim.Adam, lr=0.01),
         steps_per_execution=8,

@@ -12,6 +12,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import module_for
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from torchmetrics.functional.classification import binary_auroc
 
@@ -146,14 +147,11 @@ def trained(name, thresholds=None, **data_kw):
     dm = SklearnDataModule(name, batch_size=16, seed=0, **data_kw)
     dm.setup()
     info = dm.info
-    model = ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
+    model = module_for(
+        info,
         hidden_sizes=[6],
         lam=0.1,
         init_seed=0,
-        data_info=info.to_dict(),
         optimizer=functools.partial(torch.optim.Adam, lr=0.05),
         auroc_thresholds=thresholds,
     )

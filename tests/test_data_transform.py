@@ -18,6 +18,7 @@ import torch
 pytest.importorskip("hydra")  # predict.py is a Hydra app: skipped where hydra-core is missing
 pytest.importorskip("omegaconf")
 
+from conftest import module_for
 from eval import data_mismatch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from predict import predict, table_inputs  # noqa: E402
@@ -39,13 +40,10 @@ FEATURES = ["x1", "x2", "x1^2", "sin(x1)", "x1*x2"]
 
 def model_for(dm, **kwargs) -> ThetaMLPModule:
     info = dm.info
-    return ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
+    return module_for(
+        info,
         hidden_sizes=[5],
         init_seed=0,
-        data_info=info.to_dict(),
         optimizer=partial(torch.optim.SGD, lr=0.1),
         **kwargs,
     )

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import module_for
 
 from lecturenn.data import DataError, NpyStreamDataModule, ParquetStreamDataModule, TableDataModule
 from lecturenn.data.chunks import Moments
 from lecturenn.data.scaling import network_inputs, standardisation, standardise
 from lecturenn.data.split import split_indices
-from lecturenn.training import ThetaMLPModule
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 80
@@ -147,13 +147,10 @@ def test_1e39_trains_and_predicts_finite_numbers(tmp_path):
     dm = table(tmp_path, columns(a=np.random.default_rng(6).uniform(1, 3, N) * 1e39), batch_size=16)
     dm.setup()
     info = dm.info
-    model = ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
+    model = module_for(
+        info,
         hidden_sizes=[4],
         optimizer=partial(torch.optim.SGD, lr=0.1),
-        data_info=info.to_dict(),
     )
     trainer = L.Trainer(
         max_epochs=1,

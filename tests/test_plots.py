@@ -11,6 +11,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 import torch
+from conftest import module_for
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -553,19 +554,15 @@ def _theta_mlp_run(tmp_path, epochs: int, ckpt_path=None, **trainer_kw):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from lecturenn.data import PlaygroundDataModule
-    from lecturenn.training import ThetaMLPModule
     from lecturenn.training.last import LastCheckpoint
 
     dm = PlaygroundDataModule("xor", n=120, noise=0.1, batch_size=16, seed=0)
     dm.setup("fit")
     info = dm.info
-    model = ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
+    model = module_for(
+        info,
         hidden_sizes=[4],
         init_seed=0,
-        data_info=info.to_dict(),
         optimizer=functools.partial(torch.optim.SGD, lr=0.5),
         scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
     )

@@ -21,13 +21,13 @@ import torch
 pytest.importorskip("hydra")  # the Hydra app: skipped where hydra-core is missing (a bare GPU box)
 pytest.importorskip("omegaconf")
 
+from conftest import module_for
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
 from lecturenn.data import DataError, DataInfo, NpyStreamDataModule, ParquetStreamDataModule
-from lecturenn.training import ThetaMLPModule
 from lecturenn.training.plots import PlotCallback
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,13 +99,10 @@ def test_trains_to_good_accuracy_through_lightning(files, tmp_path):
     dm = npy_module(files, batch_size=256)
     dm.setup("fit")
     info = dm.info
-    model = ThetaMLPModule(
-        info.n_features,
-        info.n_outputs,
-        info.task,
+    model = module_for(
+        info,
         hidden_sizes=[16],
         optimizer=partial(torch.optim.Adam, lr=0.01),
-        data_info=info.to_dict(),
     )
     plots = PlotCallback(out_dir=str(tmp_path / "plots"))
     trainer = L.Trainer(

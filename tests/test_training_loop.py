@@ -6,7 +6,7 @@ import functools
 import lightning as L
 import pytest
 import torch
-from conftest import bare_trainer, iris_module
+from conftest import bare_trainer, iris_module, module_for
 
 from lecturenn.data import SklearnDataModule, TensorBatches
 from lecturenn.data.batches import BatchGroup
@@ -147,11 +147,8 @@ def test_plateau_scheduler_on_a_metric_never_logged_is_a_clear_error():
         dm = SklearnDataModule("iris", batch_size=8, seed=0)
         dm.setup()
         info = dm.info
-        model = ThetaMLPModule(
-            info.n_features,
-            info.n_outputs,
-            info.task,
-            data_info=info.to_dict(),
+        model = module_for(
+            info,
             scheduler=plateau,
             scheduler_monitor="val/nope",
         )
