@@ -23,6 +23,8 @@ bias = Θ[:, 0]) for one warm-up epoch, is reset to those weights, and is then t
   ln-autograd  the same with backprop="autograd"
   ln-app       lecturenn.training.ThetaMLPModule + Trainer over lecturenn.data.TensorBatches, in
                batch groups of the module's steps_per_execution (32) mini-batches, as the app runs
+  ln-app-graph the app path with model.cuda_graph=true: each training step captured in a CUDA graph and
+               replayed (on the CPU: the graph module's "record" stand-in — the plumbing, not the speed)
   sklearn      scikit-learn MLPClassifier(solver="sgd", momentum=0, alpha=0), same initial weights
                (set as coefs_/intercepts_ after the warm-up fit, then refit with warm_start)
 
@@ -97,6 +99,7 @@ PATHS = {  # key -> row label, in table order
     "ln-manual": "lecturenn manual loop",
     "ln-autograd": "lecturenn autograd loop",
     "ln-app": "lecturenn app path",
+    "ln-app-graph": "app path, CUDA graph",
     "sklearn": "scikit-learn MLPClassifier",
 }
 
@@ -640,7 +643,10 @@ class Bench:
         )
         return {"total_s": total, **extra}, module.model.to(self.device)
 
-    def row_ln_app(self):
+    def row_ln_app_graph(self):
+        return self.row_ln_app(cuda_graph=True)
+
+    def row_ln_app(self, cuda_graph: bool = False):
         from lecturenn.data import TensorBatches
         from lecturenn.training import ThetaMLPModule
 
@@ -653,7 +659,10 @@ class Bench:
             lam=0.0,
             optimizer=functools.partial(torch.optim.SGD, lr=0.1),
             init_seed=self.seed,
+            cuda_graph=cuda_graph,
         ).to(self.device, self.dtype)
+        if cuda_graph and self.device.type != "cuda":
+            module._cuda_graph_backend = "record"  # lecturenn.step_graph's CPU stand-in (dry runs)
         reset = lambda: load_thetas(module.net.thetas, self.init)  # noqa: E731
         reset()
 
@@ -880,7 +889,11 @@ def parse_args(argv):
     e.add_argument("--rows", type=int, default=50_000, help="synthetic training rows")
     e.add_argument("--test-rows", type=int, default=10_000, help="held-out rows for the test accuracy")
     e.add_argument("--epochs", type=int, default=3, help="timed epochs per path (after 1 warm-up epoch)")
-    e.add_argument("--paths", default=",".join(PATHS), help=f"comma list of rows to run: {','.join(PATHS)}")
+    e.add_argument(
+        "--paths",
+        default=None,
+        help=f"comma list of rows to run: {','.join(PATHS)} (default: all, ln-app-graph on cuda only)",
+    )
     e.add_argument("--gemm-size", type=int, default=2048, help="n of the n×n @ n×n matmul giving the peak")
     e.add_argument(
         "--busy-retries",
@@ -899,6 +912,8 @@ def parse_args(argv):
     )
     args = p.parse_args(argv)
 
+    if args.paths is None:  # a CUDA graph's replay is a GPU thing: on the CPU only when asked for
+        args.paths = ",".join(k for k in PATHS if k != "ln-app-graph" or args.device.startswith("cuda"))
     keys = [k.strip() for k in args.paths.split(",") if k.strip()]
     unknown = [k for k in keys if k not in PATHS]
     if unknown:

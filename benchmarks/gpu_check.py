@@ -35,9 +35,9 @@ together they get a time budget (--budget, 400 s), so the whole check ends in un
               defaults (hidden [100] sigmoid, λ 1, glorot, Adam 0.005, batch 64, 60 epochs, tested on
               the best val/loss epoch), built directly: Lightning Trainer + ThetaMLPModule +
               SklearnDataModule
-  epoch       benchmarks/bench.py's epoch mode on the GPU: the app's epoch vs a hand-written loop (and
-              DataLoader, plain Lightning, lecturenn loops), at 784-256-256-10 (batch 256) and
-              64-100-10 (batch 64); peak memory added per row
+  epoch       benchmarks/bench.py's epoch mode on the GPU: the app's epoch, without and with
+              model.cuda_graph=true, vs a hand-written loop (and DataLoader, plain Lightning, lecturenn
+              loops), at 784-256-256-10 (batch 256) and 64-100-10 (batch 64); peak memory added per row
 
 OUTDIR receives four files: summary.json (every stage's status, seconds and numbers; rewritten after
 each stage, and stages save partial results as they go, so a run cut short keeps what it measured),
@@ -86,7 +86,7 @@ STEP_SIZES = {
     True: [([8, 6, 3], 4), ([12, 10, 10, 3], 8), ([16, 32, 32, 3], 16)],
 }
 EPOCH_SIZES = {False: [([784, 256, 256, 10], 256), ([64, 100, 10], 64)], True: [([16, 8, 4], 32)]}
-EPOCH_PATHS = "hand,dataloader,lightning,ln-manual,ln-autograd,ln-app"
+EPOCH_PATHS = "hand,dataloader,lightning,ln-manual,ln-autograd,ln-app,ln-app-graph"
 PRECISIONS = ("fp32", "tf32", "bf16-mixed", "16-mixed")  # fp32, tf32: 32-true, matmuls highest / high
 APP_PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
@@ -494,6 +494,9 @@ def stage_line(s: dict) -> str:
             run = r["runs"][0]
             app = next(x for x in run["rows"] if x["key"] == "ln-app")
             text = f"{_size(run['sizes'], run['batch'])}: the app's epoch {app['ratio']:.2f}x the hand loop's"
+            graph = next((x for x in run["rows"] if x["key"] == "ln-app-graph"), None)
+            if graph is not None:
+                text += f" ({_f(graph.get('ratio'), '.2f')}x with model.cuda_graph=true)"
     return text + (f"  [{str(s['error'])[:200]}]" if s.get("error") else "")
 
 

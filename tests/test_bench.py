@@ -44,8 +44,9 @@ def test_epoch_mode_tiny(bench, tmp_path, capsys):
 
     rows = {r["key"]: r for r in report["rows"]}
     skipped = {s["key"] for s in report["skipped"]}
-    expected = set(bench.PATHS) - ({"sklearn"} if importlib.util.find_spec("sklearn") is None else set())
-    assert expected <= set(rows) and set(rows) | skipped == set(bench.PATHS)
+    default = set(bench.PATHS) - {"ln-app-graph"}  # the CUDA-graph row only with --device cuda (or asked for)
+    expected = default - ({"sklearn"} if importlib.util.find_spec("sklearn") is None else set())
+    assert expected <= set(rows) and set(rows) | skipped == default
     assert rows["hand"]["ratio"] == pytest.approx(1.0)
     for key, r in rows.items():
         assert r["path"] == bench.PATHS[key] and r["path"] in printed
@@ -106,6 +107,18 @@ def test_step_mode_tiny(bench, tmp_path):
     for r in report["rows"]:
         assert _finite_positive(r["ms_per_step"]) and _finite_positive(r["ratio"])
     assert json.loads(out.read_text())["mode"] == "step"
+
+
+def test_the_cuda_graph_app_row_trains_the_app_rows_network(bench):
+    """ln-app-graph (model.cuda_graph=true; on the CPU the step graph's record stand-in) replays the
+    app's step: the same batches, the same Θ, so the same test accuracy as ln-app."""
+    report = bench.main(
+        [*TINY, "--rows", "300", "--test-rows", "200", "--epochs", "1", "--paths", "ln-app,ln-app-graph"]
+    )
+    rows = {r["key"]: r for r in report["rows"]}
+    assert set(rows) == {"hand", "ln-app", "ln-app-graph"}
+    assert rows["ln-app-graph"]["test_acc"] == rows["ln-app"]["test_acc"]
+    assert _finite_positive(rows["ln-app-graph"]["ratio"])
 
 
 def test_bad_paths_rejected(bench):
