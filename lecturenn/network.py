@@ -293,14 +293,16 @@ class ThetaMLP(nn.Module):
                 raise FloatingPointError(
                     f"Θ^({l}) contains NaN or inf: training has diverged (try a smaller learning rate)"
                 )
-        if J is None or torch.isfinite(J):
+        if J is None:
             return
         W = X.new_tensor(float(X.shape[0])) if weight is None else weight.sum()
-        if not torch.isfinite(W):
+        if not torch.isfinite(W):  # before J's test: the manual path's widened J is a finite 0 then
             raise FloatingPointError(
-                f"J(Θ) = {J.item()} is not finite: the weights' sum Σw overflows {W.dtype}; scale all "
+                f"J(Θ) = {J.item()} is not the cost: the weights' sum Σw overflows {W.dtype}; scale all "
                 "sample weights down by one factor (that keeps the data term of J)"
             )
+        if torch.isfinite(J):
+            return
         if lam > 0 and not torch.isfinite(self.penalty(lam, W)):
             raise FloatingPointError(
                 f"J(Θ) = {J.item()} is not finite: the penalty λ/(2W) ΣΘ² overflows {J.dtype} with "
