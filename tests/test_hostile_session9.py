@@ -21,3 +21,47 @@ def test_float16_weights_whose_sum_overflows_are_refused_not_a_zero_cost(backpro
     assert all(theta.grad is None for theta in net.thetas)
     J = net.cost(X, y, sample_weight=torch.full((5,), 10000.0, dtype=torch.float16))  # Σw fits
     torch.testing.assert_close(J.float(), net.cost(X, y).float(), rtol=2e-3, atol=0)
+
+
+class _Twice(torch.nn.Module):
+    def forward(self, theta):
+        return 2 * theta
+
+
+def _same_net(backprop, sizes=(3, 4, 3)):
+    return ln.ThetaMLP(list(sizes), "tanh", "softmax", backprop=backprop, generator=0, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("backprop", ["manual", "autograd"])
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_parametrized_theta_is_the_one_cost_and_forward_use(backprop, index):
+    """nn.utils.parametrize (weight_norm, spectral_norm, ...) moves Θ out of ParameterList's
+    _parameters: Θ^(2) was silently dropped (a one-layer net's J), Θ^(1) a raw KeyError '0'."""
+    X = torch.randn(7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 2, 1, 1, 0, 2, 1])
+    net, ref = _same_net(backprop), _same_net("autograd")
+    torch.nn.utils.parametrize.register_parametrization(net.thetas, str(index), _Twice())
+    with torch.no_grad():
+        ref.thetas[index].mul_(2)
+    J = net.cost(X, y, 0.3)
+    torch.testing.assert_close(J, ref.cost(X, y, 0.3), rtol=1e-13, atol=0)
+    torch.testing.assert_close(net(X), ref(X), rtol=1e-13, atol=0)
+    J.backward()  # the gradient reaches the parametrization's original tensor: ∂J/∂Θ₀ = 2 ∂J/∂Θ
+    ref.cost(X, y, 0.3).backward()
+    original = net.thetas.parametrizations[str(index)].original
+    torch.testing.assert_close(original.grad, 2 * ref.thetas[index].grad, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("backprop", ["manual", "autograd"])
+def test_removing_a_parametrization_keeps_the_layer_order(backprop):
+    """remove_parametrizations puts Θ^(1) back at the end of ParameterList's dict: with equal shapes
+    (3-3-3) the cost read the dict's order and silently swapped the layers."""
+    X = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([0, 2, 1, 1, 0])
+    net, ref = _same_net(backprop, (3, 3, 3)), _same_net("autograd", (3, 3, 3))
+    torch.nn.utils.parametrize.register_parametrization(net.thetas, "0", _Twice())
+    torch.nn.utils.parametrize.remove_parametrizations(net.thetas, "0")  # Θ^(1) := 2 Θ^(1), kept
+    with torch.no_grad():
+        ref.thetas[0].mul_(2)
+    torch.testing.assert_close(net.cost(X, y, 0.3), ref.cost(X, y, 0.3), rtol=1e-13, atol=0)
+    torch.testing.assert_close(net(X), ref(X), rtol=1e-13, atol=0)
