@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .autograd_support import transforms_active
+
 __all__ = ["as_array", "to_class_indices", "to_tensor"]
 
 _INT64 = 2**63  # int64 holds [-2**63, 2**63), uint64 [0, 2**64)
@@ -90,8 +92,9 @@ def _exact_ints(A, array: np.ndarray) -> np.ndarray:
 def to_class_indices(Y: Tensor, K: int, head: str, device=None) -> Tensor:
     """Integer class indices ``Y`` (n,) as int64 on ``device``. A uint64 index ≥ 2**63 would wrap to a
     negative number in the cast, and the range check would then report a label nobody passed: it
-    is refused here, as given — ``ValueError`` in the words of the heads' range check, for K outputs."""
-    if Y.dtype == torch.uint64 and Y.numel():
+    is refused here, as given — ``ValueError`` in the words of the heads' range check, for K outputs.
+    Not under torch.func transforms, which skip the value checks (``vmap`` cannot read a value)."""
+    if Y.dtype == torch.uint64 and Y.numel() and not transforms_active():
         signed = Y.view(torch.int64)  # the same bits: an index ≥ 2**63 reads negative
         big = signed < 0
         if bool(big.any()):

@@ -101,3 +101,35 @@ def test_a_list_of_floats_is_not_scanned_for_big_ints(monkeypatch):
     assert as_array([0, 1, 2**63]).dtype == np.uint64  # the rule itself still holds
     assert as_array([[1, 2], [0, 2**63]]).tolist() == [[1, 2], [0, 2**63]]
     assert as_array([2**63, 0.5]).dtype == np.float64
+
+
+class _Cost(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.batch = net, None
+
+    def forward(self):
+        return self.net.cost(*self.batch)
+
+
+@pytest.mark.parametrize("backprop", ["manual", "autograd"])
+def test_per_example_gradients_with_uint64_labels(backprop):
+    """vmap(grad(net.cost)) with valid uint64 class indices: the uint64 range check (arrays.
+    to_class_indices) read a value under vmap, torch's raw '.item()' error; transforms skip value
+    checks. Equals the gradients with the same labels as int64; outside transforms still refused."""
+    net = ln.ThetaMLP([3, 4, 3], "tanh", "softmax", backprop=backprop, generator=0, dtype=torch.float64)
+    X = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    model = _Cost(net)
+    params = {f"net.{k}": v.detach() for k, v in net.named_parameters()}
+
+    def J(p, x, t):
+        model.batch = (x.unsqueeze(0), t.unsqueeze(0))
+        return torch.func.functional_call(model, p, ())
+
+    per_row = torch.func.vmap(torch.func.grad(J), in_dims=(None, 0, 0))
+    got, want = per_row(params, X, y.to(torch.uint64)), per_row(params, X, y)
+    for k in params:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="class index out of range"):
+        net.cost(X, torch.tensor([0, 1, 2, 0, 1, 2**63], dtype=torch.uint64))
