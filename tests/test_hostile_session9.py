@@ -2,6 +2,9 @@
 skipped under torch.func transforms, save running load's checks, exact integer labels and the plain
 list of Θ the cost reads. Each test failed before its fix."""
 
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +136,24 @@ def test_per_example_gradients_with_uint64_labels(backprop):
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
     with pytest.raises(ValueError, match="class index out of range"):
         net.cost(X, torch.tensor([0, 1, 2, 0, 1, 2**63], dtype=torch.uint64))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_save_writes_a_file_with_the_usual_permissions(tmp_path):
+    """save renames a tempfile.mkstemp file into place: the model got mkstemp's 0600 (unreadable for
+    the group, other users, a web server), also when it replaced a 0644 file; np.savez gives
+    0666 & ~umask."""
+    from lecturenn.estimators import ThetaMLPClassifier
+
+    X, y = np.random.default_rng(0).normal(size=(20, 2)), np.arange(20) % 2
+    est = ThetaMLPClassifier((3,), max_iter=3, random_state=0).fit(X, y)
+    old = os.umask(0o022)
+    try:
+        reference = tmp_path / "reference.npz"
+        np.savez(reference, a=np.zeros(1))
+        path = est.save(tmp_path / "m.npz")
+        assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(reference.stat().st_mode) == 0o644
+        os.umask(0o077)
+        assert stat.S_IMODE(est.save(tmp_path / "private.npz").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
