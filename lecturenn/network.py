@@ -250,13 +250,21 @@ class ThetaMLP(nn.Module):
     def _theta_list(self) -> list[Tensor]:
         """[Θ^(1), …, Θ^(L)] as a plain list. ``list(self.thetas)`` goes through ParameterList's
         string-keyed ``__getitem__`` (~7 µs per layer, a tenth of a small net's step), and
-        ``self.thetas`` itself through ``nn.Module.__getattr__`` (~2 µs): read the dicts directly."""
-        return list(self._modules["thetas"]._parameters.values())
+        ``self.thetas`` itself through ``nn.Module.__getattr__`` (~2 µs): read the dicts directly.
+        Only for a plain ParameterList, and by index, not the dict's order: ``nn.utils.parametrize``
+        (weight_norm, spectral_norm, ...) swaps the class and moves a Θ out of ``_parameters`` (then
+        ``__getitem__`` is the truth), and removing it puts that Θ back at the dict's end."""
+        thetas = self._modules["thetas"]
+        if type(thetas) is nn.ParameterList:
+            params = thetas._parameters
+            return [params[str(i)] for i in range(len(params))]
+        return list(thetas)
 
     # -- checks ---------------------------------------------------------------------------------
     def _check_X(self, X) -> Tensor:
         """Structural checks on X (no pass over the data): type, 2-D, s_1 columns, dtype, device."""
-        theta = self._modules["thetas"]._parameters["0"]  # Θ^(1), without nn.Module.__getattr__
+        thetas = self._modules["thetas"]  # Θ^(1), without nn.Module.__getattr__ (see _theta_list)
+        theta = thetas._parameters["0"] if type(thetas) is nn.ParameterList else thetas[0]
         return check_input(as_array(X), self.sizes[0], theta, name="X", units="s_1")
 
     def check_batch(self, X, Y, lam: float = 0.0) -> tuple[Tensor, Tensor]:
@@ -293,14 +301,16 @@ class ThetaMLP(nn.Module):
                 raise FloatingPointError(
                     f"Θ^({l}) contains NaN or inf: training has diverged (try a smaller learning rate)"
                 )
-        if J is None or torch.isfinite(J):
+        if J is None:
             return
         W = X.new_tensor(float(X.shape[0])) if weight is None else weight.sum()
-        if not torch.isfinite(W):
+        if not torch.isfinite(W):  # before J's test: the manual path's widened J is a finite 0 then
             raise FloatingPointError(
-                f"J(Θ) = {J.item()} is not finite: the weights' sum Σw overflows {W.dtype}; scale all "
+                f"J(Θ) = {J.item()} is not the cost: the weights' sum Σw overflows {W.dtype}; scale all "
                 "sample weights down by one factor (that keeps the data term of J)"
             )
+        if torch.isfinite(J):
+            return
         if lam > 0 and not torch.isfinite(self.penalty(lam, W)):
             raise FloatingPointError(
                 f"J(Θ) = {J.item()} is not finite: the penalty λ/(2W) ΣΘ² overflows {J.dtype} with "

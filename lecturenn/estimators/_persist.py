@@ -172,6 +172,7 @@ def save(est, path) -> Path:
     # write a temporary file next to path, then rename: a failed save leaves no half-written file
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would become the saved file's mode
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, path)
@@ -179,6 +180,13 @@ def save(est, path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it: there is no other way to read it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _check_loads(cls, arrays: dict) -> None:
