@@ -371,3 +371,19 @@ def test_an_old_pickle_gets_the_added_parameters_defaults(fitted):
     # an old pickle that did have a value keeps it
     est.cuda_graph = True
     assert pickle.loads(pickle.dumps(est)).cuda_graph is True
+
+
+def test_save_onto_a_symlink_writes_through_it(tmp_path):
+    """As np.savez(path) does: the link stays a link, its target gets the file (the temporary file is
+    made beside the target, so the rename cannot cross file systems)."""
+    fitted = _fitted()
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "real.npz"
+    target.write_bytes(b"an older file")
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    fitted.save(link)
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    back = ThetaMLPClassifier.load(target)
+    np.testing.assert_array_equal(back.coefs_[0], fitted.coefs_[0])
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["real.npz"]

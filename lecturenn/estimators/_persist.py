@@ -167,6 +167,8 @@ def save(est, path) -> Path:
     _check_loads(type(est), arrays)
     if path.is_dir():  # else the OSError would name the temporary file
         raise IsADirectoryError(f"cannot save to {str(path)!r}: it is a directory")
+    if path.is_symlink():  # write through the link, as np.savez(path) does, not over the link itself
+        path = Path(os.path.realpath(path))
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save to {str(path)!r}: {str(path.parent)!r} is no directory")
     # write a temporary file next to path, then rename: a failed save leaves no half-written file
