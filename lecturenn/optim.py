@@ -27,6 +27,8 @@ import math
 import torch
 from torch import Tensor
 
+from .validation import check_number
+
 __all__ = ["LAMB"]
 
 
@@ -56,21 +58,21 @@ class LAMB(torch.optim.Optimizer):
         bias_correction: bool = True,
         norm_bounds: tuple[float, float] | None = None,
     ):
-        if norm_bounds is not None:
-            norm_bounds = tuple(float(b) for b in norm_bounds)
         defaults = dict(
             lr=lr,
-            betas=tuple(betas),
+            betas=betas,
             eps=eps,
             weight_decay=weight_decay,
-            bias_correction=bool(bias_correction),
+            bias_correction=bias_correction,
             norm_bounds=norm_bounds,
         )
         _check(defaults)
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
-        """torch's, then the checks of ``__init__`` on the group's own hyperparameters."""
+        """torch's, with the checks of ``__init__`` on the group's own hyperparameters first (a bad group
+        is refused before it is added) and after (numbers stored as floats)."""
+        _check({**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}})
         super().add_param_group(param_group)
         _check(self.param_groups[-1])
 
@@ -115,16 +117,31 @@ class LAMB(torch.optim.Optimizer):
 
 
 def _check(group: dict) -> None:
-    """``ValueError`` naming the hyperparameter of ``group`` that is out of range."""
-    lr, betas, eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-    if isinstance(lr, Tensor) or not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"LAMB: lr must be a finite number > 0, got {lr!r}")
-    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-        raise ValueError(f"LAMB: betas must be two numbers in [0, 1), got {betas!r}")
-    if not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"LAMB: eps must be a finite number >= 0, got {eps!r}")
-    if not (math.isfinite(weight_decay) and weight_decay >= 0):
-        raise ValueError(f"LAMB: weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    """Check ``group``'s hyperparameters in place (numbers as floats, the pairs as tuples): a
+    ``TypeError`` for something that is not a number (a bool, a string, a tensor) or not a pair, a
+    ``ValueError`` for a number out of range — each naming the hyperparameter (``LAMB: lr`` ...)."""
+    if isinstance(group["lr"], Tensor):  # as alpha= of the update: a Python number
+        raise TypeError(f"LAMB: lr must be a Python number, not a tensor: got {group['lr']!r}")
+    group["lr"] = check_number(group["lr"], "LAMB: lr", low=0, low_open=True)
+    betas = _pair(group["betas"], "betas")
+    group["betas"] = tuple(
+        check_number(b, f"LAMB: betas[{i}]", low=0, high=1, high_open=True) for i, b in enumerate(betas)
+    )
+    group["eps"] = check_number(group["eps"], "LAMB: eps", low=0)
+    group["weight_decay"] = check_number(group["weight_decay"], "LAMB: weight_decay", low=0)
+    if not isinstance(group["bias_correction"], bool):
+        raise TypeError(f"LAMB: bias_correction must be True or False, got {group['bias_correction']!r}")
     bounds = group["norm_bounds"]
-    if bounds is not None and (len(bounds) != 2 or not 0 <= bounds[0] <= bounds[1] or bounds[1] <= 0):
-        raise ValueError(f"LAMB: norm_bounds must be (lo, hi), 0 <= lo <= hi, hi > 0; got {bounds}")
+    if bounds is not None:
+        pair = _pair(bounds, "norm_bounds")
+        lo, hi = (check_number(b, f"LAMB: norm_bounds[{i}]", low=0) for i, b in enumerate(pair))
+        if not lo <= hi or hi <= 0:
+            raise ValueError(f"LAMB: norm_bounds must be (lo, hi), 0 <= lo <= hi, hi > 0; got {bounds!r}")
+        group["norm_bounds"] = (lo, hi)
+
+
+def _pair(value, name: str) -> tuple:
+    """``value`` as a 2-tuple, else a ``TypeError`` naming ``LAMB: name``."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"LAMB: {name} must be a pair of numbers, got {value!r}")
+    return tuple(value)

@@ -106,6 +106,35 @@ def test_bad_arguments_are_named(kwargs, word):
         LAMB([torch.zeros(2, requires_grad=True)], **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [({"lr": True}, "LAMB: lr must be a finite number > 0, got True"),
+     ({"eps": True}, "LAMB: eps must"), ({"weight_decay": False}, "LAMB: weight_decay must"),
+     ({"betas": (True, 0.9)}, r"LAMB: betas\[0\] must"), ({"betas": 0.9}, "LAMB: betas must be a pair"),
+     ({"betas": (0.9,)}, "LAMB: betas must be a pair"), ({"lr": "0.1"}, "LAMB: lr must"),
+     ({"lr": torch.tensor(0.1)}, "LAMB: lr must be a Python number"),
+     ({"norm_bounds": (True, 2)}, r"LAMB: norm_bounds\[0\] must"),
+     ({"norm_bounds": "ab"}, "LAMB: norm_bounds must be a pair"),
+     ({"bias_correction": "no"}, "LAMB: bias_correction must be True or False")],
+)  # fmt: skip
+def test_arguments_of_the_wrong_kind_are_named(kwargs, words):
+    """Session-7 hostile note: LAMB(lr=True) trained with lr = 1; a bool is no number (TypeError, one
+    line naming the argument), in __init__ and in add_param_group."""
+    with pytest.raises(TypeError, match=words):
+        LAMB([torch.zeros(2, requires_grad=True)], **kwargs)
+    opt = LAMB([torch.zeros(2, requires_grad=True)])
+    with pytest.raises(TypeError, match=words):
+        opt.add_param_group({"params": [torch.zeros(3, requires_grad=True)], **kwargs})
+    assert len(opt.param_groups) == 1  # refused before it was added
+
+
+def test_numbers_of_other_types_become_floats():
+    opt = LAMB([torch.zeros(2, requires_grad=True)], lr=1, betas=[0, 0.5], eps=0, norm_bounds=[0, 2])
+    group = opt.param_groups[0]
+    assert group["lr"] == 1.0 and group["betas"] == (0.0, 0.5) and group["norm_bounds"] == (0.0, 2.0)
+    assert all(type(v) is float for v in (group["lr"], *group["betas"], group["eps"], *group["norm_bounds"]))
+
+
 def test_trains_a_theta_mlp_with_a_large_batch():
     """Digits-like: a 64-32-10 ThetaMLP, full batch of 1797 rows, lr 0.02 — the cost falls."""
     from sklearn.datasets import load_digits
