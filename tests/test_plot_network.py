@@ -146,6 +146,23 @@ def test_png_is_written_and_the_figure_is_returned_whole(tmp_path):
     assert "row X[2] of 4 (0-based)" in picture.figure.axes[0].get_title()
 
 
+@pytest.mark.parametrize(
+    "name,magic", [("network.svg", b"<?xml"), ("network.PDF", b"%PDF"), ("network", b"\x89PNG\r\n\x1a\n")]
+)
+def test_the_suffix_chooses_the_format(tmp_path, name, magic):
+    """Session-7 hostile note: path="x.svg" got PNG bytes. The suffix names the format (any matplotlib
+    writes); no suffix: PNG; a suffix matplotlib does not write: one line, nothing written."""
+    path = tmp_path / name
+    ln.plot_network(xor_net(), XOR_X, XOR_Y, path=path)
+    assert path.read_bytes()[: len(magic)] == magic
+
+
+def test_a_suffix_matplotlib_cannot_write_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match=r"matplotlib writes no '\.txt' files; use one of .*\.png"):
+        ln.plot_network(xor_net(), XOR_X, XOR_Y, path=tmp_path / "sub" / "network.txt")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_draws_into_a_given_axes():
     fig = Figure()
     left, right = fig.subplots(1, 2)

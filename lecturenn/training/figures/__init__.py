@@ -1,4 +1,5 @@
-"""The figures of a training run, one module each; every function writes one PNG and returns its Path.
+"""The figures of a training run, one module each; every function writes one figure and returns its Path
+(PNG, or the format the path's suffix names: .svg, .pdf, ...).
 
 * :mod:`.curves` — learning curves (``plot_curves``)
 * :mod:`.boundary` — decision boundary / regression surface over a 2-D input (``plot_decision_boundary``)

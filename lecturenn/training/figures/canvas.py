@@ -1,4 +1,5 @@
-"""What every figure shares: a pyplot-free Agg figure, PNG saving, array conversion, class colours, ticks.
+"""What every figure shares: a pyplot-free Agg figure, saving (PNG, or the format a suffix names),
+array conversion, class colours, ticks.
 
 Every figure is a ``matplotlib.figure.Figure`` rendered by the Agg canvas — pyplot is never imported,
 so nothing pops up, no global figure state is touched, and each figure is freed once it is saved.
@@ -43,10 +44,20 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, path, release: bool = True) -> Path:
-    """Write ``fig`` as a PNG to ``path`` (parents created), release it (``release``), return the Path."""
+    """Write ``fig`` to ``path`` (parents created) in the format its suffix names — ``.png``, ``.svg``,
+    ``.pdf``, ... (matplotlib's writers); PNG for a path without a suffix — release it (``release``),
+    return the Path. ``ValueError`` naming the suffix, before anything is written, for one matplotlib
+    does not write (a ``.txt`` would otherwise get PNG bytes)."""
     path = Path(path)
+    fmt = path.suffix.lower().removeprefix(".") or "png"
+    formats = fig.canvas.get_supported_filetypes()
+    if fmt not in formats:
+        raise ValueError(
+            f"cannot write a figure to {str(path)!r}: matplotlib writes no {path.suffix!r} files; "
+            f"use one of {', '.join('.' + k for k in sorted(formats))}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png", facecolor="white")
+    fig.savefig(path, dpi=DPI, format=fmt, facecolor="white")
     if release:
         fig.clear()
     return path

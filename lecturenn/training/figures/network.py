@@ -45,7 +45,7 @@ class NetworkPicture:
     ``thetas[l]`` Θ^(l) (s_{l+1}, s_l + 1), l = 1..L, bias in column 0: the edges' weights
     ``example``   the row drawn, or None for the mean over all ``rows``
     ``rows``      n, the rows of X
-    ``path``      where the PNG was written, or None
+    ``path``      where the figure was written, or None
     """
 
     figure: Figure
@@ -248,7 +248,8 @@ def plot_network(
         max_units: the most units (bias not counted) a layer may have; the picture gets unreadable
             beyond ~16.
         ax: a matplotlib Axes to draw into (colour bars are added to its figure); None: a new figure.
-        path: where to write the figure as a PNG (parents created); None: not saved.
+        path: where to write the figure (parents created): PNG, or the format its suffix names
+            (``.svg``, ``.pdf``, ...); None: not saved.
         title: replaces the first line of the title.
 
     Returns:
