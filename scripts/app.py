@@ -35,6 +35,47 @@ def fail(err: BaseException | str, code: int = 2):
     raise Failed(message, code)
 
 
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """Each config-group override on the command line (``optimizer=adam``, ``optimizer_batch=gd``, a
+    sweep ``optimizer=adam,sgd``) names an option of that group, checked before Hydra composes: Hydra
+    shows a traceback for ``group=null`` and silently ignores a typo in an ``optional`` group
+    (``optimizer_batch``); its other composition errors exit 1. One line naming the group, the value
+    and the options, exit 2 (:func:`fail`). Hydra's own flags and groups, deletions (``~group``) and
+    what the grammar cannot parse here (Hydra then reports it) are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-") or ("=" not in arg and not arg.startswith("~")):
+            continue  # --multirun, -m, --config-name NAME, ...
+        try:
+            override = parser.parse_override(arg)
+            values = (
+                list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+            )
+        except Exception:  # noqa: BLE001 — a grammar error or glob(): Hydra reports or expands it
+            continue
+        group = override.key_or_group
+        folder = conf_dir / group
+        if group.startswith("hydra") or override.is_delete() or not folder.is_dir():
+            continue
+        options = sorted(str(p.relative_to(folder).with_suffix("")) for p in folder.rglob("*.yaml"))
+        for value in values:
+            if value is None:
+                fail(
+                    f"config: {arg}: the config group {group!r} takes an option name, not null "
+                    f"(one of {', '.join(options)}); to drop it write ~{group}"
+                )
+            if not isinstance(value, str) or value not in options:
+                fail(
+                    f"config: {arg}: the config group {group!r} has no option {value!r}; "
+                    f"choose one of {', '.join(options)}"
+                )
+
+
 # lecturenn.registry.Registry.lookup's words for a name no registry knows
 _UNREGISTERED = "(or register it first)"
 PLUGIN_HINT = (

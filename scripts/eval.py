@@ -22,6 +22,7 @@ from pathlib import Path
 
 import hydra
 from app import (
+    check_group_choices,
     configure_matmul_precision,
     configure_threads,
     fail,
@@ -264,4 +265,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
     sys.exit(main())

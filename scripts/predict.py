@@ -22,7 +22,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 import pandas as pd
-from app import configure_threads, fail, load_plugins, validate_config
+from app import check_group_choices, configure_threads, fail, load_plugins, validate_config
 from omegaconf import DictConfig
 
 
@@ -297,4 +297,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
     sys.exit(main())

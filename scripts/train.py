@@ -19,6 +19,7 @@ from pathlib import Path
 
 import hydra
 from app import (
+    check_group_choices,
     check_metric_names,
     check_network_fits,
     configure_matmul_precision,
@@ -224,4 +225,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
     sys.exit(main())
