@@ -582,3 +582,25 @@ def test_onnx_torchscript_fallback_without_onnxscript(tmp_path, monkeypatch):
     for n in (1, 5):
         X = batch(net, n=n)
         np.testing.assert_allclose(session.run(None, {"x": X.numpy()})[0], h(net, X), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "content,words",
+    [
+        (b"MATLAB 5.0 MAT-file, written by lecturenn", "a MATLAB .mat file; ln.load_thetas reads"),
+        (b"epoch 1 loss 0.5\n", "not a zip file"),
+        (b"\x80\x04\x95 pickled", "a Python pickle; lecturenn never unpickles data"),
+        (b"", "empty"),
+    ],
+)
+def test_a_file_that_is_no_npz_is_named_for_what_it_is(tmp_path, content, words):
+    """Session-7 hostile note: a .mat (or a text file) given to est.load got numpy's "contains pickled
+    data ... allow_pickle=" — advice to unpickle, for a file that is no pickle at all."""
+    from lecturenn.estimators import ThetaMLPClassifier
+
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    for load in (ThetaMLPClassifier.load, ln.load_thetas):
+        with pytest.raises(ValueError, match="is not an .npz archive") as err:
+            load(path)
+        assert words in str(err.value) and "allow_pickle" not in str(err.value)

@@ -108,10 +108,30 @@ def npz_arrays(net: ThetaMLP) -> dict[str, np.ndarray]:
     return {**arrays, "architecture": np.array(json.dumps(arch))}
 
 
+def _check_npz_magic(path: Path) -> None:
+    """``ValueError`` naming what the file is when it is neither a zip (.npz) nor an .npy: numpy would
+    try it as a pickle and say "contains pickled data ... allow_pickle", wrong for a text or .mat file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return  # np.load reports it
+    if head.startswith((b"PK", b"\x93NUMPY")):
+        return
+    if head.startswith(b"\x80"):
+        what = "a Python pickle; lecturenn never unpickles data"
+    elif head.startswith(b"MATLAB"):
+        what = "a MATLAB .mat file; ln.load_thetas reads Θ from one"
+    else:
+        what = "not a zip file (an .npz archive is one)" if head else "empty"
+    raise ValueError(f"{str(path)!r} is not an .npz archive: {what}")
+
+
 def read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """Every array of the ``.npz`` at ``path`` (read with ``allow_pickle=False``) but ``architecture``,
     and the ``architecture`` JSON object ({} when absent); ``ValueError`` for anything else (a
     pickle, an object array, a truncated or corrupt archive)."""
+    _check_npz_magic(path)
     try:
         archive = np.load(path, allow_pickle=False)
     except ValueError as err:  # a pickle file, or an .npy holding objects
