@@ -71,6 +71,16 @@ def quiet_lightning():
         logging.getLogger(n).setLevel(level)
 
 
+def load_script(path, name: str):
+    """The Python file at ``path`` (a benchmark script, not a package module) imported as ``name``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def module_for(info, **module_kw):
     """A ThetaMLPModule for a set-up data module's ``info`` (DataInfo): its s_1, K, task and
     ``data_info`` from it, everything else from ``module_kw``."""

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
 TINY = [
@@ -26,10 +27,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("lecturenn_bench_script", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH, "lecturenn_bench_script")
 
 
 def _finite_positive(x):
@@ -143,9 +141,7 @@ SCALING = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scaling.py
 
 def test_scaling_script_fits_a_line_through_every_path(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(SCALING.parent))  # it imports benchmarks/bench.py, as a script would
-    spec = importlib.util.spec_from_file_location("lecturenn_bench_scaling", SCALING)
-    scaling = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(scaling)
+    scaling = load_script(SCALING, "lecturenn_bench_scaling")
     out = tmp_path / "scaling.json"
     report = scaling.main(
         [

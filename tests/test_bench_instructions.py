@@ -1,20 +1,17 @@
 """benchmarks/bench_instructions.py: the phases run, the callgrind dumps are read in phase order, bad
 arguments are refused (the valgrind run itself takes minutes: BENCHMARKS.md has its numbers)."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_instructions.py"
 
 
 @pytest.fixture(scope="module")
 def bi():
-    spec = importlib.util.spec_from_file_location("lecturenn_bench_instructions", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "lecturenn_bench_instructions")
 
 
 def test_the_phases_run_every_row_in_order(bi, tmp_path):
