@@ -328,28 +328,17 @@ def _one_line(err: BaseException) -> str:
 
 
 def check_network_fits(sizes: list[int], cfg: DictConfig) -> None:
-    """Refuse layer sizes whose Θ cannot fit in memory, before allocating them.
+    """Refuse layer sizes whose Θ cannot fit in memory, before allocating them: Θ, its gradient and
+    two optimizer moments in ``precision``'s bytes against the machine's memory (the GPU's when
+    training on one) — :func:`lecturenn.memory.check_theta_fits`."""
+    from lecturenn.memory import check_theta_fits
 
-    Counts Θ's numbers, Σ_l s_{l+1}(s_l + 1), and allows 4 copies (Θ, its gradient and two
-    optimizer moments, as Adam keeps) of ``precision``'s bytes against the machine's memory (the
-    GPU's when training on one).
-    """
-    import torch
-
-    count = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-    precision = str(cfg.trainer.get("precision", "32-true"))
-    itemsize = 8 if precision.startswith("64") else 4
-    need = 4 * count * itemsize
-    if trains_on_cuda(cfg):
-        have, where = torch.cuda.mem_get_info()[1], "the GPU's"
-    else:
-        have, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's"
-    if need > have:
-        raise schema.ConfigError(
-            f"config: model.hidden_sizes={list(sizes[1:-1])} gives Θ {count:,} numbers: "
-            f"~{need / 1e9:.1f} GB with its gradient and optimizer state, more than {where} "
-            f"{have / 1e9:.1f} GB; choose smaller layers"
-        )
+    itemsize = 8 if str(cfg.trainer.get("precision", "32-true")).startswith("64") else 4
+    device = "cuda" if trains_on_cuda(cfg) else "cpu"
+    try:
+        check_theta_fits(sizes, itemsize, device, f"config: model.hidden_sizes={list(sizes[1:-1])}")
+    except ValueError as err:
+        raise schema.ConfigError(str(err)) from None
 
 
 def check_metric_names(cfg: DictConfig, names: list[str]) -> None:

@@ -545,3 +545,10 @@ def test_cli_group_override_null_exits_2_before_hydra(tmp_path):
     result = run_cli(tmp_path, "optimizer_batch=null")
     one_error_line(result, "optimizer_batch=null", "takes an option name, not null")
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_refuses_layers_beyond_memory_before_allocating(tmp_path):
+    """The app's memory check, through lecturenn.memory (shared with the estimators' fit)."""
+    result = run_cli(tmp_path, "model.hidden_sizes=[10000000000]", "threads=1")
+    line = one_error_line(result, "config: model.hidden_sizes=[10000000000] gives Θ", "choose smaller layers")
+    assert "this machine's" in line

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..activations import ACTIVATIONS as _REGISTERED_ACTIVATIONS
 from ..heads import HEADS
+from ..memory import check_theta_fits
 from ..network import ThetaMLP
 from ..regularization import check_lam
 from ..sample_weight import check_weight_values, prepare_sample_weight
@@ -274,6 +275,9 @@ class BaseThetaMLP(FitLoops, BaseEstimator):
         rng = check_random_state(self.random_state)
 
         if first_pass:
+            check_theta_fits(
+                sizes, tdtype.itemsize, device, f"hidden_layer_sizes={self.hidden_layer_sizes!r}"
+            )
             self.n_outputs_ = n_outputs
             self.n_layers_ = len(sizes)
             seed = int(rng.randint(np.iinfo(np.int32).max))
