@@ -169,6 +169,9 @@ def pytest_command(junit: Path) -> list[str]:
         *(sys.executable, "-m", "pytest", "-m", "cuda", "tests"),
         *("-o", "addopts="),  # pyproject's addopts need pytest-xdist (-n auto): not required here
         *("-ra", "--strict-markers", f"--junitxml={junit}"),
+        # a module that fails to import (a test package missing there) is one error, not the end of the
+        # run: without this pytest stops at collection and no cuda test of any module runs
+        "--continue-on-collection-errors",
         *("-p", "no:cacheprovider"),  # nothing written into the tree
         *("-p", "no:hydra_pytest"),  # hydra-core's plugin, where hydra is installed but broken
     ]
@@ -582,7 +585,16 @@ def stage_env(emit, device, dry_run):
     import lecturenn
 
     versions = {}
-    for name in ("numpy", "lightning", "torchmetrics", "scikit-learn", "pandas", "pyarrow", "pytest"):
+    for name in (
+        "numpy",
+        "lightning",
+        "torchmetrics",
+        "scikit-learn",
+        "pandas",
+        "pyarrow",
+        "pytest",
+        "hypothesis",
+    ):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -95,3 +95,17 @@ def test_app_module_trains_in_batch_groups_on_cuda(precision, direct):
     assert model.net.thetas[0].is_cuda
     (result,) = trainer.test(model, datamodule=dm, verbose=False)
     assert result["test/acc"] > 0.9, result
+
+
+def test_the_data_transform_on_cuda_gives_the_cpu_numbers():
+    # here, not in tests/test_data_transform.py, which needs hydra (absent on the GPU machine)
+    from lecturenn.data import PlaygroundDataModule
+
+    dm = PlaygroundDataModule("plane", n=100, features=["x1", "x2", "x1^2", "sin(x1)", "x1*x2"])
+    dm.setup()
+    model = module_for(dm.info, hidden_sizes=[5], init_seed=0).cuda()
+    raw = torch.as_tensor(dm.raw["val"][0], device="cuda")
+    for X in (dm.transform(raw), model.standardize(raw), model.standardize(dm.raw["val"][0])):
+        assert X.is_cuda and torch.equal(X.cpu(), dm.val[0])
+    Y = model.to_target_units(dm.val[1].cuda())
+    assert Y.is_cuda and torch.equal(Y.cpu(), dm.inverse_transform_y(dm.val[1]))

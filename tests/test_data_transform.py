@@ -222,14 +222,3 @@ def test_a_resume_restores_the_checkpoints_statistics_into_the_data_module(tmp_p
             2,
             ckpt,
         )
-
-
-@pytest.mark.cuda
-def test_the_transform_on_cuda_gives_the_cpu_numbers():
-    dm = PlaygroundDataModule("plane", n=100, features=FEATURES)
-    model = model_for(dm).cuda()
-    raw = torch.as_tensor(dm.raw["val"][0], device="cuda")
-    for X in (dm.transform(raw), model.standardize(raw), model.standardize(dm.raw["val"][0])):
-        assert X.is_cuda and torch.equal(X.cpu(), dm.val[0])
-    Y = model.to_target_units(dm.val[1].cuda())
-    assert Y.is_cuda and torch.equal(Y.cpu(), dm.inverse_transform_y(dm.val[1]))

@@ -20,27 +20,33 @@ ROOT = Path(__file__).resolve().parents[1]
 # On PYTHONPATH, this makes hydra, omegaconf and antlr4 unimportable in every process started with it,
 # and invisible to importlib.util.find_spec (Lightning asks find_spec whether omegaconf is there): what
 # the GPU machine has. (A stub package that raises on import would still be found by find_spec.)
-BLOCK_APP_PACKAGES = """
+BLOCK_PACKAGES = """
 import sys
 
 
 class _NotInstalled:
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in ("hydra", "omegaconf", "antlr4"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        if name.partition(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
         return None
 
 
 sys.meta_path.insert(0, _NotInstalled())
 """
+APP_PACKAGES = ("hydra", "omegaconf", "antlr4")
 
 
 @pytest.fixture
 def bare_env(tmp_path):
     """The environment of the GPU machine: no hydra-core, omegaconf or antlr4."""
-    block = tmp_path / "no_hydra"
+    return blocking_env(tmp_path, APP_PACKAGES)
+
+
+def blocking_env(tmp_path, blocked) -> dict:
+    """os.environ with the packages ``blocked`` unimportable in every Python process started with it."""
+    block = tmp_path / "blocked"
     block.mkdir()
-    (block / "sitecustomize.py").write_text(BLOCK_APP_PACKAGES)
+    (block / "sitecustomize.py").write_text(BLOCK_PACKAGES.format(blocked=tuple(blocked)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(block), env.get("PYTHONPATH")]))
     env.pop("PYTEST_ADDOPTS", None)
@@ -118,6 +124,22 @@ def test_without_cuda_the_gpu_stages_are_skipped_with_the_reason(bare_env, tmp_p
     assert s["env"]["status"] == "ok" and s["env"]["result"]["cuda"] is False
     assert s["step"]["status"] == "skipped" and "no CUDA device" in s["step"]["error"]
     assert "use --dry-run" in proc.stdout.splitlines()[-2]
+
+
+@pytest.mark.slow
+def test_a_test_module_that_cannot_be_imported_does_not_stop_the_other_cuda_tests(tmp_path):
+    # found with the GPU image's torch 2.11 / Python 3.12 on the CPU, hypothesis left out: pytest
+    # stopped at test_backprop's import error and no cuda test of any module was collected
+    env = blocking_env(tmp_path, (*APP_PACKAGES, "hypothesis"))
+    out = tmp_path / "out"
+    proc = run_check(
+        [sys.executable, "benchmarks/gpu_check.py", str(out), "--dry-run", "--only", "cuda_tests"], env
+    )
+    assert proc.returncode == 1  # the import error is a failure of the stage ...
+    tests = stages(out, proc)["cuda_tests"]["result"]
+    assert "tests.test_backprop" in tests["failing"] and tests["errors"] >= 1
+    # ... and the other modules' cuda tests were collected and run (skipped here: no GPU)
+    assert tests["skipped"] > len(tests["skipped_needing_hydra"]) + 5, tests
 
 
 def test_a_stage_past_its_timeout_is_killed_and_the_budget_is_kept(tmp_path):
