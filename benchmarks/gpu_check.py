@@ -207,8 +207,13 @@ def read_junit(junit: Path, log: Path) -> dict:
 
 
 def write_json(path: Path, obj) -> None:
+    write_whole(path, json.dumps(obj, indent=1, default=str))
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write ``text`` so that a reader sees the old file or the whole new one, never a part (rename)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    tmp.write_text(text)
     tmp.replace(path)
 
 
@@ -363,16 +368,26 @@ class Run:
         """ "ok" / "failed" as the worker marks the stage done, "failed" if it exits without doing
         so (a crash), "timeout" at the deadline (the worker is then killed)."""
         while True:
-            if done.exists():
-                return done.read_text().split()[0]
+            if mark := _done_mark(done):
+                return mark
             if proc.poll() is not None:
-                return done.read_text().split()[0] if done.exists() else "failed"
+                return _done_mark(done) or "failed"
             if time.perf_counter() >= deadline:
                 with contextlib.suppress(OSError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 return "timeout"
             time.sleep(0.05)
+
+
+def _done_mark(done: Path) -> str | None:
+    """The worker's mark for a stage ("ok"/"failed"), None while there is none (or none whole yet: a
+    dry run once read an empty file, written by a worker without write_whole, and crashed)."""
+    try:
+        words = done.read_text().split()
+    except OSError:
+        return None
+    return words[0] if words else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,7 +540,7 @@ def run_worker(args) -> int:
         t0 = time.process_time()
         print(f"\n=== stage {name} ===", flush=True)
         ok = run_stage(name, Emitter(results / f"{name}.json"), args.dry_run)
-        (results / f"{name}.done").write_text(f"{'ok' if ok else 'failed'} {time.process_time() - t0:.1f}")
+        write_whole(results / f"{name}.done", f"{'ok' if ok else 'failed'} {time.process_time() - t0:.1f}")
         if not ok:
             return 1
     return 0

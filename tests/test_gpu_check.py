@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the GPU machine has. (A stub package that raises on import would still be found by find_spec.)
 BLOCK_PACKAGES = """
 import sys
+import time
 
 
 class _NotInstalled:
@@ -323,3 +325,23 @@ def test_the_graph_table_of_a_gpu_run_with_a_failed_compile():
     assert "manual compiled            -         -         -  BackendCompilerFailed: ThetaCost" in text
     assert "64-100-10 b64: captured 3.75x, compiled -x nn.Linear; bitwise = eager: True" in text
     assert text.splitlines()[-1].startswith("total ")
+
+
+def test_a_stage_mark_read_before_it_is_whole_is_waited_for(tmp_path):
+    # a newcomer's dry run once crashed with IndexError: the orchestrator read a worker's .done mark
+    # while it was still empty; marks are now written whole (rename) and an empty one is waited for
+    import threading
+
+    done = tmp_path / "step.done"
+    done.write_text("")  # what a reader could see in the middle of a plain write_text
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        threading.Timer(0.3, gpu_check.write_whole, (done, "ok 0.1")).start()
+        assert gpu_check.Run.wait_for(worker, done, time.perf_counter() + 20) == "ok"
+    finally:
+        worker.kill()
+        worker.wait()
+    done.write_text("")
+    crashed = subprocess.Popen([sys.executable, "-c", "pass"])  # exits without a whole mark
+    crashed.wait()
+    assert gpu_check.Run.wait_for(crashed, done, time.perf_counter() + 20) == "failed"
