@@ -33,12 +33,23 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+#: subpackages reachable as attributes after a plain ``import lecturenn``
+#: (``lecturenn.data.NpyStreamDataModule``), imported on first use like the names above
+_SUBPACKAGES = ("data", "estimators", "interop", "training")
 
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"lecturenn.{name}")
     raise AttributeError(f"module 'lecturenn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBPACKAGES})
 
 
 __all__ = [

@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -412,6 +414,28 @@ def test_lazy_names_on_the_package():
     import lecturenn.interop as interop
 
     assert interop.to_sequential is to_sequential and interop.from_sequential is from_sequential
+
+
+def test_subpackages_are_attributes_after_a_plain_import():
+    # README: `lecturenn.data.NpyStreamDataModule(...)` after `import lecturenn` gave AttributeError (a
+    # newcomer's find); a fresh interpreter, since this test session has imported them all already
+    code = (
+        "import sys, lecturenn\n"
+        "assert 'sklearn' not in sys.modules and 'lecturenn.data' not in sys.modules\n"
+        "print(lecturenn.data.NpyStreamDataModule.__name__, lecturenn.training.ThetaMLPModule.__name__,\n"
+        "      lecturenn.estimators.ThetaMLPRegressor.__name__, lecturenn.interop.to_sequential.__name__,\n"
+        "      'data' in dir(lecturenn))\n"
+        "lecturenn.nope\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.split() == [
+        "NpyStreamDataModule",
+        "ThetaMLPModule",
+        "ThetaMLPRegressor",
+        "to_sequential",
+        "True",
+    ]
+    assert "AttributeError: module 'lecturenn' has no attribute 'nope'" in proc.stderr
 
 
 # -- files ------------------------------------------------------------------------------------
