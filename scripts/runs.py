@@ -134,7 +134,7 @@ class RunDirectories(Callback):
                 f"sweep directory {sweep_dir} already holds {len(jobs)} job(s) of another sweep; "
                 "leave hydra.sweep.dir out to sweep into a new directory"
             )
-        complaint = tuner_sweep_complaint(config)
+        complaint = tuner_sweep_complaint(config) or sweep_direction_complaint(config)
         if complaint:
             _refuse(complaint)
 
@@ -172,11 +172,7 @@ def tuner_sweep_complaint(config: DictConfig) -> str | None:
             "the sweeper gets no metric; run it once without -m, or add tuner.train=true to train every "
             "job with its own suggestion"
         )
-    hydra = config.get("hydra") or {}
-    task = list((hydra.get("overrides") or {}).get("task") or [])
-    params = (hydra.get("sweeper") or {}).get("params") or {}
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in task] + [str(k) for k in params]
-    if "optimizer.lr" in keys:
+    if "optimizer.lr" in _swept_keys(config.get("hydra") or {}):
         return (
             "config: tuner=lr_find tuner.train=true replaces optimizer.lr with each job's suggestion, so "
             "a sweep must not set optimizer.lr; sweep one or the other"
@@ -251,11 +247,39 @@ _HIGHER_IS_BETTER = ("acc", "f1", "auroc", "r2")
 
 
 def check_sweep_direction(metric: str) -> str | None:
-    """A one-line complaint when the sweeper (Optuna) optimises ``metric`` in the wrong direction."""
+    """A one-line complaint when the sweeper (Optuna) optimises ``metric`` in the wrong direction (a job's
+    check, for the task's own metric; an explicit ``optimized_metric`` is checked once for the whole
+    sweep by :func:`sweep_direction_complaint`)."""
     try:
         direction = HydraConfig.get().sweeper.get("direction")
     except ValueError:  # no Hydra config
         return None
+    return direction_complaint(metric, direction)
+
+
+def sweep_direction_complaint(config: DictConfig) -> str | None:
+    """Before any job: an explicit ``optimized_metric`` that the sweeper's ``direction`` would optimise
+    the wrong way (every job would fail alike, 20 lines for a 20-trial Optuna sweep). The task's own
+    metric (``optimized_metric: null``) depends on the data, so each job checks it; a swept
+    ``optimized_metric`` too."""
+    metric = config.get("optimized_metric")
+    hydra = config.get("hydra") or {}
+    sweeper = hydra.get("sweeper") or {}
+    if not metric or "optimized_metric" in _swept_keys(hydra):
+        return None
+    return direction_complaint(str(metric), sweeper.get("direction"))
+
+
+def _swept_keys(hydra) -> list[str]:
+    """The keys a sweep sets: command-line overrides and the sweeper's ``params``."""
+    task = list((hydra.get("overrides") or {}).get("task") or [])
+    params = (hydra.get("sweeper") or {}).get("params") or {}
+    return [o.split("=", 1)[0].lstrip("+~") for o in task] + [str(k) for k in params]
+
+
+def direction_complaint(metric: str, direction) -> str | None:
+    """The one comparison: ``direction`` ("maximize"/"minimize", else no sweeper that has one) against
+    what is better for ``metric`` (higher for acc, f1, auroc, r2; lower for every other metric)."""
     if not isinstance(direction, str):
         return None
     base = metric.rsplit("/", 1)[-1].removesuffix("_best")

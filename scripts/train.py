@@ -87,7 +87,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         rows = datamodule.split_sizes()
         say(model.summary())
         say(
-            f"data: {info.task}, {info.n_features} features -> {info.n_outputs} outputs; "
+            f"data: {info.task}, {info.n_features} features -> {info.n_outputs} "
+            f"output{'' if info.n_outputs == 1 else 's'}; "
             f"train/val/test rows {rows['train']}/{rows['val']}/{rows['test']}; torch threads {threads}"
         )
         if drawn:

@@ -18,7 +18,7 @@ import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -329,6 +329,34 @@ def test_main_job_reaches_97_percent(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "main" / "metrics.json").read_text())
     assert metrics["test/acc"] >= 0.97, metrics
+
+
+def test_a_sweep_direction_that_misfits_an_explicit_metric_is_one_line_before_any_job(tmp_path):
+    """A newcomer's find: each of Optuna's 20 trials printed the same direction error, then '20 of 20
+    jobs failed'. An explicit optimized_metric (experiment=regression: val/mse_best) is checked once."""
+    proc = run_script("train.py", "-m", "hparams_search=optuna", "experiment=regression", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: config: hydra.sweeper.direction=maximize but optimized_metric val/mse_best is better when "
+        "lower; pass hydra.sweeper.direction=minimize"
+    ]
+    assert list(tmp_path.iterdir()) == []  # no sweep directory, no job
+
+
+def test_the_sweep_wide_direction_check_leaves_the_tasks_own_or_a_swept_metric_to_each_job():
+    from runs import sweep_direction_complaint
+
+    def cfg(metric, task=(), params=None, direction="maximize"):
+        hydra = {"sweeper": {"direction": direction, "params": params}, "overrides": {"task": list(task)}}
+        return OmegaConf.create({"optimized_metric": metric, "hydra": hydra})
+
+    assert "better when lower" in sweep_direction_complaint(cfg("val/mse_best"))
+    assert "better when higher" in sweep_direction_complaint(cfg("val/acc_best", direction="minimize"))
+    assert sweep_direction_complaint(cfg("val/r2_best")) is None
+    assert sweep_direction_complaint(cfg(None)) is None  # the task's own metric: each job checks it
+    assert sweep_direction_complaint(cfg("val/mse_best", ["optimized_metric=val/mse_best,val/acc"])) is None
+    assert sweep_direction_complaint(cfg("val/mse_best", params={"optimized_metric": "choice(a, b)"})) is None
+    assert sweep_direction_complaint(cfg("val/mse_best", direction=None)) is None  # no Optuna: no direction
 
 
 def test_optuna_sweep_runs_trials_and_reports_the_best(tmp_path):

@@ -175,7 +175,9 @@ def test_draws_into_a_given_axes():
 def test_a_layer_above_max_units_is_refused_naming_it():
     net = ln.ThetaMLP([20, 3, 2], output="softmax")
     X, Y = torch.randn(3, 20), torch.tensor([0, 1, 0])
-    with pytest.raises(ValueError, match=r"layer 1 \(input\) has 20: pass max_units=20"):
+    with pytest.raises(
+        ValueError, match=r"layer 1 \(input\) has 20: plot_network\(\.\.\., max_units=20\) draws"
+    ):
         ln.plot_network(net, X, Y)
     assert ln.plot_network(net, X, Y, max_units=20).rows == 3
     with pytest.raises(ValueError, match=r"max_units=2 .* layer 2 \(hidden\) has 3"):
@@ -231,7 +233,7 @@ def test_app_draws_small_nets_and_says_in_one_line_why_not_a_big_one(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.image.imread(png).shape[0] > 300
     line = (
         "plots: no network.png: plot_network shows at most max_units=16 units per layer, but layer 2 "
-        "(hidden) has 17: pass max_units=17 for a large picture, or draw a smaller network"
+        "(hidden) has 17: plot_network(..., max_units=17) draws a large picture, or draw a smaller network"
     )
     assert [s for s in (run.stdout + run.stderr).splitlines() if "network.png" in s] == [line]
     assert line in (sweep / "1" / "train.log").read_text()

@@ -74,8 +74,8 @@ def check_drawable(net, max_units: int = MAX_UNITS) -> None:
         if s > max_units:
             raise ValueError(
                 f"plot_network shows at most max_units={max_units} units per layer, but layer {j} "
-                f"({_layer_kind(j, len(net.sizes))}) has {s}: pass max_units={s} for a large picture, "
-                "or draw a smaller network"
+                f"({_layer_kind(j, len(net.sizes))}) has {s}: plot_network(..., max_units={s}) draws a "
+                "large picture, or draw a smaller network"
             )
     if not net.plain:
         raise ValueError("plot_network draws the lecture's plain network; this one has batchnorm/dropout")
