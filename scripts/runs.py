@@ -71,6 +71,36 @@ def _refuse(message: str) -> None:
     raise SystemExit(2)
 
 
+def writable_dir(config: DictConfig, key: str) -> Path:
+    """The directory ``key`` (``hydra.run.dir`` or ``hydra.sweep.dir``), absolute, created now: one
+    ``error:`` line and exit 2 when it cannot be — a file in the way, a read-only or foreign folder,
+    a symbolic-link loop — rather than the traceback of Hydra's own ``mkdir`` just after; and for a
+    path that starts with ``~``, which Hydra does not expand (it made a folder named ``~`` here)."""
+    raw = str(OmegaConf.select(config, key))
+    choose = f"choose another {key}"
+    if raw.startswith("~"):
+        _refuse(
+            f"{key}={raw!r} starts with '~', which Hydra does not expand (it would create a folder "
+            f"named '~' in {Path.cwd()}); write the path out, e.g. {key}={Path(raw).expanduser()}"
+        )
+    try:
+        path = Path(raw).resolve()
+    except (OSError, RuntimeError) as err:  # a symbolic-link loop (RuntimeError before Python 3.13)
+        _refuse(f"{key} {raw}: {err}; {choose}")
+    if path.exists() and not path.is_dir():
+        _refuse(f"{key} {path} is a file, not a directory; {choose}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            _refuse(f"cannot create {key} {path}: {blocker} is a file, not a directory; {choose}")
+        if not Path(raw).is_absolute():  # the default outputs/... lives under the current directory
+            choose += f", or run from a writable directory (a relative {key} is under {Path.cwd()})"
+        _refuse(f"cannot create {key} {path}: {err.strerror or err}; {choose}")
+    return path
+
+
 class RunDirectories(Callback):
     """Hydra callback: one directory per run, and a summary at the end of a sweep.
 
@@ -85,9 +115,7 @@ class RunDirectories(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         if os.environ.get("LOCAL_RANK", "0") != "0":
             return  # a DDP worker that Lightning started for this same run (it re-runs the script)
-        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir"))).resolve()
-        if run_dir.exists() and not run_dir.is_dir():
-            _refuse(f"hydra.run.dir {run_dir} is a file, not a directory; choose another hydra.run.dir")
+        run_dir = writable_dir(config, "hydra.run.dir")
         if not holds_a_run(run_dir):
             return
         if not self.resumable:
@@ -125,9 +153,7 @@ class RunDirectories(Callback):
                     shutil.copy2(path, keep / path.name)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))).resolve()
-        if sweep_dir.exists() and not sweep_dir.is_dir():
-            _refuse(f"hydra.sweep.dir {sweep_dir} is a file, not a directory; choose another hydra.sweep.dir")
+        sweep_dir = writable_dir(config, "hydra.sweep.dir")
         jobs = [p.parent for p in sweep_dir.glob("*/.hydra")] if sweep_dir.is_dir() else []
         if jobs:
             _refuse(
