@@ -264,7 +264,7 @@ def quiet_third_party_noise() -> None:
 def validate_config(cfg: DictConfig) -> None:
     """Reject a bad config before any work, naming the offending key (exit code 2): see schema.py.
     Also: an interpolation that cannot be resolved (``seed=${oc.env:NOPE}``), and a ``ckpt_path``
-    that is not a file."""
+    that is not a file (a leading ``~`` is expanded in ``cfg`` for what follows)."""
     try:
         schema.check(cfg)
     except schema.ConfigError as err:
@@ -282,6 +282,7 @@ def validate_config(cfg: DictConfig) -> None:
             fail(f"config: ckpt_path={ckpt!r} is a directory; name a checkpoint file in it (e.g. last.ckpt)")
         if not path.is_file():
             fail(f"config: ckpt_path={ckpt!r} does not exist")
+        cfg.ckpt_path = str(path)  # '~' expanded: Lightning's resume and the messages read this one
 
 
 def draw_seed(cfg: DictConfig) -> bool:

@@ -136,7 +136,7 @@ class RunDirectories(Callback):
                 "failed or stopped before its first epoch ended); leave hydra.run.dir out to start a new run "
                 "in a new directory, or delete that directory first"
             )
-        if not Path(str(ckpt)).resolve().is_relative_to(run_dir):
+        if not Path(str(ckpt)).expanduser().resolve().is_relative_to(run_dir):
             _refuse(
                 f"run directory {run_dir} holds another run than checkpoint {ckpt}; resume into a new "
                 "directory (leave hydra.run.dir out) or into the checkpoint's own run directory"

@@ -3,14 +3,49 @@ characters Hydra's override grammar cannot read unquoted, symbolic-link loops â€
 the estimators' files and the environment. Each test failed before its fix."""
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("hydra")  # the Hydra app: skipped where hydra-core is missing (a bare GPU box)
 
-from test_app import run_script
+from test_app import QUIET, ROOT, make_cfg, run_script
 from test_run_files import only_error_line
+
+from lecturenn.training.checkpoint import load_module
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from train import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    """One 1-epoch training run on iris, in-process (train.train: the CLI's code)."""
+    run = tmp_path_factory.mktemp("session10") / "run"
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    train(make_cfg(run, ["data=iris", "trainer.max_epochs=1", *QUIET]))
+    torch.set_num_threads(threads)
+    torch.set_float32_matmul_precision(precision)
+    return run
+
+
+def cli(script, *args, cwd, home=None):
+    """The script as a user runs it; ``home``: the HOME it sees."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    if home is not None:
+        env["HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 # -- run directories: created before Hydra's own mkdir, or one line ------------------------------
@@ -44,3 +79,30 @@ def test_a_run_directory_starting_with_tilde_is_refused(tmp_path):
     line = only_error_line(proc)
     assert "starts with '~'" in line and str(Path("~/runs/a").expanduser()) in line, line
     assert not (tmp_path / "~").exists()
+
+
+# -- '~' in a checkpoint path ----------------------------------------------------------------------
+def test_load_module_expands_tilde(iris_run, tmp_path, monkeypatch):
+    """load_module('~/m.ckpt') said "checkpoint '~/m.ckpt' does not exist" for an existing file."""
+    shutil.copy(iris_run / "checkpoints" / "last.ckpt", tmp_path / "m.ckpt")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_module("~/m.ckpt").net.sizes[0] == 4
+
+
+def test_predict_with_a_quoted_tilde_checkpoint(iris_run, tmp_path):
+    """predict.py ckpt_path='~/m.ckpt': the config check expanded '~' and passed, the loader did not
+    ("checkpoint '~/m.ckpt' does not exist", exit 2); input and output already expanded it."""
+    shutil.copy(iris_run / "checkpoints" / "last.ckpt", tmp_path / "m.ckpt")
+    from sklearn.datasets import load_iris
+
+    load_iris(as_frame=True).data.to_csv(tmp_path / "in.csv", index=False)
+    proc = cli(
+        "predict.py",
+        "ckpt_path='~/m.ckpt'",
+        "input='~/in.csv'",
+        "output='~/out.csv'",
+        cwd=tmp_path,
+        home=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "out.csv").read_text().count("\n") == 151
