@@ -106,3 +106,20 @@ def test_predict_with_a_quoted_tilde_checkpoint(iris_run, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "out.csv").read_text().count("\n") == 151
+
+
+# -- symbolic-link loops -------------------------------------------------------------------------------
+@pytest.mark.parametrize("looped", ["output", "input"])
+def test_predict_with_a_symbolic_link_loop_is_one_line(iris_run, tmp_path, looped):
+    """output=loop (or input=loop): Path.resolve() in predict's output check raised (a traceback, exit 1)."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    files = {"input": str(iris_run / "metrics.json"), "output": str(tmp_path / "out.csv"), looped: "a"}
+    proc = cli(
+        "predict.py",
+        f"ckpt_path={iris_run / 'checkpoints' / 'last.ckpt'}",
+        *(f"{k}={v}" for k, v in files.items()),
+        cwd=tmp_path,
+    )
+    line = only_error_line(proc)
+    assert "a" in line and not (tmp_path / "out.csv").exists(), line
