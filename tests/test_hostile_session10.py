@@ -123,3 +123,55 @@ def test_predict_with_a_symbolic_link_loop_is_one_line(iris_run, tmp_path, loope
     )
     line = only_error_line(proc)
     assert "a" in line and not (tmp_path / "out.csv").exists(), line
+
+
+# -- paths Hydra's override grammar cannot read unquoted --------------------------------------------
+@pytest.mark.parametrize(
+    "arg, quoted",
+    [
+        ("ckpt_path=runs/é漢/last.ckpt", "\"ckpt_path='runs/é漢/last.ckpt'\""),
+        ("input=a=b,c[1].csv", "\"input='a=b,c[1].csv'\""),
+        ("output=it's.csv", "\"output='it\\'s.csv'\""),
+        ("ckpt_path=~/runs/last.ckpt", "\"ckpt_path='~/runs/last.ckpt'\""),
+        ('input=a"$b.csv', "input='a\"$b.csv' (itself quoted for the shell)"),
+    ],
+)
+def test_an_override_hydra_cannot_read_is_one_line_with_its_quoted_form(arg, quoted, capsys):
+    """A non-ASCII, '=', ',', bracket, quote or '~' path, unquoted: Hydra printed its lexer's exception
+    (LexerNoViableAltException ... exit 1), no word of quoting."""
+    import app
+
+    with pytest.raises(SystemExit) as exc:
+        app.check_group_choices(["data=iris", arg])
+    assert exc.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"error: config: cannot read the override {arg!r}") and "\n" not in line, line
+    assert f"quote the value for Hydra: {quoted}" in line, line
+
+
+def test_unreadable_overrides_without_a_quoted_form(capsys):
+    """A key Hydra cannot read, and a sweep's comma (quoting it whole would make one value), get the
+    grammar's page instead of a wrong suggestion; a flag's value is not an override."""
+    import app
+
+    for argv in (["data.pâth=1"], ["-m", "data.path=é1,é2"]):
+        with pytest.raises(SystemExit):
+            app.check_group_choices(argv)
+        line = capsys.readouterr().err.strip()
+        assert "override_grammar" in line and "quote the value for Hydra:" not in line, line
+    app.check_group_choices(["--config-dir", "/tmp/a=b[c", "data=iris"])
+
+
+def test_a_quoted_unicode_path_works_end_to_end(iris_run, tmp_path):
+    folder = tmp_path / "données é漢 =,[x]"
+    folder.mkdir()
+    shutil.copy(iris_run / "checkpoints" / "last.ckpt", folder / "m.ckpt")
+    from sklearn.datasets import load_iris
+
+    load_iris(as_frame=True).data.to_csv(folder / "in.csv", index=False)
+    args = [
+        f"{k}='{folder / f}'" for k, f in (("ckpt_path", "m.ckpt"), ("input", "in.csv"), ("output", "o.csv"))
+    ]
+    proc = cli("predict.py", *args, cwd=tmp_path, home=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (folder / "o.csv").is_file()
