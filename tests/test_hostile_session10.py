@@ -175,3 +175,49 @@ def test_a_quoted_unicode_path_works_end_to_end(iris_run, tmp_path):
     proc = cli("predict.py", *args, cwd=tmp_path, home=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (folder / "o.csv").is_file()
+
+
+# -- interrupted runs ----------------------------------------------------------------------------------
+def test_ctrl_c_stops_with_130_a_resume_line_and_the_resume_continues(tmp_path):
+    """SIGINT mid-run: Lightning printed "Detected KeyboardInterrupt, attempting graceful shutdown ..."
+    and exited 1, like a crash, with no resume command (SIGTERM: 143 and one line naming last.ckpt)."""
+    import signal
+    import time
+
+    import torch
+
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.ckpt"
+    args = ["data=xor", "data.n=4000", "trainer.max_epochs=500", f"hydra.run.dir={run}", *QUIET]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not last.exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + 2, err[-2000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "interrupted (SIGINT)" in errors[0] and f"ckpt_path={last}" in errors[0], err[
+        -2000:
+    ]
+    assert not (run / "metrics.json").exists()
+    done = torch.load(last, weights_only=True)["epoch"] + 1  # epochs the checkpoint holds
+    resumed = cli(
+        "train.py",
+        *args[:2],
+        f"trainer.max_epochs={done + 1}",
+        f"hydra.run.dir={run}",
+        f"ckpt_path={last}",
+        *QUIET,
+        cwd=tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed at epoch {done}: 1 epochs trained now" in resumed.stdout + resumed.stderr
