@@ -67,8 +67,44 @@ def holds_a_run(directory: Path) -> bool:
 
 
 def _refuse(message: str) -> None:
+    for fd in _CLAIMS.values():  # a refused run leaves the directory to the next one
+        os.close(fd)
+    _CLAIMS.clear()
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+_CLAIMS: dict[
+    Path, int
+] = {}  # the directories this process claimed, and their descriptors: held until it exits
+
+
+def claim(directory: Path, what: str) -> None:
+    """Hold an exclusive lock on ``directory`` (``flock`` on the directory itself: no file is written)
+    for the rest of the process — released by the kernel however it ends, ``kill -9`` included — or
+    refuse, exit 2, when another process holds it: two runs started together into one
+    ``hydra.run.dir`` both passed the "already holds a run" check and mixed their checkpoints and
+    logs until both crashed. Where ``flock`` is missing (Windows) nothing is locked. A directory this
+    process holds already (an in-process caller running the app again) is its own."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    if directory in _CLAIMS:
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        _refuse(
+            f"{what} {directory} is in use by another run that is still running; wait for it to end, "
+            "or leave hydra.run.dir/hydra.sweep.dir out to write into a new directory"
+        )
+    except OSError:  # a file system without locks (some network ones): nothing to hold
+        os.close(fd)
+        return
+    _CLAIMS[directory] = fd
 
 
 def writable_dir(config: DictConfig, key: str) -> Path:
@@ -116,6 +152,7 @@ class RunDirectories(Callback):
         if os.environ.get("LOCAL_RANK", "0") != "0":
             return  # a DDP worker that Lightning started for this same run (it re-runs the script)
         run_dir = writable_dir(config, "hydra.run.dir")
+        claim(run_dir, "run directory")
         if not holds_a_run(run_dir):
             return
         if not self.resumable:
@@ -154,6 +191,7 @@ class RunDirectories(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = writable_dir(config, "hydra.sweep.dir")
+        claim(sweep_dir, "sweep directory")
         jobs = [p.parent for p in sweep_dir.glob("*/.hydra")] if sweep_dir.is_dir() else []
         if jobs:
             _refuse(

@@ -221,3 +221,26 @@ def test_ctrl_c_stops_with_130_a_resume_line_and_the_resume_continues(tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed at epoch {done}: 1 epochs trained now" in resumed.stdout + resumed.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+@pytest.mark.parametrize("key, extra", [("hydra.run.dir", []), ("hydra.sweep.dir", ["-m"])])
+def test_a_directory_another_running_run_holds_is_refused(tmp_path, key, extra):
+    """Two runs started together into one hydra.run.dir both passed the 'already holds a run' check
+    (nothing written yet), trained into it at once and crashed in the CSV logger with mixed
+    checkpoints. A running run holds a lock on its directory (here: this test holds it)."""
+    import fcntl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    fd = os.open(run, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        proc = run_script(
+            "train.py", *extra, "data=iris", "trainer.max_epochs=1", f"{key}={run}", cwd=tmp_path
+        )
+    finally:
+        os.close(fd)
+    line = only_error_line(proc)
+    assert "is in use by another run that is still running" in line, line
+    assert not list(run.iterdir())
