@@ -244,3 +244,50 @@ def test_a_directory_another_running_run_holds_is_refused(tmp_path, key, extra):
     line = only_error_line(proc)
     assert "is in use by another run that is still running" in line, line
     assert not list(run.iterdir())
+
+
+# -- saving Θ and estimators: nothing half-written, the error names the file ------------------------------
+def test_save_thetas_that_fails_half_way_leaves_the_old_file(tmp_path, monkeypatch):
+    """save_thetas opened the target 'wb' and wrote into it: a write that failed half-way (disk full,
+    Ctrl-C) left a torn file where the previous good one was. It now writes as est.save does."""
+    import scipy.io
+
+    import lecturenn as ln
+
+    net = ln.ThetaMLP([2, 3, 1], generator=0)
+    for name in ("t.npz", "t.mat"):
+        ln.save_thetas(net, tmp_path / name)
+    before = {name: (tmp_path / name).read_bytes() for name in ("t.npz", "t.mat")}
+
+    def torn(f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("numpy.savez", torn)
+    monkeypatch.setattr(scipy.io, "savemat", torn)
+    other = ln.ThetaMLP([2, 4, 1], generator=1)
+    for name in ("t.npz", "t.mat"):
+        with pytest.raises(OSError, match="No space left"):
+            ln.save_thetas(other, tmp_path / name)
+    assert {name: (tmp_path / name).read_bytes() for name in ("t.npz", "t.mat")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.mat", "t.npz"]  # no temporary file left
+    monkeypatch.undo()
+    assert ln.load_thetas(tmp_path / "t.mat").sizes == [2, 3, 1]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_save_into_a_read_only_folder_names_the_file(tmp_path):
+    """est.save('ro/c.npz'): PermissionError named mkstemp's '/.../ro/tmpe70hrvt7.npz'."""
+    import numpy as np
+
+    import lecturenn as ln
+
+    clf = ln.ThetaMLPClassifier((3,), max_iter=2).fit(np.eye(4), [0, 1, 0, 1])
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro").chmod(0o555)
+    try:
+        for save in (clf.save, lambda p: ln.save_thetas(clf.net_, p)):
+            with pytest.raises(PermissionError, match=r"cannot save to '.*ro/c\.npz'"):
+                save(str(tmp_path / "ro" / "c.npz"))
+    finally:
+        (tmp_path / "ro").chmod(0o755)
