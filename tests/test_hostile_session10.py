@@ -291,3 +291,26 @@ def test_save_into_a_read_only_folder_names_the_file(tmp_path):
                 save(str(tmp_path / "ro" / "c.npz"))
     finally:
         (tmp_path / "ro").chmod(0o755)
+
+
+# -- eval.py from another directory ----------------------------------------------------------------------
+def test_eval_from_another_directory_finds_the_runs_relative_data(tmp_path):
+    """A run trained with data.path=tables/in.csv (relative), evaluated from elsewhere without data=:
+    eval.py read the run's config and said 'data file not found: tables/in.csv' though the user gave
+    no path. A relative data path is relative to the directory the run started in."""
+    from sklearn.datasets import load_iris
+
+    home, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (home / "tables").mkdir(parents=True)
+    elsewhere.mkdir()
+    frame = load_iris(as_frame=True).frame
+    frame.to_csv(home / "tables" / "in.csv", index=False)
+    run = home / "run"
+    trained = cli(
+        "train.py", "data=table", "data.path=tables/in.csv", "data.target=target", "trainer.max_epochs=1",
+        f"hydra.run.dir={run}", *QUIET, cwd=home,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    proc = cli("eval.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list(elsewhere.glob("outputs/eval/runs/*/eval_metrics.json"))
