@@ -314,3 +314,18 @@ def test_eval_from_another_directory_finds_the_runs_relative_data(tmp_path):
     proc = cli("eval.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", cwd=elsewhere)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list(elsewhere.glob("outputs/eval/runs/*/eval_metrics.json"))
+
+
+# -- long column lists in one-line messages --------------------------------------------------------------
+def test_missing_features_of_a_wide_model_are_shortened():
+    """predict.py with a digits checkpoint on an iris table: the one-line error listed all 64 missing
+    pixel columns and then all 64 trained ones (1700 characters); the file reader already shortened."""
+    from lecturenn.data import DataError, SklearnDataModule
+
+    dm = SklearnDataModule("digits")
+    dm.setup("fit")
+    with pytest.raises(DataError) as info:
+        dm.info.transform.for_columns(["sepal length (cm)", "target"])
+    line = str(info.value)
+    assert "\n" not in line and len(line) < 500 and line.count("(64 in all)") == 2, line
+    assert line.startswith("input is missing feature column(s) ['pixel_0_0', "), line
