@@ -43,20 +43,27 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     sweep ``optimizer=adam,sgd``) names an option of that group, checked before Hydra composes: Hydra
     shows a traceback for ``group=null`` and silently ignores a typo in an ``optional`` group
     (``optimizer_batch``); its other composition errors exit 1. One line naming the group, the value
-    and the options, exit 2 (:func:`fail`). Hydra's own flags and groups, deletions (``~group``) and
-    what the grammar cannot parse here (Hydra then reports it) are left to Hydra."""
+    and the options, exit 2 (:func:`fail`). Hydra's own flags and groups and deletions (``~group``)
+    are left to Hydra. An override its grammar cannot read — a path with non-ASCII letters, ``=``,
+    ``,``, brackets, quotes or a leading ``~``, unquoted — is one line too, with the quoted form to
+    pass (Hydra printed its lexer's exception, exit 1)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
-    for arg in argv:
+    for previous, arg in zip(["", *argv], argv, strict=False):
         if arg.startswith("-") or ("=" not in arg and not arg.startswith("~")):
             continue  # --multirun, -m, --config-name NAME, ...
+        if previous in _FLAGS_WITH_A_VALUE:
+            continue  # --config-dir /a=b: a flag's value, not an override
         try:
             override = parser.parse_override(arg)
+        except Exception as err:  # noqa: BLE001 — the grammar's errors are HydraExceptions of several kinds
+            fail(_unreadable_override(parser, arg, err, sweep=bool({"-m", "--multirun"} & set(argv))))
+        try:
             values = (
                 list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
             )
-        except Exception:  # noqa: BLE001 — a grammar error or glob(): Hydra reports or expands it
+        except Exception:  # noqa: BLE001 — glob(): Hydra expands it
             continue
         group = override.key_or_group
         folder = conf_dir / group
@@ -74,6 +81,30 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
                     f"config: {arg}: the config group {group!r} has no option {value!r}; "
                     f"choose one of {', '.join(options)}"
                 )
+
+
+# Hydra's command-line flags whose next argument is their value (hydra/_internal/utils.get_args_parser)
+_FLAGS_WITH_A_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c"}
+_FLAGS_WITH_A_VALUE |= {"--package", "-p", "--info", "-i", "--experimental-rerun"}
+
+
+def _unreadable_override(parser, arg: str, err: BaseException, sweep: bool = False) -> str:
+    """The one-line complaint about an override Hydra's grammar cannot read, with the value quoted
+    for Hydra when that form reads back as the value the user meant (in a sweep not when it has a
+    comma: quoting it whole would make one value of the sweep's list)."""
+    reason = " ".join(str(err).split()) or type(err).__name__
+    message = f"config: cannot read the override {arg!r} ({reason})"
+    key, _, value = arg.partition("=")
+    quoted = f"{key}='{value.replace(chr(39), chr(92) + chr(39))}'"
+    try:
+        readable = parser.parse_override(quoted).value() == value and not (sweep and "," in value)
+    except Exception:  # noqa: BLE001 — the key itself is unreadable: no quoting helps
+        readable = False
+    if readable and not any(c in quoted for c in '$"`'):
+        return f'{message}; quote the value for Hydra: "{quoted}" (the outer quotes are for the shell)'
+    if readable:
+        return f"{message}; quote the value for Hydra: {quoted} (itself quoted for the shell)"
+    return f"{message}; see https://hydra.cc/docs/advanced/override_grammar/basic/ for quoting"
 
 
 # lecturenn.registry.Registry.lookup's words for a name no registry knows
@@ -264,7 +295,7 @@ def quiet_third_party_noise() -> None:
 def validate_config(cfg: DictConfig) -> None:
     """Reject a bad config before any work, naming the offending key (exit code 2): see schema.py.
     Also: an interpolation that cannot be resolved (``seed=${oc.env:NOPE}``), and a ``ckpt_path``
-    that is not a file."""
+    that is not a file (a leading ``~`` is expanded in ``cfg`` for what follows)."""
     try:
         schema.check(cfg)
     except schema.ConfigError as err:
@@ -282,6 +313,7 @@ def validate_config(cfg: DictConfig) -> None:
             fail(f"config: ckpt_path={ckpt!r} is a directory; name a checkpoint file in it (e.g. last.ckpt)")
         if not path.is_file():
             fail(f"config: ckpt_path={ckpt!r} does not exist")
+        cfg.ckpt_path = str(path)  # '~' expanded: Lightning's resume and the messages read this one
 
 
 def draw_seed(cfg: DictConfig) -> bool:

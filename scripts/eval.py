@@ -43,6 +43,12 @@ DATA_MODULES = (
     "lecturenn.data.NpyStreamDataModule",
     "lecturenn.data.ParquetStreamDataModule",
 )
+# the data modules' arguments that name files: relative ones are relative to where the run started
+_PATH_ARGUMENTS = {
+    "lecturenn.data.TableDataModule": ("path",),
+    "lecturenn.data.NpyStreamDataModule": ("features", "targets"),
+    "lecturenn.data.ParquetStreamDataModule": ("path",),
+}
 _RESOLVERS = (
     "oc.env",
 )  # interpolation functions a run config may use (conf/paths: ${oc.env:PROJECT_ROOT,.})
@@ -166,10 +172,30 @@ def data_module_from_run(run_config: Path):
     missing = [name for name in required if name not in node]
     if missing:
         raise RunConfigError(f"data lacks {target}'s required argument(s) {missing}")
+    started_in = _run_cwd(run_config.parent / "hydra.yaml")
+    for key in _PATH_ARGUMENTS.get(target, ()):
+        value = node.get(key)
+        if isinstance(value, str) and started_in is not None and not Path(value).expanduser().exists():
+            if (started_in / value).exists():  # a path relative to the run's own current directory
+                node[key] = str(started_in / value)
     try:
         return cls(**node)
     except Exception as err:  # the class's own validation (ValueError, DataError, TypeError)
         raise RunConfigError(f"data: {' '.join(str(err).split())[:300]}") from None
+
+
+def _run_cwd(hydra_yaml: Path) -> Path | None:
+    """The directory the run was started in (``hydra.runtime.cwd`` of its ``.hydra/hydra.yaml``), or
+    None: a relative data path in its config is relative to it, not to where eval.py runs."""
+    import yaml
+
+    try:
+        if hydra_yaml.stat().st_size > _MAX_CONFIG_BYTES:
+            return None
+        cwd = yaml.safe_load(hydra_yaml.read_text(encoding="utf-8"))["hydra"]["runtime"]["cwd"]
+    except Exception:  # noqa: BLE001 — missing, unreadable or odd: paths stay as written
+        return None
+    return Path(cwd) if isinstance(cwd, str) and Path(cwd).is_absolute() else None
 
 
 def training_data_module(ckpt_path: Path):

@@ -117,6 +117,10 @@ def output_path(cfg: DictConfig) -> Path:
     if not text:
         fail(ValueError("config: output is empty; name the file to write the predictions to"))
     path = Path(text).expanduser()
+    try:
+        path.resolve()
+    except (OSError, RuntimeError) as err:  # a symbolic-link loop (RuntimeError before Python 3.13)
+        fail(ValueError(f"output {str(path)!r} cannot be written: {err}; name another file"))
     if path.is_dir():
         fail(
             ValueError(
@@ -134,7 +138,10 @@ def output_path(cfg: DictConfig) -> Path:
         if not str(cfg.get(key) or "").strip():
             continue
         other = Path(str(cfg.get(key)).strip()).expanduser()
-        same = path.resolve() == other.resolve()  # symbolic links followed
+        try:
+            same = path.resolve() == other.resolve()  # symbolic links followed
+        except (OSError, RuntimeError):  # the input or checkpoint is a loop: it is read (and refused) later
+            same = False
         if not same and path.exists() and other.exists():
             same = os.path.samefile(path, other)  # hard links
         if same:

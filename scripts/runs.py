@@ -67,8 +67,74 @@ def holds_a_run(directory: Path) -> bool:
 
 
 def _refuse(message: str) -> None:
+    for fd in _CLAIMS.values():  # a refused run leaves the directory to the next one
+        os.close(fd)
+    _CLAIMS.clear()
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+_CLAIMS: dict[
+    Path, int
+] = {}  # the directories this process claimed, and their descriptors: held until it exits
+
+
+def claim(directory: Path, what: str) -> None:
+    """Hold an exclusive lock on ``directory`` (``flock`` on the directory itself: no file is written)
+    for the rest of the process — released by the kernel however it ends, ``kill -9`` included — or
+    refuse, exit 2, when another process holds it: two runs started together into one
+    ``hydra.run.dir`` both passed the "already holds a run" check and mixed their checkpoints and
+    logs until both crashed. Where ``flock`` is missing (Windows) nothing is locked. A directory this
+    process holds already (an in-process caller running the app again) is its own."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    if directory in _CLAIMS:
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        _refuse(
+            f"{what} {directory} is in use by another run that is still running; wait for it to end, "
+            "or leave hydra.run.dir/hydra.sweep.dir out to write into a new directory"
+        )
+    except OSError:  # a file system without locks (some network ones): nothing to hold
+        os.close(fd)
+        return
+    _CLAIMS[directory] = fd
+
+
+def writable_dir(config: DictConfig, key: str) -> Path:
+    """The directory ``key`` (``hydra.run.dir`` or ``hydra.sweep.dir``), absolute, created now: one
+    ``error:`` line and exit 2 when it cannot be — a file in the way, a read-only or foreign folder,
+    a symbolic-link loop — rather than the traceback of Hydra's own ``mkdir`` just after; and for a
+    path that starts with ``~``, which Hydra does not expand (it made a folder named ``~`` here)."""
+    raw = str(OmegaConf.select(config, key))
+    choose = f"choose another {key}"
+    if raw.startswith("~"):
+        _refuse(
+            f"{key}={raw!r} starts with '~', which Hydra does not expand (it would create a folder "
+            f"named '~' in {Path.cwd()}); write the path out, e.g. {key}={Path(raw).expanduser()}"
+        )
+    try:
+        path = Path(raw).resolve()
+    except (OSError, RuntimeError) as err:  # a symbolic-link loop (RuntimeError before Python 3.13)
+        _refuse(f"{key} {raw}: {err}; {choose}")
+    if path.exists() and not path.is_dir():
+        _refuse(f"{key} {path} is a file, not a directory; {choose}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            _refuse(f"cannot create {key} {path}: {blocker} is a file, not a directory; {choose}")
+        if not Path(raw).is_absolute():  # the default outputs/... lives under the current directory
+            choose += f", or run from a writable directory (a relative {key} is under {Path.cwd()})"
+        _refuse(f"cannot create {key} {path}: {err.strerror or err}; {choose}")
+    return path
 
 
 class RunDirectories(Callback):
@@ -85,9 +151,8 @@ class RunDirectories(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         if os.environ.get("LOCAL_RANK", "0") != "0":
             return  # a DDP worker that Lightning started for this same run (it re-runs the script)
-        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir"))).resolve()
-        if run_dir.exists() and not run_dir.is_dir():
-            _refuse(f"hydra.run.dir {run_dir} is a file, not a directory; choose another hydra.run.dir")
+        run_dir = writable_dir(config, "hydra.run.dir")
+        claim(run_dir, "run directory")
         if not holds_a_run(run_dir):
             return
         if not self.resumable:
@@ -108,7 +173,7 @@ class RunDirectories(Callback):
                 "failed or stopped before its first epoch ended); leave hydra.run.dir out to start a new run "
                 "in a new directory, or delete that directory first"
             )
-        if not Path(str(ckpt)).resolve().is_relative_to(run_dir):
+        if not Path(str(ckpt)).expanduser().resolve().is_relative_to(run_dir):
             _refuse(
                 f"run directory {run_dir} holds another run than checkpoint {ckpt}; resume into a new "
                 "directory (leave hydra.run.dir out) or into the checkpoint's own run directory"
@@ -125,9 +190,8 @@ class RunDirectories(Callback):
                     shutil.copy2(path, keep / path.name)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))).resolve()
-        if sweep_dir.exists() and not sweep_dir.is_dir():
-            _refuse(f"hydra.sweep.dir {sweep_dir} is a file, not a directory; choose another hydra.sweep.dir")
+        sweep_dir = writable_dir(config, "hydra.sweep.dir")
+        claim(sweep_dir, "sweep directory")
         jobs = [p.parent for p in sweep_dir.glob("*/.hydra")] if sweep_dir.is_dir() else []
         if jobs:
             _refuse(

@@ -115,9 +115,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     except TrainingDiverged as err:
         fail(err, code=3)
     except SIGTERMException:  # Lightning stops at the next step and exits with SystemExit(None): 0
-        last = out_dir / "checkpoints" / "last.ckpt"
-        resume = f"; resume with ckpt_path={last}" if last.is_file() else ""
-        fail(f"training stopped by SIGTERM in epoch {trainer.current_epoch}{resume}", code=128 + 15)
+        fail(
+            f"training stopped by SIGTERM in epoch {trainer.current_epoch}{_resume_hint(out_dir)}",
+            code=128 + 15,
+        )
+    except SystemExit:  # Ctrl-C: Lightning's "Detected KeyboardInterrupt ..." and exit(1), like a crash
+        if not trainer.interrupted:
+            raise
+        fail(
+            f"training interrupted (SIGINT) in epoch {trainer.current_epoch}{_resume_hint(out_dir)}",
+            code=128 + 2,
+        )
     fit_seconds = time.perf_counter() - start
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
@@ -153,6 +161,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ]
         say(f"outputs: {out_dir.resolve()}  ({', '.join(written)})")
     return metrics
+
+
+def _resume_hint(out_dir: Path) -> str:
+    """ "; resume with ckpt_path=<last.ckpt>" when the run wrote one (an epoch ended), else ""."""
+    last = out_dir / "checkpoints" / "last.ckpt"
+    return f"; resume with ckpt_path={last.resolve()}" if last.is_file() else ""
 
 
 def build(cfg: DictConfig):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .errors import DataError, shown_names
 
 __all__ = [
     "TABLE_SUFFIXES",
@@ -44,7 +44,7 @@ def missing_column(kind: str, name: str, columns: list[str], where: str) -> Data
     """The error for a column that is not there, suggesting close names (difflib)."""
     close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    shown = ", ".join(columns[:20]) + (f", ... ({len(columns)} in all)" if len(columns) > 20 else "")
+    shown = shown_names(columns)
     return DataError(f"{kind} column {name!r} not found in {where}{hint} columns: {shown}")
 
 

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .checks import raw_rows, to_dtype
-from .errors import DataError
+from .errors import DataError, shown_names
 from .features import FEATURES, RAW
 from .scaling import fits, network_inputs, standardise
 
@@ -185,8 +185,13 @@ class DataTransform:
             return replace(self, raw_names=self.feature_names)
         missing = [n for n in self.feature_names if n not in have]
         trained = self.feature_names
-        raw = f" (or the raw columns {self.raw_names})" if self.raw_names != trained else ""
-        msg = f"input is missing feature column(s) {missing}; the model was trained on {trained}"
+
+        def listed(names):  # as a Python list, shortened: a 784-pixel model's message stays readable
+            return f"[{shown_names(map(repr, names), limit=10)}]"
+
+        raw = f" (or the raw columns {listed(self.raw_names)})" if self.raw_names != trained else ""
+        msg = f"input is missing feature column(s) {listed(missing)}; the model was trained on "
+        msg += listed(trained)
         raise DataError(msg + raw)
 
     # ---- targets -----------------------------------------------------------------------------

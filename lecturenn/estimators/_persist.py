@@ -32,15 +32,13 @@ anything else with one ``ValueError`` line naming the file and the problem.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..interop.files import net_from_arrays, npz_arrays, read_npz
+from ..interop.files import net_from_arrays, npz_arrays, read_npz, write_atomically
 
 FORMAT = "lecturenn.estimator"
 VERSION = 1
@@ -167,28 +165,10 @@ def save(est, path) -> Path:
     _check_loads(type(est), arrays)
     if path.is_dir():  # else the OSError would name the temporary file
         raise IsADirectoryError(f"cannot save to {str(path)!r}: it is a directory")
-    if path.is_symlink():  # write through the link, as np.savez(path) does, not over the link itself
-        path = Path(os.path.realpath(path))
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save to {str(path)!r}: {str(path.parent)!r} is no directory")
-    # write a temporary file next to path, then rename: a failed save leaves no half-written file
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would become the saved file's mode
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda f: np.savez(f, **arrays))  # a failed save leaves no half-written file
     return path
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it: there is no other way to read it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _check_loads(cls, arrays: dict) -> None:

@@ -76,9 +76,8 @@ def save_thetas(net: ThetaMLP, path: str | os.PathLike) -> Path:
             "and scale/shift parameters); use torch.save(net.state_dict(), ...) instead"
         )
     thetas = {f"Theta{l}": theta.detach().cpu().numpy().copy() for l, theta in enumerate(net.thetas, start=1)}
-    if suffix == ".npz":
-        with open(path, "wb") as f:  # a file object: numpy would otherwise append ".npz" to ".NPZ"
-            np.savez(f, **npz_arrays(net))
+    if suffix == ".npz":  # to a file object: numpy would otherwise append ".npz" to ".NPZ"
+        write_atomically(path, lambda f: np.savez(f, **npz_arrays(net)))
     else:
         from scipy.io import savemat
 
@@ -88,9 +87,38 @@ def save_thetas(net: ThetaMLP, path: str | os.PathLike) -> Path:
         variables["output"] = net.head.name
         if net.dropout:
             variables["dropout"] = float(net.dropout)
-        with open(path, "wb") as f:
-            savemat(f, variables, format="5", oned_as="row")
+        write_atomically(path, lambda f: savemat(f, variables, format="5", oned_as="row"))
     return path
+
+
+def write_atomically(path: Path, write) -> None:
+    """``write(f)`` into a temporary file next to ``path`` (opened ``wb``), then rename it over
+    ``path``: a failed or interrupted write leaves ``path`` as it was, never half-written. A folder
+    that cannot take the file raises the ``OSError`` naming ``path``, not the temporary file. A
+    symbolic link is written through, as ``open(path, "wb")`` does, not replaced by a file."""
+    import tempfile
+
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    except OSError as err:
+        raise type(err)(err.errno, f"cannot save to {str(path)!r}: {err.strerror}") from None
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would become the saved file's mode
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it: there is no other way to read it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def npz_arrays(net: ThetaMLP) -> dict[str, np.ndarray]:

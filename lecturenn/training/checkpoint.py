@@ -85,9 +85,10 @@ def verify_checkpoint_file(path) -> None:
     Raises :class:`CheckpointError`: "does not exist", "is not a PyTorch checkpoint" (not a zip
     archive, or a zip archive that ``torch.save`` did not write), "is truncated or corrupted", or
     "is corrupted (CRC mismatch in <record>)". A file written with torch's
-    ``compute_crc32=False`` (every CRC zero) has nothing to check against and passes.
+    ``compute_crc32=False`` (every CRC zero) has nothing to check against and passes. A leading
+    ``~`` is the home directory.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     where = f"checkpoint {str(path)!r}"
     if not path.is_file():
         raise CheckpointError(f"{where} does not exist")
@@ -178,9 +179,10 @@ def load_checkpoint(path, map_location="cpu") -> dict[str, Any]:
     """Load a checkpoint as data only (``weights_only=True``), after :func:`verify_checkpoint_file`.
 
     Raises :class:`CheckpointError` (one line naming the file) for a missing, foreign, truncated,
-    corrupted or unsafe file. No message suggests loading with ``weights_only=False``.
+    corrupted or unsafe file. No message suggests loading with ``weights_only=False``. A leading
+    ``~`` is the home directory.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     verify_checkpoint_file(path)
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
