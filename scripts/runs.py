@@ -190,6 +190,9 @@ class RunDirectories(Callback):
                     shutil.copy2(path, keep / path.name)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        complaint = tuner_sweep_complaint(config) or sweep_direction_complaint(config)
+        if complaint:  # the config first: a refused sweep creates no directory
+            _refuse(complaint)
         sweep_dir = writable_dir(config, "hydra.sweep.dir")
         claim(sweep_dir, "sweep directory")
         jobs = [p.parent for p in sweep_dir.glob("*/.hydra")] if sweep_dir.is_dir() else []
@@ -198,9 +201,6 @@ class RunDirectories(Callback):
                 f"sweep directory {sweep_dir} already holds {len(jobs)} job(s) of another sweep; "
                 "leave hydra.sweep.dir out to sweep into a new directory"
             )
-        complaint = tuner_sweep_complaint(config) or sweep_direction_complaint(config)
-        if complaint:
-            _refuse(complaint)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir"))).resolve()
