@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -175,33 +174,19 @@ def _write(table: pd.DataFrame, tmp: Path, name: str) -> None:
     table.to_csv(tmp, index=False, sep="\t" if stem.endswith(".tsv") else ",", compression=compression)
 
 
-def write_atomically(table: pd.DataFrame, path: Path, overwrite: bool) -> None:
-    """Write ``table`` to a temporary file next to ``path``, flush it to disk and move it into place.
+def write_output(table: pd.DataFrame, path: Path, overwrite: bool) -> None:
+    """Write ``table`` to ``path`` whole or not at all (:func:`lecturenn.atomic.atomic_path`: a failure
+    leaves ``path`` as it was). Without ``overwrite`` a file that appeared since :func:`output_path`
+    checked is not replaced."""
+    from lecturenn.atomic import atomic_path
 
-    Without ``overwrite`` the move is a hard link, which fails rather than replace a file that
-    appeared since :func:`output_path` checked (rename where the file system has no hard links).
-    A failure removes the temporary file and leaves ``path`` as it was.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        _write(table, tmp, path.name)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                _exists(path)
-            except OSError:  # no hard links here (e.g. some network or FUSE file systems)
-                if path.exists():
-                    _exists(path)
-                os.replace(tmp, path)
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            _write(table, tmp, path.name)
+    except FileExistsError:
+        _exists(path)
     except (OSError, ImportError, ValueError) as err:
         fail(ValueError(f"cannot write output {str(path)!r}: {err}"))
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def checkpoint_data_info(model, ckpt_path):
@@ -293,7 +278,7 @@ def predict(cfg: DictConfig) -> Path:
     result = table.copy()
     for name, values in predicted_columns(out, info).items():
         result[name] = values
-    write_atomically(result, path, overwrite)
+    write_output(result, path, overwrite)
     print(f"{len(result)} predictions written to {path.resolve()}")
     return path
 

@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..interop.files import net_from_arrays, npz_arrays, read_npz, write_atomically
+from ..atomic import write_atomically
+from ..interop.files import net_from_arrays, npz_arrays, read_npz
 
 FORMAT = "lecturenn.estimator"
 VERSION = 1

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import write_atomically
 from ..network import ThetaMLP
 
 __all__ = ["save_thetas", "load_thetas"]  # npz_arrays, read_npz, net_from_arrays: for the estimators
@@ -89,36 +90,6 @@ def save_thetas(net: ThetaMLP, path: str | os.PathLike) -> Path:
             variables["dropout"] = float(net.dropout)
         write_atomically(path, lambda f: savemat(f, variables, format="5", oned_as="row"))
     return path
-
-
-def write_atomically(path: Path, write) -> None:
-    """``write(f)`` into a temporary file next to ``path`` (opened ``wb``), then rename it over
-    ``path``: a failed or interrupted write leaves ``path`` as it was, never half-written. A folder
-    that cannot take the file raises the ``OSError`` naming ``path``, not the temporary file. A
-    symbolic link is written through, as ``open(path, "wb")`` does, not replaced by a file."""
-    import tempfile
-
-    if path.is_symlink():
-        path = Path(os.path.realpath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
-    except OSError as err:
-        raise type(err)(err.errno, f"cannot save to {str(path)!r}: {err.strerror}") from None
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would become the saved file's mode
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it: there is no other way to read it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def npz_arrays(net: ThetaMLP) -> dict[str, np.ndarray]:

@@ -1,8 +1,8 @@
 """Checkpoint files: written atomically, read without executing code.
 
-* :class:`AtomicCheckpointIO` writes ``path.tmp`` next to the target, flushes it to disk and
-  renames it over ``path`` (``os.replace`` is atomic on POSIX), so a crash or SIGKILL in the middle
-  of a save never leaves a torn ``last.ckpt``: readers see the old file or the new one.
+* :class:`AtomicCheckpointIO` writes a temporary file next to the target, flushes it to disk and
+  renames it over ``path`` (:func:`lecturenn.atomic.write_atomically`), so a crash or SIGKILL in the
+  middle of a save never leaves a torn ``last.ckpt``: readers see the old file or the new one.
 * :func:`load_checkpoint` checks the file before unpickling anything: it must be a zip archive as
   ``torch.save`` writes it (records stored, one ``data.pkl``) whose every record matches the CRC-32
   stored for it (torch itself never checks them, so flipped bits in Θ would load silently); then
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import inspect
 import mmap
-import os
 import random
 import re
 import struct
@@ -38,6 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ..atomic import write_atomically
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -68,12 +69,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        # to a file object: torch.save names the zip's top folder after a path's stem (here a random
+        # temporary name), after nothing ("archive") for a file object
+        write_atomically(path, lambda f: torch.save(checkpoint, f))
 
     def load_checkpoint(self, path, map_location=None, weights_only: bool | None = None) -> dict[str, Any]:
         return load_checkpoint(path, map_location=map_location)
