@@ -334,9 +334,13 @@ _ARGUMENT_ERRORS = (ValueError, TypeError, ImportError)
 def instantiate_group(group: str, node, **kwargs):
     """``hydra.utils.instantiate(node)``, with a bad argument reported as one line naming the group
     (``config: data: val_fraction must be in (0, 1); got 1.2``); any other error is a bug and keeps
-    its traceback."""
+    its traceback. The library gets plain Python arguments (``_convert_="all"``: lists and dicts, not
+    OmegaConf's ListConfig/DictConfig) — e.g. Adam's ``betas`` are stored in its state and so in every
+    checkpoint, which ``torch.load(weights_only=True)`` must read back (torch 2.4's Adam kept the
+    ListConfig: no checkpoint of the app could be loaded there)."""
     from hydra.errors import InstantiationException
 
+    kwargs.setdefault("_convert_", "all")
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as err:

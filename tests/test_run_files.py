@@ -279,7 +279,8 @@ def test_altered_checkpoint_is_refused_by_eval(tmp_path, capsys, run):
 
 
 def test_checkpoint_written_without_crcs_still_loads(tmp_path):
-    import torch.utils.serialization as serialization
+    # torch's switch for writing no CRCs (torch >= 2.5); older torch always writes them
+    serialization = pytest.importorskip("torch.utils.serialization")
 
     path = tmp_path / "nocrc.ckpt"
     with serialization.config.patch({"save.compute_crc32": False}):
