@@ -20,20 +20,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # On PYTHONPATH, this makes hydra, omegaconf and antlr4 unimportable in every process started with it,
 # and invisible to importlib.util.find_spec (Lightning asks find_spec whether omegaconf is there): what
-# the GPU machine has. (A stub package that raises on import would still be found by find_spec.)
+# the GPU machine has. The path finder itself does not find them, so find_spec returns None, as for a
+# package that is not installed (a finder that raised instead broke torch 2.4's dynamo, which asks
+# find_spec about omegaconf; a stub package that raises on import would still be found).
 BLOCK_PACKAGES = """
 import sys
-import time
+from importlib.machinery import PathFinder
 
 
-class _NotInstalled:
-    def find_spec(self, name, path=None, target=None):
+class _NotInstalled(PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
         if name.partition(".")[0] in {blocked!r}:
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-        return None
+            return None  # what the path finder says of a package that is not installed
+        return super().find_spec(name, path, target)
 
 
-sys.meta_path.insert(0, _NotInstalled())
+sys.meta_path[:] = [_NotInstalled if finder is PathFinder else finder for finder in sys.meta_path]
 """
 APP_PACKAGES = ("hydra", "omegaconf", "antlr4")
 
