@@ -7,10 +7,33 @@ names the argument, the rule and the value, e.g. ``lam (λ) must be a finite num
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import stat
 from numbers import Integral, Real
+from pathlib import Path
 
-__all__ = ["is_integer", "is_number", "check_integer", "check_number"]
+__all__ = ["is_integer", "is_number", "check_integer", "check_number", "why_not_a_file"]
+
+
+def why_not_a_file(path) -> str | None:
+    """None when ``path`` is a regular file (symbolic links followed), else why not, as the end of a
+    sentence naming it: "does not exist", "is a directory", "is a symbolic link to '<target>', which
+    does not exist", "is a loop of symbolic links", "is not a regular file" (a pipe, a device). The
+    one reading of a user's input path for every "file not found" message."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "is a loop of symbolic links"
+        if path.is_symlink():
+            return f"is a symbolic link to {os.readlink(path)!r}, which does not exist"
+        return "does not exist"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a directory"
+    return None if stat.S_ISREG(info.st_mode) else "is not a regular file"
 
 
 def is_integer(value) -> bool:

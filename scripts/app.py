@@ -311,8 +311,11 @@ def validate_config(cfg: DictConfig) -> None:
         path = Path(ckpt).expanduser()
         if path.is_dir():
             fail(f"config: ckpt_path={ckpt!r} is a directory; name a checkpoint file in it (e.g. last.ckpt)")
-        if not path.is_file():
-            fail(f"config: ckpt_path={ckpt!r} does not exist")
+        from lecturenn.validation import why_not_a_file
+
+        reason = why_not_a_file(path)
+        if reason:
+            fail(f"config: ckpt_path={ckpt!r} {reason}")
         cfg.ckpt_path = str(path)  # '~' expanded: Lightning's resume and the messages read this one
 
 

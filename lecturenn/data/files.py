@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..validation import why_not_a_file
 from .errors import DataError, shown_names
 
 __all__ = [
@@ -33,10 +34,13 @@ def existing_file(path: str | Path, what: str) -> Path:
     """``path`` (``~`` expanded) if it is a file, else ``DataError``: "<what> file not found: ..." or
     "<what> path is a directory, not a file: ..."."""
     path = Path(path).expanduser()
-    if not path.exists():
+    reason = why_not_a_file(path)
+    if reason == "does not exist":
         raise DataError(f"{what} file not found: {path}")
-    if path.is_dir():
+    if reason == "is a directory":
         raise DataError(f"{what} path is a directory, not a file: {path}")
+    if reason:  # a dangling link, a loop of links, a pipe
+        raise DataError(f"{what} file {path} {reason}")
     return path
 
 

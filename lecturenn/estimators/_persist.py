@@ -40,6 +40,7 @@ import torch
 
 from ..atomic import write_atomically
 from ..interop.files import net_from_arrays, npz_arrays, read_npz
+from ..validation import why_not_a_file
 
 FORMAT = "lecturenn.estimator"
 VERSION = 1
@@ -216,8 +217,11 @@ def load(cls, path):
     """The estimator saved at ``path`` by :func:`save`, as a ``cls``; see the module docstring."""
     path = Path(path)
     where = repr(str(path))
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {where}")
+    reason = why_not_a_file(path)
+    if reason:
+        raise FileNotFoundError(
+            f"no such file: {where}" if reason == "does not exist" else f"{where} {reason}"
+        )
     arrays, arch = read_npz(path)
 
     def bad(what: str) -> ValueError:

@@ -39,6 +39,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ..atomic import write_atomically
+from ..validation import why_not_a_file
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -88,8 +89,9 @@ def verify_checkpoint_file(path) -> None:
     """
     path = Path(path).expanduser()
     where = f"checkpoint {str(path)!r}"
-    if not path.is_file():
-        raise CheckpointError(f"{where} does not exist")
+    reason = why_not_a_file(path)
+    if reason:
+        raise CheckpointError(f"{where} {reason}")
     with open(path, "rb") as f:
         head = f.read(len(_ZIP_MAGIC))
     if head != _ZIP_MAGIC:
