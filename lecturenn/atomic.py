@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,21 +31,27 @@ def atomic_path(path, *, overwrite: bool = True) -> Iterator[Path]:
       no hard links).
     * A symbolic link at ``path`` is written through (its target is replaced, the link stays), as
       ``open(path, "wb")`` does.
-    * The file gets the mode a new file gets from ``open`` (0o666 less the umask), not ``mkstemp``'s 0600.
-    * A folder that cannot take the file (missing, read-only, not a folder) raises the ``OSError`` of
-      its kind naming ``path``, not the temporary file.
+    * The file gets the mode ``open(path, "wb")`` leaves: an existing file's own, else a new file's
+      (0o666 less the umask), not ``mkstemp``'s 0600.
+    * A folder that cannot take the file (missing, read-only, not a folder), a folder or a loop of
+      symbolic links at ``path`` raise the ``OSError`` of their kind naming ``path``, not the temporary
+      file.
     """
     path = Path(path)
     if path.is_symlink():
         path = Path(os.path.realpath(path))
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        if path.is_symlink():  # realpath stops at a loop of links: open() would fail, so does this
+            raise OSError(errno.ELOOP, f"cannot save to {str(path)!r}: it is a loop of symbolic links")
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"cannot save to {str(path)!r}: it is a directory")
+    try:  # a short temporary name: a target name near the file system's 255 bytes must still work
+        fd, name = tempfile.mkstemp(prefix=f".{path.name[:32]}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise type(err)(err.errno, f"cannot save to {str(path)!r}: {err.strerror}") from None
     os.close(fd)
     tmp = Path(name)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, _mode_of(path))
         yield tmp
         with open(tmp, "rb+") as f:  # the bytes on disk before the name points at them
             os.fsync(f.fileno())
@@ -54,6 +61,15 @@ def atomic_path(path, *, overwrite: bool = True) -> Iterator[Path]:
             _link_new(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _mode_of(path: Path) -> int:
+    """The mode ``open(path, "wb")`` would leave: an existing file's own (a private 0600 file stays
+    private), else a new file's, 0o666 less the umask (not ``mkstemp``'s 0600)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 def write_atomically(path, write: Callable) -> None:
@@ -67,7 +83,7 @@ def _link_new(tmp: Path, path: Path) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise
+        raise FileExistsError(errno.EEXIST, f"{str(path)!r} already exists") from None
     except OSError:  # no hard links here (some network or FUSE file systems)
         if path.exists():
             raise FileExistsError(errno.EEXIST, f"{str(path)!r} already exists") from None

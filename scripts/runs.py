@@ -329,16 +329,29 @@ def sweep_direction_complaint(config: DictConfig) -> str | None:
     metric = config.get("optimized_metric")
     hydra = config.get("hydra") or {}
     sweeper = hydra.get("sweeper") or {}
-    if not metric or "optimized_metric" in _swept_keys(hydra):
+    if not metric or "optimized_metric" in _swept_keys(hydra, sweeps_only=True):
         return None
     return direction_complaint(str(metric), sweeper.get("direction"))
 
 
-def _swept_keys(hydra) -> list[str]:
-    """The keys a sweep sets: command-line overrides and the sweeper's ``params``."""
+def _swept_keys(hydra, sweeps_only: bool = False) -> list[str]:
+    """The keys a sweep sets: the command line's overrides (with ``sweeps_only``, those that sweep:
+    ``a,b``, ``range(...)``, ``choice(...)``) and the sweeper's ``params``."""
     task = list((hydra.get("overrides") or {}).get("task") or [])
     params = (hydra.get("sweeper") or {}).get("params") or {}
+    if sweeps_only:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parser = OverridesParser.create()
+        task = [o for o in task if _is_sweep(parser, o)]
     return [o.split("=", 1)[0].lstrip("+~") for o in task] + [str(k) for k in params]
+
+
+def _is_sweep(parser, override: str) -> bool:
+    try:
+        return parser.parse_override(override).is_sweep_override()
+    except Exception:  # noqa: BLE001 — what Hydra's grammar cannot read, Hydra reports
+        return False
 
 
 def direction_complaint(metric: str, direction) -> str | None:

@@ -355,6 +355,8 @@ def test_the_sweep_wide_direction_check_leaves_the_tasks_own_or_a_swept_metric_t
     assert sweep_direction_complaint(cfg("val/r2_best")) is None
     assert sweep_direction_complaint(cfg(None)) is None  # the task's own metric: each job checks it
     assert sweep_direction_complaint(cfg("val/mse_best", ["optimized_metric=val/mse_best,val/acc"])) is None
+    # a fixed metric on the command line is no sweep of it (hostile round 10b: it was taken for one)
+    assert "better when lower" in sweep_direction_complaint(cfg("val/loss", ["optimized_metric=val/loss"]))
     assert sweep_direction_complaint(cfg("val/mse_best", params={"optimized_metric": "choice(a, b)"})) is None
     assert sweep_direction_complaint(cfg("val/mse_best", direction=None)) is None  # no Optuna: no direction
 

@@ -58,3 +58,27 @@ def test_a_symbolic_link_is_written_through(tmp_path):
 def test_a_folder_that_cannot_take_the_file_is_named_not_the_temporary_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"cannot save to '.*missing/out\.bin'"):
         write_atomically(tmp_path / "missing" / "out.bin", lambda f: f.write(b"x"))
+
+
+def test_what_open_would_refuse_is_refused_naming_the_target_and_what_it_accepts_is_accepted(tmp_path):
+    # hostile round 10b: a loop of links was replaced by a file, a folder was named by its temporary
+    # file, a 250-character name failed (the temporary name added ~14), a private file became 0644
+    (tmp_path / "a.npz").symlink_to("b.npz")
+    (tmp_path / "b.npz").symlink_to("a.npz")
+    with pytest.raises(OSError, match=r"cannot save to '.*\.npz': it is a loop of symbolic links"):
+        write_atomically(tmp_path / "a.npz", lambda f: f.write(b"x"))
+    assert (tmp_path / "a.npz").is_symlink()
+    (tmp_path / "d.npz").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"cannot save to '.*d\.npz': it is a directory"):
+        write_atomically(tmp_path / "d.npz", lambda f: f.write(b"x"))
+    long = tmp_path / ("n" * 250)
+    write_atomically(long, lambda f: f.write(b"x"))
+    assert long.read_bytes() == b"x"
+    private = tmp_path / "private.npz"
+    private.write_bytes(b"old")
+    private.chmod(0o600)
+    write_atomically(private, lambda f: f.write(b"new"))
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600 and private.read_bytes() == b"new"
+    with pytest.raises(FileExistsError, match=r"^\[Errno 17\] '.*private\.npz' already exists$"):
+        with atomic_path(private, overwrite=False) as tmp:
+            tmp.write_bytes(b"newer")
