@@ -27,6 +27,10 @@ def last_ckpt(tmp_path_factory):
         ("data=wine", "its n_features"),
         ("optimizer=sgd", "torch.optim.adam.Adam, this run uses torch.optim.sgd.SGD"),
         ("optimizer=adamw", "this run uses torch.optim.adamw.AdamW"),  # same settings' names as Adam
+        # Lightning restores the optimizer's settings with its state: a changed one was silently ignored
+        # (hostile round 10b: optimizer.lr=0.01 trained on at 0.1)
+        ("optimizer.lr=0.01", "optimizer.lr=0.005 (this run: 0.01)"),
+        ("optimizer.betas=[0.8,0.9]", "optimizer.betas=[0.9, 0.999] (this run: [0.8, 0.9])"),
     ],
 )
 def test_resume_refuses_a_different_network_or_data(tmp_path, capsys, last_ckpt, change, named):
@@ -41,7 +45,6 @@ def test_resume_refuses_a_different_network_or_data(tmp_path, capsys, last_ckpt,
 @pytest.mark.parametrize(
     "change",
     [
-        "optimizer.lr=0.01",
         "model.lam=0.5",
         "model.backprop=autograd",
         "data.batch_size=16",
@@ -77,3 +80,30 @@ def test_resume_refuses_other_rows_even_without_standardisation(tmp_path, capsys
         train(make_cfg(tmp_path / "again", [*xor, change, "trainer.max_epochs=2", f"ckpt_path={last}"]))
     assert info.value.code == 2
     assert "its train_digest is" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_resume_refuses_scheduler_settings_it_would_ignore_and_keeps_the_rest(tmp_path, capsys):
+    """A cosine run resumed for more epochs: T_max=${trainer.max_epochs} grows, but Lightning restores
+    the checkpoint's T_max, so the new epochs ran at lr = eta_min = 0 (and L-BFGS crashed on the zero
+    step: hostile round 10b). Refused naming the setting; with the checkpoint's T_max it resumes."""
+    first = tmp_path / "first"
+    train(make_cfg(first, [*BASE, "scheduler=cosine"]))
+    last = first / "checkpoints" / "last.ckpt"
+    with pytest.raises(SystemExit) as info:
+        train(
+            make_cfg(
+                tmp_path / "more", [*BASE, "scheduler=cosine", "trainer.max_epochs=2", f"ckpt_path={last}"]
+            )
+        )
+    assert info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "scheduler.T_max=1 (this run: 2)" in errors[0], errors
+    with pytest.raises(SystemExit):
+        train(
+            make_cfg(
+                tmp_path / "other", [*BASE, "scheduler=step", "trainer.max_epochs=2", f"ckpt_path={last}"]
+            )
+        )
+    assert "another scheduler than StepLR" in capsys.readouterr().err
+    same = [*BASE, "scheduler=cosine", "scheduler.T_max=1", "trainer.max_epochs=2", f"ckpt_path={last}"]
+    assert train(make_cfg(tmp_path / "same", same))["epochs"] == 2

@@ -129,8 +129,9 @@ def check_resumable(ckpt_path: str | Path, model, max_epochs: int | None = None)
         raise ValueError(f"checkpoint {ckpt_path} holds a different network (mismatch in {diff[:4]}); {fix}")
     states = ckpt.get("optimizer_states") or []
     if states:
-        optimizer = model.configure_optimizers()
-        optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+        built = model.configure_optimizers()
+        optimizer = built["optimizer"] if isinstance(built, dict) else built
+        configured = built["lr_scheduler"]["scheduler"] if isinstance(built, dict) else None
         kind = f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
         saved_kind = ckpt.get("optimizer_class")
         if saved_kind is not None and saved_kind != kind:
@@ -146,4 +147,62 @@ def check_resumable(ckpt_path: str | Path, model, max_epochs: int | None = None)
                 f"{sorted(have - want)} do not exist in {type(optimizer).__name__}); "
                 "resume with the same optimizer"
             )
+        changed = settings_changed(ckpt, optimizer, configured)
+        if changed:
+            raise ValueError(
+                f"checkpoint {ckpt_path} was trained with {changed}: a resume restores the optimizer's and "
+                "the scheduler's state with their settings (Lightning), so this run's would be silently "
+                "ignored; resume with the checkpoint's settings, or start a new run"
+            )
     return done
+
+
+# what a scheduler's state holds besides its settings: how far it has gone
+_SCHEDULER_PROGRESS = frozenset(
+    {"last_epoch", "_step_count", "_last_lr", "base_lrs", "_get_lr_called_within_step", "_is_initial",
+     "best", "num_bad_epochs", "cooldown_counter"}
+)  # fmt: skip
+
+
+def settings_changed(ckpt: dict, optimizer, configured) -> str | None:
+    """The first optimizer or scheduler setting this run configures differently from the checkpoint's,
+    as "<setting>=<checkpoint's> (this run: <its>)", or None. Lightning restores the optimizer's
+    ``param_groups`` and the scheduler's ``state_dict`` from the checkpoint, settings included (lr,
+    momentum, betas, weight decay; T_max, step_size, gamma, ...), so a changed one would not apply. The
+    learning rate is compared as configured: the checkpoint's ``initial_lr`` where a scheduler set it,
+    its ``lr`` without a scheduler, not at all under ReduceLROnPlateau (it keeps no initial rate).
+    ``configured``: the scheduler this run built (or None)."""
+    saved_groups = ckpt["optimizer_states"][0]["param_groups"]
+    saved_schedulers = ckpt.get("lr_schedulers") or []
+    for group, saved in zip(optimizer.param_groups, saved_groups):
+        for key, value in group.items():
+            if key in ("params", "initial_lr") or key not in saved:
+                continue
+            old = saved[key]
+            if key == "lr":
+                if "initial_lr" in saved:
+                    old = saved["initial_lr"]
+                elif saved_schedulers:
+                    continue  # ReduceLROnPlateau: the current rate, not the configured one
+            if not _same(_plain(old), _plain(value)):
+                return f"optimizer.{key}={_short(_plain(old))} (this run: {_short(_plain(value))})"
+    if configured is not None and saved_schedulers:
+        fresh, saved = configured.state_dict(), saved_schedulers[0]
+        if set(fresh) != set(saved):
+            return (
+                f"another scheduler than {type(configured).__name__} (its state has "
+                f"{sorted(set(saved) - _SCHEDULER_PROGRESS)})"
+            )
+        for key in sorted(set(fresh) - _SCHEDULER_PROGRESS):
+            if not _same(_plain(saved[key]), _plain(fresh[key])):
+                return (
+                    f"scheduler.{key}={_short(_plain(saved[key]))} (this run: {_short(_plain(fresh[key]))})"
+                )
+    return None
+
+
+def _plain(value):
+    """Tuples as lists (a checkpoint's betas come back as lists); tensors (a capturable lr) as numbers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return list(value) if isinstance(value, tuple) else value
