@@ -71,6 +71,50 @@ def quiet_lightning():
         logging.getLogger(n).setLevel(level)
 
 
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def run_script(script, *args, cwd, env=None, timeout=300):
+    """``python scripts/<script> args...`` as a user runs it, from ``cwd``; ``env`` defaults to this
+    process's environment with Hydra's one-line errors and no warnings."""
+    import subprocess
+
+    if env is None:
+        env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def interrupt_training(args, last, signum, cwd):
+    """Start ``train.py args`` from ``cwd``, send ``signum`` once its first ``last`` checkpoint exists
+    (the signal's default action restored, as from a terminal); returns (exit status, stderr)."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "train.py"), *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not last.exists():
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
 def load_script(path, name: str):
     """The Python file at ``path`` (a benchmark script, not a package module) imported as ``name``."""
     import importlib.util

@@ -1,8 +1,6 @@
 """The Hydra app end to end: config composition, train → metrics.json, eval, predict, sweeps, resume."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from conftest import run_script  # noqa: E402
 from train import build, train  # noqa: E402
 
 QUIET = ["++trainer.enable_progress_bar=false", "callbacks.progress_bar=null"]
@@ -37,18 +36,6 @@ def make_cfg(tmp_path, overrides=(), config="train"):
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path)
     return cfg
-
-
-def run_script(script, *args, cwd, timeout=300):
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 # -- composition --------------------------------------------------------------------------------

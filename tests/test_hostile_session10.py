@@ -4,7 +4,6 @@ the estimators' files and the environment. Each test failed before its fix."""
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import torch
 
 pytest.importorskip("hydra")  # the Hydra app: skipped where hydra-core is missing (a bare GPU box)
 
-from test_app import QUIET, ROOT, make_cfg, run_script
+from conftest import interrupt_training, run_script
+from test_app import QUIET, ROOT, make_cfg
 from test_run_files import only_error_line
 
 from lecturenn.training.checkpoint import load_module
@@ -34,18 +34,13 @@ def iris_run(tmp_path_factory):
 
 
 def cli(script, *args, cwd, home=None):
-    """The script as a user runs it; ``home``: the HOME it sees."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
-    if home is not None:
-        env["HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
+    """The script as a user runs it (conftest.run_script); ``home``: the HOME it sees."""
+    env = (
+        None
+        if home is None
+        else {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore", "HOME": str(home)}
     )
+    return run_script(script, *args, cwd=cwd, env=env)
 
 
 # -- run directories: created before Hydra's own mkdir, or one line ------------------------------
@@ -182,28 +177,14 @@ def test_ctrl_c_stops_with_130_a_resume_line_and_the_resume_continues(tmp_path):
     """SIGINT mid-run: Lightning printed "Detected KeyboardInterrupt, attempting graceful shutdown ..."
     and exited 1, like a crash, with no resume command (SIGTERM: 143 and one line naming last.ckpt)."""
     import signal
-    import time
 
     import torch
 
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.ckpt"
     args = ["data=xor", "data.n=4000", "trainer.max_epochs=500", f"hydra.run.dir={run}", *QUIET]
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
-    )
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not last.exists():
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + 2, err[-2000:]
+    returncode, err = interrupt_training(args, last, signal.SIGINT, cwd=tmp_path)
+    assert returncode == 128 + 2, err[-2000:]
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "interrupted (SIGINT)" in errors[0] and f"ckpt_path={last}" in errors[0], err[
         -2000:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_script
 from torch import nn
 
 import lecturenn as ln
@@ -405,17 +406,6 @@ ln.register_head("my_poisson", torch.exp, cost, lambda h, Y, inplace=False: h.su
 '''
 
 QUIET = ["++trainer.enable_progress_bar=false", "callbacks.progress_bar=null"]
-
-
-def run_script(script, *args, cwd, env):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
 
 
 @pytest.mark.slow

@@ -9,10 +9,11 @@ import sys
 import pandas as pd
 import pytest
 import torch
+from conftest import interrupt_training, run_script
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 from runs import RUN_FILES, run_stamp, strict_json
-from test_app import QUIET, ROOT, make_cfg, run_script
+from test_app import QUIET, ROOT, make_cfg
 from train import train
 
 # A run whose best epoch is early: val/loss is lowest at epoch 1 and never improves again.
@@ -291,28 +292,13 @@ def test_metrics_json_is_strict_json():
 
 
 def test_sigterm_stops_with_a_non_zero_status_and_a_resumable_last_ckpt(tmp_path):
-    import os
     import signal
-    import time
 
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.ckpt"
     args = ["data=xor", "data.n=4000", "trainer.max_epochs=500", f"hydra.run.dir={run}", *QUIET]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not last.exists():
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + 15, err[-2000:]
+    returncode, err = interrupt_training(args, last, signal.SIGTERM, cwd=tmp_path)
+    assert returncode == 128 + 15, err[-2000:]
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "stopped by SIGTERM" in errors[0] and f"ckpt_path={last}" in errors[0]
     assert not (run / "metrics.json").exists() and ckpt(last)["epoch"] >= 0
