@@ -14,7 +14,7 @@ import stat
 from numbers import Integral, Real
 from pathlib import Path
 
-__all__ = ["is_integer", "is_number", "check_integer", "check_number", "why_not_a_file"]
+__all__ = ["is_integer", "is_number", "check_integer", "check_number", "why_not_a_file", "require_file"]
 
 
 def why_not_a_file(path) -> str | None:
@@ -34,6 +34,16 @@ def why_not_a_file(path) -> str | None:
     if stat.S_ISDIR(info.st_mode):
         return "is a directory"
     return None if stat.S_ISREG(info.st_mode) else "is not a regular file"
+
+
+def require_file(path) -> None:
+    """``FileNotFoundError`` unless ``path`` is a regular file: "no such file: '<path>'", or
+    "'<path>' <why>" (:func:`why_not_a_file`) — the Θ files' and saved estimators' loads."""
+    reason = why_not_a_file(path)
+    if reason == "does not exist":
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    if reason:
+        raise FileNotFoundError(f"{str(path)!r} {reason}")
 
 
 def is_integer(value) -> bool:

@@ -74,9 +74,8 @@ def _refuse(message: str) -> None:
     raise SystemExit(2)
 
 
-_CLAIMS: dict[
-    Path, int
-] = {}  # the directories this process claimed, and their descriptors: held until it exits
+# the directories this process claimed, and their descriptors: held until it exits
+_CLAIMS: dict[Path, int] = {}
 
 
 def claim(directory: Path, what: str) -> None:

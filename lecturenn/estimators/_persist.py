@@ -40,7 +40,7 @@ import torch
 
 from ..atomic import write_atomically
 from ..interop.files import net_from_arrays, npz_arrays, read_npz
-from ..validation import why_not_a_file
+from ..validation import require_file
 
 FORMAT = "lecturenn.estimator"
 VERSION = 1
@@ -165,8 +165,6 @@ def save(est, path) -> Path:
     doc["fitted"] = fitted
     arrays["estimator"] = np.array(json.dumps(doc))
     _check_loads(type(est), arrays)
-    if path.is_dir():  # else the OSError would name the temporary file
-        raise IsADirectoryError(f"cannot save to {str(path)!r}: it is a directory")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save to {str(path)!r}: {str(path.parent)!r} is no directory")
     write_atomically(path, lambda f: np.savez(f, **arrays))  # a failed save leaves no half-written file
@@ -217,11 +215,7 @@ def load(cls, path):
     """The estimator saved at ``path`` by :func:`save`, as a ``cls``; see the module docstring."""
     path = Path(path)
     where = repr(str(path))
-    reason = why_not_a_file(path)
-    if reason:
-        raise FileNotFoundError(
-            f"no such file: {where}" if reason == "does not exist" else f"{where} {reason}"
-        )
+    require_file(path)
     arrays, arch = read_npz(path)
 
     def bad(what: str) -> ValueError:

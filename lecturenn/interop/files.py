@@ -42,7 +42,7 @@ import torch
 
 from ..atomic import write_atomically
 from ..network import ThetaMLP
-from ..validation import why_not_a_file
+from ..validation import require_file
 
 __all__ = ["save_thetas", "load_thetas"]  # npz_arrays, read_npz, net_from_arrays: for the estimators
 
@@ -276,11 +276,7 @@ def load_thetas(
     """
     path = Path(path)
     suffix = _suffix(path)
-    reason = why_not_a_file(path)
-    if reason:
-        raise FileNotFoundError(
-            f"no such file: {str(path)!r}" if reason == "does not exist" else f"{str(path)!r} {reason}"
-        )
+    require_file(path)
     arrays, arch = read_npz(path) if suffix == ".npz" else _read_mat(path)
     return net_from_arrays(arrays, arch, repr(str(path)), backprop, dtype, device)
 
