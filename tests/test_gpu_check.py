@@ -2,6 +2,7 @@
 on the CPU where hydra-core and omegaconf cannot be imported, as on the bare GPU machine; the parts
 only a GPU reaches (CUDA kernel counts, the tables of GPU results) are fed CUDA-shaped data here."""
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -18,25 +19,42 @@ from torch.autograd import DeviceType
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# On PYTHONPATH, this makes hydra, omegaconf and antlr4 unimportable in every process started with it,
-# and invisible to importlib.util.find_spec (Lightning asks find_spec whether omegaconf is there): what
-# the GPU machine has. The path finder itself does not find them, so find_spec returns None, as for a
-# package that is not installed (a finder that raised instead broke torch 2.4's dynamo, which asks
-# find_spec about omegaconf; a stub package that raises on import would still be found).
+# On PYTHONPATH, this makes the packages unimportable in every process started with it, and invisible
+# to importlib.util.find_spec (Lightning asks find_spec whether omegaconf is there): what the GPU
+# machine has. The path finder itself does not find them, so find_spec returns None, as for a package
+# that is not installed. It is patched on the class, not replaced in sys.meta_path: pytest's
+# assertion-rewrite hook goes first for the packages of pytest plugins (hypothesis, hydra-core) and
+# calls PathFinder.find_spec itself, so a replaced finder let the stage import a pure-Python
+# hypothesis anyway (CI, hypothesis 6.155). A finder that raised broke torch 2.4's dynamo (it asks
+# find_spec about omegaconf); a None in sys.modules breaks pytest's start (it reads every module's
+# __loader__); a stub package that raised on import would still be found.
 BLOCK_PACKAGES = """
-import sys
 from importlib.machinery import PathFinder
 
-
-class _NotInstalled(PathFinder):
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        if name.partition(".")[0] in {blocked!r}:
-            return None  # what the path finder says of a package that is not installed
-        return super().find_spec(name, path, target)
+_find_spec = PathFinder.find_spec
 
 
-sys.meta_path[:] = [_NotInstalled if finder is PathFinder else finder for finder in sys.meta_path]
+def find_spec(cls, name, path=None, target=None):
+    if name.partition(".")[0] in {blocked!r}:
+        return None  # what the path finder says of a package that is not installed
+    return _find_spec(name, path, target)
+
+
+PathFinder.find_spec = classmethod(find_spec)
+"""
+BLOCK_PROBE = """
+import importlib
+import importlib.util
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("name", os.environ["BLOCKED_NAMES"].split(","))
+def test_the_package_cannot_be_imported(name):
+    assert importlib.util.find_spec(name) is None
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(name)
 """
 APP_PACKAGES = ("hydra", "omegaconf", "antlr4")
 
@@ -54,12 +72,30 @@ def blocking_env(tmp_path, blocked) -> dict:
     (block / "sitecustomize.py").write_text(BLOCK_PACKAGES.format(blocked=tuple(blocked)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(block), env.get("PYTHONPATH")]))
-    env.pop("PYTEST_ADDOPTS", None)
+    # a package that is not installed brings no pytest plugin either (hypothesis's would import it)
+    env["PYTEST_ADDOPTS"] = " ".join(f"-p no:{name}" for name in pytest_plugins_of(blocked))
+    probe = block / "test_blocked.py"
+    probe.write_text(BLOCK_PROBE)
+    # checked under pytest, whose assertion-rewrite hook finds the plugins' packages itself
     check = subprocess.run(
-        [sys.executable, "-c", "import omegaconf"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(probe)],
+        cwd=block,
+        env={**env, "BLOCKED_NAMES": ",".join(blocked)},
+        capture_output=True,
+        text=True,
     )
-    assert "No module named 'omegaconf'" in check.stderr
+    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
     return env
+
+
+def pytest_plugins_of(packages) -> list[str]:
+    """Names of the pytest plugins (entry points) that the distributions holding ``packages`` bring."""
+    names = []
+    for entry in importlib.metadata.entry_points(group="pytest11"):
+        tops = {Path(str(f)).parts[0].removesuffix(".py") for f in entry.dist.files or ()}
+        if tops & set(packages):
+            names.append(entry.name)
+    return names
 
 
 def run_check(args, env, timeout=900):
