@@ -5,6 +5,7 @@ only a GPU reaches (CUDA kernel counts, the tables of GPU results) are fed CUDA-
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -114,7 +115,10 @@ def stages(out: Path, proc=None) -> dict:
 @pytest.mark.slow
 def test_dry_run_runs_every_stage_without_hydra(bare_env, tmp_path):
     out = tmp_path / "out"
-    proc = run_check(["bash", "scripts/gpu_check.sh", "--dry-run", str(out)], bare_env)
+    # the interpreter running these tests, not whichever python3 is first on PATH (a venv's python run
+    # without activating the venv found the system's, which has no torch)
+    env = {**bare_env, "PYTHON": sys.executable}
+    proc = run_check(["bash", "scripts/gpu_check.sh", "--dry-run", str(out)], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == sorted(gpu_check.OUT_FILES)  # the device returns 8
     assert len(gpu_check.OUT_FILES) <= 6
@@ -165,6 +169,26 @@ def test_without_cuda_the_gpu_stages_are_skipped_with_the_reason(bare_env, tmp_p
     assert s["env"]["status"] == "ok" and s["env"]["result"]["cuda"] is False
     assert s["step"]["status"] == "skipped" and "no CUDA device" in s["step"]["error"]
     assert "use --dry-run" in proc.stdout.splitlines()[-2]
+
+
+def test_the_script_runs_python3_from_path_or_says_there_is_none(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
+    env = {**os.environ, "PATH": str(bin_dir)}
+    env.pop("PYTHON", None), env.pop("PYTHONPATH", None)
+    script = str(ROOT / "scripts" / "gpu_check.sh")
+    bash = shutil.which("bash")
+    proc = subprocess.run([bash, script, "--dry-run", "x"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "gpu_check: no python3 or python on PATH (set PYTHON=...)\n"
+
+    python3 = bin_dir / "python3"  # stands in for the interpreter: shows what it was run with
+    python3.write_text('#!/bin/sh\necho "$PYTHONPATH" "$@"\n')
+    python3.chmod(0o755)
+    proc = subprocess.run([bash, script, "--dry-run", "x"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(ROOT), str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "x"]
 
 
 @pytest.mark.slow
