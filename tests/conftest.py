@@ -74,13 +74,18 @@ def quiet_lightning():
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
+def script_env(**extra) -> dict:
+    """This process's environment with Hydra's one-line errors, no warnings, and ``extra``."""
+    return {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore", **extra}
+
+
 def run_script(script, *args, cwd, env=None, timeout=300):
-    """``python scripts/<script> args...`` as a user runs it, from ``cwd``; ``env`` defaults to this
-    process's environment with Hydra's one-line errors and no warnings."""
+    """``python scripts/<script> args...`` as a user runs it, from ``cwd``; ``env`` defaults to
+    :func:`script_env`."""
     import subprocess
 
     if env is None:
-        env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+        env = script_env()
     return subprocess.run(
         [sys.executable, str(SCRIPTS / script), *args],
         cwd=cwd,

@@ -60,10 +60,10 @@ def test_the_package_cannot_be_imported(name):
 APP_PACKAGES = ("hydra", "omegaconf", "antlr4")
 
 
-@pytest.fixture
-def bare_env(tmp_path):
-    """The environment of the GPU machine: no hydra-core, omegaconf or antlr4."""
-    return blocking_env(tmp_path, APP_PACKAGES)
+@pytest.fixture(scope="module")
+def bare_env(tmp_path_factory):
+    """The environment of the GPU machine: no hydra-core, omegaconf or antlr4 (built and checked once)."""
+    return blocking_env(tmp_path_factory.mktemp("bare"), APP_PACKAGES)
 
 
 def blocking_env(tmp_path, blocked) -> dict:
@@ -91,10 +91,10 @@ def blocking_env(tmp_path, blocked) -> dict:
 
 def pytest_plugins_of(packages) -> list[str]:
     """Names of the pytest plugins (entry points) that the distributions holding ``packages`` bring."""
-    names = []
+    names, wanted = [], set(packages)
     for entry in importlib.metadata.entry_points(group="pytest11"):
         tops = {Path(str(f)).parts[0].removesuffix(".py") for f in entry.dist.files or ()}
-        if tops & set(packages):
+        if tops & wanted:
             names.append(entry.name)
     return names
 
@@ -175,8 +175,8 @@ def test_the_script_runs_python3_from_path_or_says_there_is_none(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
-    env = {**os.environ, "PATH": str(bin_dir)}
-    env.pop("PYTHON", None), env.pop("PYTHONPATH", None)
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHON", "PYTHONPATH")}
+    env["PATH"] = str(bin_dir)
     script = str(ROOT / "scripts" / "gpu_check.sh")
     bash = shutil.which("bash")
     proc = subprocess.run([bash, script, "--dry-run", "x"], env=env, capture_output=True, text=True)

@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("hydra")  # the Hydra app: skipped where hydra-core is missing (a bare GPU box)
 
-from conftest import interrupt_training, run_script
+from conftest import interrupt_training, run_script, script_env
 from test_app import QUIET, ROOT, make_cfg
 from test_run_files import only_error_line
 
@@ -35,11 +35,7 @@ def iris_run(tmp_path_factory):
 
 def cli(script, *args, cwd, home=None):
     """The script as a user runs it (conftest.run_script); ``home``: the HOME it sees."""
-    env = (
-        None
-        if home is None
-        else {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore", "HOME": str(home)}
-    )
+    env = None if home is None else script_env(HOME=str(home))
     return run_script(script, *args, cwd=cwd, env=env)
 
 
