@@ -104,6 +104,8 @@ def parse_args(argv):
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run these stages in this process
     p.add_argument("--results", help=argparse.SUPPRESS)  # internal: the worker's folder for results
     args = p.parse_args(argv)
+    if not args.outdir.strip():  # "$OUT" with OUT unset: not the current folder
+        p.error("OUTDIR is empty: name the folder for the results, e.g. gpu_check_out")
     if args.worker and not args.results:
         p.error("--worker needs --results")
     args.only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else list(STAGES)
@@ -217,11 +219,21 @@ def write_whole(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def prepare_outdir(out: Path, summary: dict) -> str | None:
+    """Make ``out`` a folder holding none of the check's files but the first ``summary.json``, or say
+    in one line why it cannot be (a file in the way, no permission, ...)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in OUT_FILES:
+            (out / name).unlink(missing_ok=True)
+        write_json(out / "summary.json", summary)
+    except OSError as e:
+        return f"gpu_check: cannot write the results into {str(out)!r}: {e.strerror or e} ({e.filename})"
+    return None
+
+
 def orchestrate(args) -> int:
     out = Path(args.outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in OUT_FILES:
-        (out / name).unlink(missing_ok=True)
     summary = {
         "dry_run": args.dry_run,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -230,6 +242,10 @@ def orchestrate(args) -> int:
         "stages": [],
         "files": list(OUT_FILES),
     }
+    problem = prepare_outdir(out, summary)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     mode = "dry run: CPU, tiny sizes" if args.dry_run else "GPU"
     print(f"gpu_check ({mode}): {', '.join(args.only)}; budget {args.budget:.0f} s; files in {out}/")
     run = Run(args, out, summary)

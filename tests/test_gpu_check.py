@@ -93,7 +93,10 @@ def pytest_plugins_of(packages) -> list[str]:
     """Names of the pytest plugins (entry points) that the distributions holding ``packages`` bring."""
     names, wanted = [], set(packages)
     for entry in importlib.metadata.entry_points(group="pytest11"):
+        # the distribution's own name and the plugin module's package count too: an install without a
+        # RECORD file lists no files
         tops = {Path(str(f)).parts[0].removesuffix(".py") for f in entry.dist.files or ()}
+        tops |= {entry.dist.name, entry.value.partition(".")[0]}
         if tops & wanted:
             names.append(entry.name)
     return names
@@ -128,6 +131,7 @@ def test_dry_run_runs_every_stage_without_hydra(bare_env, tmp_path):
     assert any(line.startswith("gpu_check summary (dry run") for line in last[-10:])
     assert (out / "summary.txt").read_text().strip().splitlines()[-1] == last[-1]
 
+    assert json.loads((out / "summary.json").read_text())["python"] == sys.executable  # $PYTHON honoured
     s = stages(out, proc)
     assert list(s) == list(gpu_check.STAGES)
     assert {name: st["status"] for name, st in s.items()} == dict.fromkeys(gpu_check.STAGES, "ok")
@@ -171,24 +175,62 @@ def test_without_cuda_the_gpu_stages_are_skipped_with_the_reason(bare_env, tmp_p
     assert "use --dry-run" in proc.stdout.splitlines()[-2]
 
 
-def test_the_script_runs_python3_from_path_or_says_there_is_none(tmp_path):
+def test_the_script_runs_python_from_pythonenv_or_path_or_says_there_is_none(tmp_path):
+    """$PYTHON, else python3 on PATH, else python on PATH; with none, one line and exit 2."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHON", "PYTHONPATH")}
     env["PATH"] = str(bin_dir)
-    script = str(ROOT / "scripts" / "gpu_check.sh")
-    bash = shutil.which("bash")
-    proc = subprocess.run([bash, script, "--dry-run", "x"], env=env, capture_output=True, text=True)
+
+    def script(**extra):
+        return subprocess.run(
+            [shutil.which("bash"), str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run", "x"],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+        )
+
+    def stand_in(path):  # stands in for an interpreter: shows what it was run with
+        path.write_text(f'#!/bin/sh\necho {path.name} "$PYTHONPATH" "$@"\n')
+        path.chmod(0o755)
+
+    proc = script()
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == "gpu_check: no python3 or python on PATH (set PYTHON=...)\n"
+    run_with = [str(ROOT), str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "x"]
+    stand_in(bin_dir / "python")
+    assert script().stdout.split() == ["python", *run_with]
+    stand_in(bin_dir / "python3")
+    assert script().stdout.split() == ["python3", *run_with]
+    stand_in(tmp_path / "chosen")
+    assert script(PYTHON=str(tmp_path / "chosen")).stdout.split() == ["chosen", *run_with]
 
-    python3 = bin_dir / "python3"  # stands in for the interpreter: shows what it was run with
-    python3.write_text('#!/bin/sh\necho "$PYTHONPATH" "$@"\n')
-    python3.chmod(0o755)
-    proc = subprocess.run([bash, script, "--dry-run", "x"], env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [str(ROOT), str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "x"]
+
+@pytest.mark.parametrize(
+    "outdir, why",
+    [
+        ("a_file", "File exists"),
+        ("a_file/sub", "Not a directory"),
+        ("results", "Is a directory"),  # its summary.json is a folder
+        ("", "OUTDIR is empty"),  # "$OUT" with OUT unset: it wrote into the current folder
+    ],
+)
+def test_an_outdir_that_cannot_hold_the_results_is_one_line_before_any_stage(tmp_path, outdir, why):
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "results" / "summary.json").mkdir(parents=True)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", outdir],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert why in proc.stderr.splitlines()[-1] and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+    assert (tmp_path / "a_file").read_text() == "mine"
 
 
 @pytest.mark.slow
